@@ -1,0 +1,590 @@
+#include "db/resource_store.h"
+
+#include <soci/soci.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <random>
+#include <unordered_map>
+
+#include "db/database.h"
+
+namespace fls::db {
+
+namespace {
+
+constexpr const char* kInstantText =
+    "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+
+std::string InstantText(const std::string& column) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, kInstantText, column.c_str());
+  return buf;
+}
+
+// Bound parameters collected while a statement's text is built; placeholders are :p0, :p1...
+class Params {
+ public:
+  std::string Add(std::string value) {
+    values_.push_back(std::move(value));
+    return ":p" + std::to_string(values_.size() - 1);
+  }
+  const std::vector<std::string>& values() const { return values_; }
+
+ private:
+  std::vector<std::string> values_;
+};
+
+soci::rowset<soci::row> Query(soci::session& sql, const std::string& text, const Params& params) {
+  soci::details::prepare_temp_type prep = sql.prepare << text;
+  for (const auto& v : params.values()) prep, soci::use(v);
+  return soci::rowset<soci::row>(prep);
+}
+
+void Exec(soci::session& sql, const std::string& text, const Params& params) {
+  soci::details::once_temp_type once = sql << text;
+  for (const auto& v : params.values()) once, soci::use(v);
+}
+
+void JsonString(std::string& out, const std::string& s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void JsonOpt(std::string& out, const std::optional<std::string>& s) {
+  if (s) {
+    JsonString(out, *s);
+  } else {
+    out += "null";
+  }
+}
+
+VersionRow RowToVersion(const soci::row& r, const std::string& type) {
+  // columns: res_id, version_id, last_updated text, deleted int, content text (nullable)
+  VersionRow v;
+  v.type = type;
+  v.id = r.get<std::string>(0);
+  v.version = r.get<int>(1);
+  v.last_updated = r.get<std::string>(2);
+  v.deleted = r.get<int>(3) != 0;
+  if (r.get_indicator(4) != soci::i_null) v.content = r.get<std::string>(4);
+  return v;
+}
+
+const char* kIndexTables[] = {"idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"};
+
+std::string EscapeLike(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+// The SQL condition for one alternative of a predicate on index table alias x.
+std::string AlternativeSql(const SearchPredicate& p, const SearchPredicate::Alternative& a,
+                           Params& params) {
+  using T = SearchPredicate::Table;
+  switch (p.table) {
+    case T::kToken: {
+      if (a.system_only) return "x.system = " + params.Add(*a.system);
+      std::string s = "x.code = " + params.Add(a.code);
+      if (a.match_system) {
+        s += a.system ? " AND x.system = " + params.Add(*a.system) : " AND x.system IS NULL";
+      }
+      return "(" + s + ")";
+    }
+    case T::kString:
+      switch (a.string_mode) {
+        case SearchPredicate::Alternative::StringMode::kExact:
+          return "x.exact = " + params.Add(a.text);
+        case SearchPredicate::Alternative::StringMode::kContains:
+          return "x.norm LIKE " + params.Add("%" + EscapeLike(a.text) + "%");
+        case SearchPredicate::Alternative::StringMode::kPrefix:
+          return "x.norm LIKE " + params.Add(EscapeLike(a.text) + "%");
+      }
+      return "false";
+    case T::kDate:
+    case T::kLastUpdated: {
+      // R4 search.html#prefix on ranges: the target [tlo, thi) against the value [lo, hi).
+      std::string tlo = p.table == T::kDate ? "x.lo" : "r.last_updated";
+      std::string thi = p.table == T::kDate ? "x.hi" : "(r.last_updated + interval '1 microsecond')";
+      std::string lo = params.Add(a.lo) + "::timestamptz";
+      std::string hi = params.Add(a.hi) + "::timestamptz";
+      std::string eq = "(" + tlo + " >= " + lo + " AND " + thi + " <= " + hi + ")";
+      if (a.prefix == "eq") return eq;
+      if (a.prefix == "ne") return "NOT " + eq;
+      if (a.prefix == "gt") return "(" + thi + " > " + hi + ")";
+      if (a.prefix == "lt") return "(" + tlo + " < " + lo + ")";
+      if (a.prefix == "ge") return "(" + thi + " > " + hi + " OR " + eq + ")";
+      if (a.prefix == "le") return "(" + tlo + " < " + lo + " OR " + eq + ")";
+      if (a.prefix == "sa") return "(" + tlo + " >= " + hi + ")";
+      if (a.prefix == "eb") return "(" + thi + " <= " + lo + ")";
+      if (a.prefix == "ap") return "(" + tlo + " < " + hi + " AND " + thi + " > " + lo + ")";
+      return "false";
+    }
+    case T::kReference: {
+      std::string s = "x.target_id = " + params.Add(a.target_id);
+      if (a.target_type) s += " AND x.target_type = " + params.Add(*a.target_type);
+      return "(" + s + ")";
+    }
+    case T::kQuantity: {
+      // lo carries the value, hi half a unit of its last digit (R4 search.html#quantity: "eq"
+      // means within the precision of the value).
+      std::string v = params.Add(a.lo) + "::numeric";
+      std::string h = params.Add(a.hi) + "::numeric";
+      std::string in_range = "x.value >= (" + v + " - " + h + ") AND x.value < (" + v + " + " + h + ")";
+      std::string cond;
+      if (a.prefix == "eq" || a.prefix == "ap") cond = in_range;
+      else if (a.prefix == "ne") cond = "NOT (" + in_range + ")";
+      else if (a.prefix == "gt" || a.prefix == "sa") cond = "x.value > " + v;
+      else if (a.prefix == "lt" || a.prefix == "eb") cond = "x.value < " + v;
+      else if (a.prefix == "ge") cond = "x.value >= " + v;
+      else if (a.prefix == "le") cond = "x.value <= " + v;
+      else cond = "false";
+      if (a.system) cond += " AND x.system = " + params.Add(*a.system);
+      if (!a.code.empty()) cond += " AND x.code = " + params.Add(a.code);
+      return "(" + cond + ")";
+    }
+    case T::kId:
+      return "r.res_id = " + params.Add(a.code);
+  }
+  return "false";
+}
+
+const char* TableName(SearchPredicate::Table t) {
+  using T = SearchPredicate::Table;
+  switch (t) {
+    case T::kToken: return "idx_token";
+    case T::kString: return "idx_string";
+    case T::kDate: return "idx_date";
+    case T::kReference: return "idx_reference";
+    case T::kQuantity: return "idx_quantity";
+    default: return nullptr;
+  }
+}
+
+std::string PredicateSql(const SearchPredicate& p, Params& params) {
+  using T = SearchPredicate::Table;
+  if (p.table == T::kId || p.table == T::kLastUpdated) {
+    std::string ors;
+    for (const auto& a : p.any_of) {
+      if (!ors.empty()) ors += " OR ";
+      ors += AlternativeSql(p, a, params);
+    }
+    if (ors.empty()) ors = "false";
+    return (p.negate ? "NOT (" : "(") + ors + ")";
+  }
+  std::string table = TableName(p.table);
+  std::string base = "SELECT 1 FROM " + table +
+                     " x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
+                     params.Add(p.param);
+  if (p.missing) return std::string(*p.missing ? "NOT EXISTS (" : "EXISTS (") + base + ")";
+  std::string ors;
+  for (const auto& a : p.any_of) {
+    if (!ors.empty()) ors += " OR ";
+    ors += AlternativeSql(p, a, params);
+  }
+  if (ors.empty()) ors = "false";
+  return std::string(p.negate ? "NOT EXISTS (" : "EXISTS (") + base + " AND (" + ors + "))";
+}
+
+std::string WhereSql(const SearchSpec& spec, Params& params) {
+  std::string w = "r.res_type = " + params.Add(spec.type) + " AND NOT r.deleted";
+  for (const auto& p : spec.where) w += " AND " + PredicateSql(p, params);
+  return w;
+}
+
+std::string OrderSql(const SearchSpec& spec, Params& params) {
+  using T = SearchPredicate::Table;
+  std::string order;
+  for (const auto& s : spec.sort) {
+    std::string expr;
+    const char* dir = s.descending ? " DESC NULLS LAST" : " ASC NULLS LAST";
+    switch (s.table) {
+      case T::kLastUpdated: expr = "r.last_updated"; break;
+      case T::kId: expr = "r.res_id"; break;
+      case T::kDate:
+        expr = std::string("(SELECT ") + (s.descending ? "max(x.hi)" : "min(x.lo)") +
+               " FROM idx_date x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
+               params.Add(s.param) + ")";
+        break;
+      case T::kString:
+        expr = std::string("(SELECT ") + (s.descending ? "max(x.norm)" : "min(x.norm)") +
+               " FROM idx_string x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
+               params.Add(s.param) + ")";
+        break;
+      case T::kToken:
+        expr = std::string("(SELECT ") + (s.descending ? "max(x.code)" : "min(x.code)") +
+               " FROM idx_token x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
+               params.Add(s.param) + ")";
+        break;
+      case T::kQuantity:
+        expr = std::string("(SELECT ") + (s.descending ? "max(x.value)" : "min(x.value)") +
+               " FROM idx_quantity x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
+               params.Add(s.param) + ")";
+        break;
+      default: continue;
+    }
+    order += expr + dir + ", ";
+  }
+  order += "r.res_id";
+  return order;
+}
+
+std::atomic<int64_t> g_last_snapshot_cleanup{0};
+
+std::string NewSnapshotId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x4000ULL;
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", unsigned(a >> 32),
+                unsigned((a >> 16) & 0xFFFF), unsigned(a & 0xFFFF), unsigned(b >> 48),
+                static_cast<unsigned long long>(b & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+}  // namespace
+
+std::optional<CurrentState> ResourceStore::LockCurrent(const std::string& type, const std::string& id) {
+  int version = 0, deleted = 0;
+  soci::indicator ind;
+  sql_ << "SELECT version_id, deleted::int FROM resource WHERE res_type = :t AND res_id = :i FOR UPDATE",
+      soci::use(type), soci::use(id), soci::into(version, ind), soci::into(deleted);
+  if (!sql_.got_data()) return std::nullopt;
+  return CurrentState{version, deleted != 0};
+}
+
+std::optional<VersionRow> ResourceStore::ReadCurrent(const std::string& type, const std::string& id) {
+  auto rows = ReadCurrentMany(type, {id});
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+std::vector<VersionRow> ResourceStore::ReadCurrentMany(const std::string& type,
+                                                       const std::vector<std::string>& ids) {
+  std::vector<VersionRow> out;
+  if (ids.empty()) return out;
+  std::string joined;
+  for (const auto& id : ids) {
+    if (!joined.empty()) joined += ',';
+    joined += id;  // ids are [A-Za-z0-9.-]: no separator or quoting inside
+  }
+  Params params;
+  std::string q = "SELECT r.res_id, r.version_id, " + InstantText("r.last_updated") +
+                  ", r.deleted::int, v.content::text FROM resource r JOIN resource_version v "
+                  "ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version_id = r.version_id "
+                  "WHERE r.res_type = " + params.Add(type) +
+                  " AND r.res_id = ANY(string_to_array(" + params.Add(joined) + ", ','))";
+  std::unordered_map<std::string, VersionRow> by_id;
+  for (const auto& r : Query(sql_, q, params)) {
+    VersionRow v = RowToVersion(r, type);
+    by_id.emplace(v.id, std::move(v));
+  }
+  for (const auto& id : ids) {
+    auto it = by_id.find(id);
+    if (it != by_id.end()) out.push_back(std::move(it->second));
+  }
+  return out;
+}
+
+std::optional<VersionRow> ResourceStore::ReadVersion(const std::string& type, const std::string& id,
+                                                     int version) {
+  Params params;
+  std::string q = "SELECT res_id, version_id, " + InstantText("last_updated") +
+                  ", (content IS NULL)::int, content::text FROM resource_version WHERE res_type = " +
+                  params.Add(type) + " AND res_id = " + params.Add(id) +
+                  " AND version_id = " + params.Add(std::to_string(version)) + "::int";
+  for (const auto& r : Query(sql_, q, params)) return RowToVersion(r, type);
+  return std::nullopt;
+}
+
+bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
+  // Claim (type, id) first: a duplicate id writes nothing. The resource row's foreign key to its
+  // version is deferred to commit.
+  int inserted = 0;
+  sql_ << "WITH ins AS (INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted) "
+          "VALUES (:t, :i, 1, :u::timestamptz, false) ON CONFLICT DO NOTHING RETURNING 1) "
+          "SELECT count(*)::int FROM ins",
+      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated), soci::into(inserted);
+  if (inserted == 0) return false;
+  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
+          "VALUES (:t, :i, 1, :u::timestamptz, :m, :c::jsonb)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated), soci::use(row.method),
+      soci::use(row.content);
+  WriteIndex(row.type, row.id, index);
+  return true;
+}
+
+void ResourceStore::InsertNextVersion(const VersionRow& row, const IndexRows& index) {
+  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
+          "VALUES (:t, :i, :v, :u::timestamptz, :m, :c::jsonb)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated),
+      soci::use(row.method), soci::use(row.content);
+  sql_ << "UPDATE resource SET version_id = :v, last_updated = :u::timestamptz, deleted = false "
+          "WHERE res_type = :t AND res_id = :i",
+      soci::use(row.version), soci::use(row.last_updated), soci::use(row.type), soci::use(row.id);
+  DeleteIndex(row.type, row.id);
+  WriteIndex(row.type, row.id, index);
+}
+
+void ResourceStore::InsertDeletion(const VersionRow& row) {
+  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
+          "VALUES (:t, :i, :v, :u::timestamptz, 'DELETE', NULL)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated);
+  sql_ << "UPDATE resource SET version_id = :v, last_updated = :u::timestamptz, deleted = true "
+          "WHERE res_type = :t AND res_id = :i",
+      soci::use(row.version), soci::use(row.last_updated), soci::use(row.type), soci::use(row.id);
+  DeleteIndex(row.type, row.id);
+  DropConditionalKeys(row.type, row.id);
+}
+
+void ResourceStore::WriteIndex(const std::string& type, const std::string& id, const IndexRows& ix) {
+  // One statement for the five tables; each table's rows travel as one bound JSON array.
+  std::string tokens = "[", strings = "[", dates = "[", refs = "[", qtys = "[";
+  for (const auto& t : ix.tokens) {
+    if (tokens.size() > 1) tokens += ',';
+    tokens += "{\"p\":";
+    JsonString(tokens, t.param);
+    tokens += ",\"s\":";
+    JsonOpt(tokens, t.system);
+    tokens += ",\"c\":";
+    JsonString(tokens, t.code);
+    tokens += '}';
+  }
+  for (const auto& s : ix.strings) {
+    if (strings.size() > 1) strings += ',';
+    strings += "{\"p\":";
+    JsonString(strings, s.param);
+    strings += ",\"n\":";
+    JsonString(strings, s.norm);
+    strings += ",\"e\":";
+    JsonString(strings, s.exact);
+    strings += '}';
+  }
+  for (const auto& d : ix.dates) {
+    if (dates.size() > 1) dates += ',';
+    dates += "{\"p\":";
+    JsonString(dates, d.param);
+    dates += ",\"l\":";
+    JsonString(dates, d.lo);
+    dates += ",\"h\":";
+    JsonString(dates, d.hi);
+    dates += '}';
+  }
+  for (const auto& r : ix.references) {
+    if (refs.size() > 1) refs += ',';
+    refs += "{\"p\":";
+    JsonString(refs, r.param);
+    refs += ",\"t\":";
+    JsonOpt(refs, r.target_type);
+    refs += ",\"i\":";
+    JsonString(refs, r.target_id);
+    refs += '}';
+  }
+  for (const auto& q : ix.quantities) {
+    if (qtys.size() > 1) qtys += ',';
+    qtys += "{\"p\":";
+    JsonString(qtys, q.param);
+    qtys += ",\"v\":";
+    JsonString(qtys, q.value);
+    qtys += ",\"s\":";
+    JsonOpt(qtys, q.system);
+    qtys += ",\"c\":";
+    JsonOpt(qtys, q.code);
+    qtys += '}';
+  }
+  tokens += ']';
+  strings += ']';
+  dates += ']';
+  refs += ']';
+  qtys += ']';
+  sql_ << "WITH a AS (INSERT INTO idx_token (res_type, res_id, param, system, code) "
+          "  SELECT :t1, :i1, x.p, x.s, x.c FROM jsonb_to_recordset(:j1::jsonb) AS x(p text, s text, c text)), "
+          "b AS (INSERT INTO idx_string (res_type, res_id, param, norm, exact) "
+          "  SELECT :t2, :i2, x.p, x.n, x.e FROM jsonb_to_recordset(:j2::jsonb) AS x(p text, n text, e text)), "
+          "c AS (INSERT INTO idx_date (res_type, res_id, param, lo, hi) "
+          "  SELECT :t3, :i3, x.p, x.l, x.h FROM jsonb_to_recordset(:j3::jsonb) AS x(p text, l timestamptz, h timestamptz)), "
+          "d AS (INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id) "
+          "  SELECT :t4, :i4, x.p, x.t, x.i FROM jsonb_to_recordset(:j4::jsonb) AS x(p text, t text, i text)) "
+          "INSERT INTO idx_quantity (res_type, res_id, param, value, system, code) "
+          "  SELECT :t5, :i5, x.p, x.v, x.s, x.c FROM jsonb_to_recordset(:j5::jsonb) AS x(p text, v numeric, s text, c text)",
+      soci::use(type), soci::use(id), soci::use(tokens), soci::use(type), soci::use(id),
+      soci::use(strings), soci::use(type), soci::use(id), soci::use(dates), soci::use(type),
+      soci::use(id), soci::use(refs), soci::use(type), soci::use(id), soci::use(qtys);
+}
+
+void ResourceStore::DeleteIndex(const std::string& type, const std::string& id) {
+  sql_ << "WITH a AS (DELETE FROM idx_token WHERE res_type = :t1 AND res_id = :i1), "
+          "b AS (DELETE FROM idx_string WHERE res_type = :t2 AND res_id = :i2), "
+          "c AS (DELETE FROM idx_date WHERE res_type = :t3 AND res_id = :i3), "
+          "d AS (DELETE FROM idx_reference WHERE res_type = :t4 AND res_id = :i4) "
+          "DELETE FROM idx_quantity WHERE res_type = :t5 AND res_id = :i5",
+      soci::use(type), soci::use(id), soci::use(type), soci::use(id), soci::use(type), soci::use(id),
+      soci::use(type), soci::use(id), soci::use(type), soci::use(id);
+}
+
+std::optional<std::string> ResourceStore::ClaimConditionalKey(const std::string& type,
+                                                              const std::string& query,
+                                                              const std::string& id) {
+  int inserted = 0;
+  // A concurrent claimer of the same key blocks here until the first transaction ends; then
+  // ON CONFLICT sees its committed row (or inserts, if it rolled back).
+  sql_ << "WITH ins AS (INSERT INTO conditional_key (res_type, query, res_id) VALUES (:t, :q, :i) "
+          "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::int FROM ins",
+      soci::use(type), soci::use(query), soci::use(id), soci::into(inserted);
+  if (inserted == 1) return std::nullopt;
+  std::string owner;
+  sql_ << "SELECT res_id FROM conditional_key WHERE res_type = :t AND query = :q", soci::use(type),
+      soci::use(query), soci::into(owner);
+  if (!sql_.got_data()) {
+    // The owner was deleted between the two statements: claim again.
+    return ClaimConditionalKey(type, query, id);
+  }
+  return owner;
+}
+
+void ResourceStore::DropConditionalKeys(const std::string& type, const std::string& id) {
+  sql_ << "DELETE FROM conditional_key WHERE res_type = :t AND res_id = :i", soci::use(type),
+      soci::use(id);
+}
+
+std::vector<std::string> ResourceStore::SearchIds(const SearchSpec& spec, int limit) {
+  Params params;
+  std::string q = "SELECT r.res_id FROM resource r WHERE " + WhereSql(spec, params) +
+                  " ORDER BY r.res_id LIMIT " + std::to_string(limit);
+  std::vector<std::string> ids;
+  for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+  return ids;
+}
+
+long long ResourceStore::Count(const SearchSpec& spec) {
+  Params params;
+  std::string q = "SELECT count(*) FROM resource r WHERE " + WhereSql(spec, params);
+  for (const auto& r : Query(sql_, q, params)) return r.get<long long>(0);
+  return 0;
+}
+
+SearchPage ResourceStore::Search(const SearchSpec& spec, int count, bool want_total) {
+  SearchPage page;
+  std::vector<std::string> ids;
+  if (count > 0) {
+    Params params;
+    std::string where = WhereSql(spec, params);
+    std::string order = OrderSql(spec, params);
+    std::string q = "SELECT r.res_id FROM resource r WHERE " + where + " ORDER BY " + order +
+                    " LIMIT " + std::to_string(count + 1);
+    for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+  }
+  if (count == 0) {
+    page.total = static_cast<int>(Count(spec));
+    return page;
+  }
+  if (static_cast<int>(ids.size()) <= count) {
+    page.total = static_cast<int>(ids.size());
+    page.rows = ReadCurrentMany(spec.type, ids);
+    return page;
+  }
+  // More than one page: store the ordered ids once so that every page reads the same list.
+  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now().time_since_epoch()).count();
+  int64_t last = g_last_snapshot_cleanup.load();
+  if (now_s - last >= 60 && g_last_snapshot_cleanup.compare_exchange_strong(last, now_s)) {
+    sql_ << "DELETE FROM search_snapshot WHERE created < now() - interval '1 hour'";
+  }
+  std::string sid = NewSnapshotId();
+  sql_ << "INSERT INTO search_snapshot (search_id, res_type, total) VALUES (:s::uuid, :t, 0)",
+      soci::use(sid), soci::use(spec.type);
+  Params params;
+  std::string sid_p = params.Add(sid);
+  std::string where = WhereSql(spec, params);
+  std::string order = OrderSql(spec, params);
+  std::string q = "INSERT INTO search_snapshot_row (search_id, pos, res_id) SELECT " + sid_p +
+                  "::uuid, row_number() OVER (ORDER BY " + order + "), r.res_id FROM resource r WHERE " +
+                  where;
+  Exec(sql_, q, params);
+  int total = 0;
+  sql_ << "WITH t AS (SELECT count(*)::int AS n FROM search_snapshot_row WHERE search_id = :s::uuid) "
+          "UPDATE search_snapshot SET total = t.n FROM t WHERE search_id = :s2::uuid RETURNING total",
+      soci::use(sid), soci::use(sid), soci::into(total);
+  (void)want_total;
+  auto rest = SnapshotPage(sid, spec.type, 0, count);
+  return rest ? *rest : page;
+}
+
+std::optional<SearchPage> ResourceStore::SnapshotPage(const std::string& snapshot_id,
+                                                      const std::string& type, int offset, int count) {
+  int total = 0;
+  soci::indicator ind;
+  sql_ << "SELECT total FROM search_snapshot WHERE search_id = :s::uuid AND res_type = :t",
+      soci::use(snapshot_id), soci::use(type), soci::into(total, ind);
+  if (!sql_.got_data()) return std::nullopt;
+  Params params;
+  std::string q = "SELECT res_id FROM search_snapshot_row WHERE search_id = " + params.Add(snapshot_id) +
+                  "::uuid AND pos > " + params.Add(std::to_string(offset)) +
+                  "::int ORDER BY pos LIMIT " + std::to_string(count);
+  std::vector<std::string> ids;
+  for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+  SearchPage page;
+  page.total = total;
+  page.snapshot_id = snapshot_id;
+  page.offset = offset;
+  page.has_more = offset + count < total;
+  page.rows = ReadCurrentMany(type, ids);
+  return page;
+}
+
+HistoryPage ResourceStore::History(const HistoryQuery& hq) {
+  Params params;
+  std::string where = "true";
+  if (hq.type) where += " AND res_type = " + params.Add(*hq.type);
+  if (hq.id) where += " AND res_id = " + params.Add(*hq.id);
+  if (hq.since) where += " AND last_updated >= " + params.Add(*hq.since) + "::timestamptz";
+  if (hq.before_seq) where += " AND seq < " + params.Add(std::to_string(*hq.before_seq)) + "::bigint";
+  std::string q = "SELECT res_id, version_id, " + InstantText("last_updated") +
+                  ", (content IS NULL)::int, content::text, res_type, method, seq FROM resource_version WHERE " +
+                  where + " ORDER BY seq DESC LIMIT " + std::to_string(hq.count + 1);
+  HistoryPage page;
+  for (const auto& r : Query(sql_, q, params)) {
+    HistoryPage::Entry e;
+    e.row = RowToVersion(r, r.get<std::string>(5));
+    e.row.method = r.get<std::string>(6);
+    e.seq = r.get<long long>(7);
+    page.entries.push_back(std::move(e));
+  }
+  if (static_cast<int>(page.entries.size()) > hq.count) {
+    page.entries.pop_back();
+    page.has_more = true;
+  }
+  if (hq.id && !hq.before_seq) {
+    Params cp;
+    std::string cq = "SELECT count(*) FROM resource_version WHERE res_type = " + cp.Add(*hq.type) +
+                     " AND res_id = " + cp.Add(*hq.id);
+    if (hq.since) cq += " AND last_updated >= " + cp.Add(*hq.since) + "::timestamptz";
+    for (const auto& r : Query(sql_, cq, cp)) page.total = static_cast<int>(r.get<long long>(0));
+  }
+  return page;
+}
+
+}  // namespace fls::db

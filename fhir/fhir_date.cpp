@@ -1,0 +1,167 @@
+#include "fhir/fhir_date.h"
+
+#include <chrono>
+#include <cstdio>
+
+namespace fls::fhir {
+
+namespace {
+constexpr int64_t kUsPerSec = 1000000;
+constexpr int64_t kUsPerDay = 86400 * kUsPerSec;
+
+bool Digits(std::string_view s, size_t pos, size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  out = v;
+  return true;
+}
+
+unsigned DaysInMonth(int y, unsigned m) {
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+}  // namespace
+
+int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void CivilFromDays(int64_t z, int& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t yy = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<int>(yy + (m <= 2));
+}
+
+std::optional<DateRange> ParseFhirDate(std::string_view s) {
+  int year = 0, month = 1, day = 1;
+  if (!Digits(s, 0, 4, year) || year < 1) return std::nullopt;
+  if (s.size() == 4) {
+    return DateRange{DaysFromCivil(year, 1, 1) * kUsPerDay, DaysFromCivil(year + 1, 1, 1) * kUsPerDay};
+  }
+  if (s[4] != '-' || !Digits(s, 5, 2, month) || month < 1 || month > 12) return std::nullopt;
+  if (s.size() == 7) {
+    int ny = month == 12 ? year + 1 : year;
+    unsigned nm = month == 12 ? 1 : month + 1;
+    return DateRange{DaysFromCivil(year, month, 1) * kUsPerDay, DaysFromCivil(ny, nm, 1) * kUsPerDay};
+  }
+  if (s.size() < 10 || s[7] != '-' || !Digits(s, 8, 2, day) || day < 1 ||
+      static_cast<unsigned>(day) > DaysInMonth(year, month)) {
+    return std::nullopt;
+  }
+  int64_t day_start = DaysFromCivil(year, month, day) * kUsPerDay;
+  if (s.size() == 10) return DateRange{day_start, day_start + kUsPerDay};
+  if (s[10] != 'T') return std::nullopt;
+  int hh = 0, mi = 0, ss = 0;
+  if (!Digits(s, 11, 2, hh) || hh > 23 || s.size() < 16 || s[13] != ':' || !Digits(s, 14, 2, mi) ||
+      mi > 59) {
+    return std::nullopt;
+  }
+  size_t pos = 16;
+  int64_t precision = 60 * kUsPerSec;
+  int64_t frac_us = 0;
+  if (pos < s.size() && s[pos] == ':') {
+    if (!Digits(s, pos + 1, 2, ss) || ss > 60) return std::nullopt;
+    pos += 3;
+    precision = kUsPerSec;
+    if (pos < s.size() && s[pos] == '.') {
+      ++pos;
+      size_t digits = 0;
+      int64_t scale = 100000;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+        if (digits < 6) {
+          frac_us += (s[pos] - '0') * scale;
+          scale /= 10;
+        }
+        ++digits;
+        ++pos;
+      }
+      if (digits == 0) return std::nullopt;
+      precision = digits >= 6 ? 1 : [digits] {
+        int64_t p = kUsPerSec;
+        for (size_t i = 0; i < digits; ++i) p /= 10;
+        return p;
+      }();
+    }
+  }
+  int64_t offset_us = 0;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z') {
+      ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      int oh = 0, om = 0;
+      if (!Digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+          !Digits(s, pos + 4, 2, om) || oh > 14 || om > 59) {
+        return std::nullopt;
+      }
+      offset_us = (oh * 3600LL + om * 60LL) * kUsPerSec * (s[pos] == '-' ? -1 : 1);
+      pos += 6;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (pos != s.size()) return std::nullopt;
+  int64_t lo = day_start + ((hh * 3600LL + mi * 60LL + ss) * kUsPerSec) + frac_us - offset_us;
+  return DateRange{lo, lo + precision};
+}
+
+std::string FormatPgInstant(int64_t us) {
+  if (us == kMinusInfinity) return "-infinity";
+  if (us == kPlusInfinity) return "infinity";
+  int64_t days = us >= 0 ? us / kUsPerDay : -((-us + kUsPerDay - 1) / kUsPerDay);
+  int64_t rem = us - days * kUsPerDay;
+  int y;
+  unsigned m, d;
+  CivilFromDays(days, y, m, d);
+  int64_t secs = rem / kUsPerSec;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
+                static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
+                static_cast<int>(secs % 60), static_cast<int>(rem % kUsPerSec));
+  return buf;
+}
+
+std::string FormatFhirInstant(int64_t us) {
+  std::string pg = FormatPgInstant(us);  // ...ss.ffffffZ
+  return pg.substr(0, 23) + "Z";
+}
+
+std::string FormatHttpDate(int64_t us) {
+  static constexpr const char* kDays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int64_t days = us / kUsPerDay;
+  int64_t secs = (us % kUsPerDay) / kUsPerSec;
+  int y;
+  unsigned m, d;
+  CivilFromDays(days, y, m, d);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", kDays[days % 7], d,
+                kMonths[m - 1], y, static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
+                static_cast<int>(secs % 60));
+  return buf;
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace fls::fhir

@@ -1,0 +1,41 @@
+#pragma once
+// FHIR date, dateTime and instant values as half-open ranges of instants [lo, hi), in microseconds
+// since the Unix epoch, UTC. A partial value is the whole range it names ("2024-03" is March 2024);
+// a value without a time zone is read as UTC (R4 search.html#date leaves the zone to the server).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fls::fhir {
+
+struct DateRange {
+  int64_t lo_us;
+  int64_t hi_us;  // exclusive
+};
+
+inline constexpr int64_t kMinusInfinity = INT64_MIN;
+inline constexpr int64_t kPlusInfinity = INT64_MAX;
+
+// Parses YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss[.fff]][Z|(+|-)hh:mm]. nullopt when
+// malformed or out of range (month 13, day 31 in April, hour 24).
+std::optional<DateRange> ParseFhirDate(std::string_view text);
+
+// Microseconds since the epoch -> "YYYY-MM-DDThh:mm:ss.ffffffZ" (PostgreSQL timestamptz input),
+// or "-infinity" / "infinity".
+std::string FormatPgInstant(int64_t us);
+
+// Microseconds since the epoch -> FHIR instant "YYYY-MM-DDThh:mm:ss.mmmZ".
+std::string FormatFhirInstant(int64_t us);
+
+// RFC 7231 HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") for Last-Modified.
+std::string FormatHttpDate(int64_t us);
+
+int64_t NowMicros();
+
+// Days since 1970-01-01 of a civil date (proleptic Gregorian), and back.
+int64_t DaysFromCivil(int y, unsigned m, unsigned d);
+void CivilFromDays(int64_t z, int& y, unsigned& m, unsigned& d);
+
+}  // namespace fls::fhir

@@ -1,0 +1,439 @@
+#include "fhir/fhir_service.h"
+
+#include "fhir/bundle_builder.h"
+#include "fhir/fhir_date.h"
+#include "fhir/text.h"
+
+namespace fls::fhir {
+
+namespace {
+
+std::string ETag(int version) { return "W/\"" + std::to_string(version) + "\""; }
+
+// Sets id and meta.versionId/lastUpdated, keeping the rest of meta (tags, profiles, source).
+void Stamp(JsonDoc& doc, const std::string& id, int version, const std::string& last_updated) {
+  auto& a = doc.GetAllocator();
+  SetMember(doc, "id", MakeString(id, a), a);
+  JsonValue meta(rapidjson::kObjectType);
+  if (JsonValue* old = doc.HasMember("meta") ? &doc["meta"] : nullptr; old && old->IsObject()) {
+    meta.CopyFrom(*old, a);
+  }
+  SetMember(meta, "versionId", MakeString(std::to_string(version), a), a);
+  SetMember(meta, "lastUpdated", MakeString(last_updated, a), a);
+  SetMember(doc, "meta", std::move(meta), a);
+}
+
+std::string NowInstant() {
+  int64_t us = NowMicros();
+  return FormatFhirInstant(us - us % 1000);
+}
+
+}  // namespace
+
+std::optional<int> ParseETagVersion(std::string_view etag) {
+  if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  if (etag.empty() || etag.size() > 9) return std::nullopt;
+  int v = 0;
+  for (char c : etag) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+FhirService::FhirService(db::Database& db, const SchemaValidator& schema,
+                         const SearchParamRegistry& registry, ServiceConfig config)
+    : db_(db),
+      schema_(schema),
+      registry_(registry),
+      indexer_(registry),
+      parser_(registry, config.search),
+      config_(config) {}
+
+void FhirService::CheckResource(const std::string& type, const JsonValue& resource,
+                                const std::string& path_prefix) const {
+  if (!resource.IsObject()) {
+    throw FhirError(ErrorCode::kInvalidResource, "the body must be a JSON object (a FHIR resource)");
+  }
+  auto rt = StringMember(resource, "resourceType");
+  if (!rt) throw FhirError(ErrorCode::kInvalidResource, "resourceType is missing", path_prefix + "resourceType");
+  if (*rt != type) {
+    throw FhirError(ErrorCode::kInvalidResource,
+                    "resourceType '" + std::string(*rt) + "' does not match the URL's type '" + type + "'",
+                    path_prefix + "resourceType");
+  }
+  auto issues = schema_.Validate(resource);
+  if (!issues.empty()) {
+    if (!path_prefix.empty()) {
+      for (auto& i : issues) i.diagnostics = path_prefix + i.diagnostics;
+    }
+    throw FhirError(ErrorCode::kInvalidResource, std::move(issues));
+  }
+}
+
+JsonDoc FhirService::ParseResource(const std::string& type, std::string_view body) const {
+  JsonDoc doc = ParseJson(body, config_.json);
+  CheckResource(type, doc, "");
+  return doc;
+}
+
+void FhirService::Notify(db::ResourceStore& st, const WrittenResource& w) const {
+  for (const auto& observer : observers_) observer(st, w);
+}
+
+Outcome FhirService::ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const {
+  Outcome o;
+  o.status = status;
+  o.resource_type = row.type;
+  o.id = row.id;
+  o.version = row.version;
+  o.etag = ETag(row.version);
+  o.last_modified = row.last_updated;
+  o.location = info.base_url + "/" + row.type + "/" + row.id + "/_history/" + std::to_string(row.version);
+  o.body = row.content;
+  return o;
+}
+
+Outcome FhirService::Read(const std::string& type, const std::string& id) {
+  std::optional<db::VersionRow> row;
+  db_.Transact([&](db::ResourceStore& st) { row = st.ReadCurrent(type, id); });
+  if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  if (row->deleted) throw FhirError(ErrorCode::kGone, type + "/" + id + " was deleted");
+  Outcome o = ReadOutcome(*row, RequestInfo{}, 200);
+  o.location.clear();
+  return o;
+}
+
+Outcome FhirService::VRead(const std::string& type, const std::string& id, const std::string& version) {
+  auto v = ParseETagVersion(version);
+  if (!v) throw FhirError(ErrorCode::kNotFound, "version '" + version + "' is not a version of " + type + "/" + id);
+  std::optional<db::VersionRow> row;
+  db_.Transact([&](db::ResourceStore& st) { row = st.ReadVersion(type, id, *v); });
+  if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + "/_history/" + version + " is not known");
+  if (row->deleted) {
+    throw FhirError(ErrorCode::kGone, type + "/" + id + "/_history/" + version + " is a deletion");
+  }
+  Outcome o = ReadOutcome(*row, RequestInfo{}, 200);
+  o.location.clear();
+  return o;
+}
+
+Outcome FhirService::DoCreate(db::ResourceStore& st, const std::string& type, JsonDoc& doc,
+                              const std::string& id, const RequestInfo& info) {
+  std::string now = NowInstant();
+  Stamp(doc, id, 1, now);
+  db::VersionRow row{type, id, 1, now, false, "POST", Serialize(doc)};
+  if (!st.InsertNew(row, indexer_.Extract(type, doc))) {
+    throw FhirError(ErrorCode::kConflict, type + "/" + id + " exists already");
+  }
+  Notify(st, {type, id, 1, true, false, &doc});
+  return ReadOutcome(row, info, 201);
+}
+
+Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, const std::string& id,
+                              JsonDoc& doc, const RequestInfo& info, bool allow_create) {
+  auto current = st.LockCurrent(type, id);
+  std::optional<int> expected;
+  if (info.if_match) {
+    expected = ParseETagVersion(*info.if_match);
+    if (!expected) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+  }
+  if (!current) {
+    if (expected) {
+      throw FhirError(ErrorCode::kPreconditionFailed,
+                      "If-Match names version " + std::to_string(*expected) + " but " + type + "/" +
+                          id + " does not exist");
+    }
+    if (!allow_create) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+    std::string now = NowInstant();
+    Stamp(doc, id, 1, now);
+    db::VersionRow row{type, id, 1, now, false, "PUT", Serialize(doc)};
+    if (st.InsertNew(row, indexer_.Extract(type, doc))) {
+      Notify(st, {type, id, 1, true, false, &doc});
+      return ReadOutcome(row, info, 201);
+    }
+    // Another client created it meanwhile: its transaction has committed; update on top of it.
+    current = st.LockCurrent(type, id);
+    if (!current) throw FhirError(ErrorCode::kConflict, "concurrent change of " + type + "/" + id);
+  }
+  if (expected && *expected != current->version) {
+    throw FhirError(ErrorCode::kPreconditionFailed,
+                    "version conflict: If-Match names version " + std::to_string(*expected) +
+                        " but the current version of " + type + "/" + id + " is " +
+                        std::to_string(current->version));
+  }
+  int version = current->version + 1;
+  std::string now = NowInstant();
+  Stamp(doc, id, version, now);
+  db::VersionRow row{type, id, version, now, false, "PUT", Serialize(doc)};
+  st.InsertNextVersion(row, indexer_.Extract(type, doc));
+  st.DropConditionalKeys(type, id);
+  Notify(st, {type, id, version, current->deleted, false, &doc});
+  return ReadOutcome(row, info, current->deleted ? 201 : 200);
+}
+
+Outcome FhirService::DoDelete(db::ResourceStore& st, const std::string& type, const std::string& id,
+                              const RequestInfo& info) {
+  auto current = st.LockCurrent(type, id);
+  if (!current) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  if (info.if_match) {
+    auto expected = ParseETagVersion(*info.if_match);
+    if (!expected) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+    if (*expected != current->version) {
+      throw FhirError(ErrorCode::kPreconditionFailed,
+                      "version conflict: If-Match names version " + std::to_string(*expected) +
+                          " but the current version is " + std::to_string(current->version));
+    }
+  }
+  Outcome o;
+  o.status = 204;
+  o.resource_type = type;
+  o.id = id;
+  if (current->deleted) {
+    o.version = current->version;
+    o.etag = ETag(current->version);
+    return o;
+  }
+  int version = current->version + 1;
+  std::string now = NowInstant();
+  st.InsertDeletion({type, id, version, now, true, "DELETE", ""});
+  Notify(st, {type, id, version, false, true, nullptr});
+  o.version = version;
+  o.etag = ETag(version);
+  o.last_modified = now;
+  return o;
+}
+
+std::vector<std::string> FhirService::MatchIds(db::ResourceStore& st, const std::string& type,
+                                               const std::vector<QueryParam>& query, int limit) const {
+  SearchRequest req = parser_.Parse(type, query, false);
+  if (req.spec.where.empty()) {
+    throw FhirError(ErrorCode::kBadRequest, "a conditional operation needs search criteria");
+  }
+  return st.SearchIds(req.spec, limit);
+}
+
+std::optional<Outcome> FhirService::FindForConditionalCreate(db::ResourceStore& st,
+                                                             const std::string& type,
+                                                             const std::string& query,
+                                                             const std::string& new_id) {
+  auto params = ParseQueryString(query);
+  SearchRequest req = parser_.Parse(type, params, false);
+  if (req.spec.where.empty()) {
+    throw FhirError(ErrorCode::kBadRequest, "If-None-Exist needs search criteria");
+  }
+  auto ids = st.SearchIds(req.spec, 2);
+  if (ids.size() > 1) {
+    throw FhirError(ErrorCode::kPreconditionFailed,
+                    "If-None-Exist matches several " + type + " resources");
+  }
+  std::optional<std::string> existing;
+  if (ids.size() == 1) {
+    existing = ids[0];
+  } else {
+    existing = st.ClaimConditionalKey(type, req.canonical_query, new_id);
+  }
+  if (!existing) return std::nullopt;
+  auto row = st.ReadCurrent(type, *existing);
+  if (!row || row->deleted) {
+    throw FhirError(ErrorCode::kConflict, "a concurrent change touched the matching " + type);
+  }
+  Outcome o = ReadOutcome(*row, RequestInfo{}, 200);
+  return o;
+}
+
+Outcome FhirService::Create(const std::string& type, std::string_view body, const RequestInfo& info) {
+  JsonDoc parsed = ParseResource(type, body);
+  Outcome out;
+  db_.Transact([&](db::ResourceStore& st) {
+    JsonDoc doc;
+    doc.CopyFrom(parsed, doc.GetAllocator());  // a retried transaction starts from the body again
+    std::string id = NewUuid();
+    if (info.if_none_exist) {
+      if (auto found = FindForConditionalCreate(st, type, *info.if_none_exist, id)) {
+        out = *found;
+        out.location = info.base_url + "/" + type + "/" + out.id + "/_history/" + std::to_string(out.version);
+        return;
+      }
+    }
+    out = DoCreate(st, type, doc, id, info);
+  });
+  return out;
+}
+
+Outcome FhirService::Update(const std::string& type, const std::string& id, std::string_view body,
+                            const RequestInfo& info) {
+  if (!IsValidId(id)) throw FhirError(ErrorCode::kBadRequest, "the id in the URL is not a valid FHIR id");
+  JsonDoc parsed = ParseResource(type, body);
+  auto body_id = StringMember(parsed, "id");
+  if (!body_id) {
+    throw FhirError(ErrorCode::kBadRequest, "the resource has no id; an update needs the URL's id in the body", "id");
+  }
+  if (*body_id != id) {
+    throw FhirError(ErrorCode::kBadRequest,
+                    "the resource's id '" + std::string(*body_id) + "' differs from the URL's id '" + id + "'", "id");
+  }
+  Outcome out;
+  db_.Transact([&](db::ResourceStore& st) {
+    JsonDoc doc;
+    doc.CopyFrom(parsed, doc.GetAllocator());
+    out = DoUpdate(st, type, id, doc, info);
+  });
+  return out;
+}
+
+Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vector<QueryParam>& query,
+                                       std::string_view body, const RequestInfo& info) {
+  JsonDoc parsed = ParseResource(type, body);
+  auto body_id = StringMember(parsed, "id");
+  SearchRequest req = parser_.Parse(type, query, false);
+  if (req.spec.where.empty()) throw FhirError(ErrorCode::kBadRequest, "a conditional update needs search criteria");
+  Outcome out;
+  db_.Transact([&](db::ResourceStore& st) {
+    JsonDoc doc;
+    doc.CopyFrom(parsed, doc.GetAllocator());
+    auto ids = st.SearchIds(req.spec, 2);
+    if (ids.size() > 1) {
+      throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several " + type + " resources");
+    }
+    std::string id;
+    if (ids.size() == 1) {
+      id = ids[0];
+      if (body_id && *body_id != id) {
+        throw FhirError(ErrorCode::kBadRequest, "the resource's id differs from the matching resource's id", "id");
+      }
+    } else {
+      id = body_id ? std::string(*body_id) : NewUuid();
+      if (auto owner = st.ClaimConditionalKey(type, req.canonical_query, id)) id = *owner;
+    }
+    out = DoUpdate(st, type, id, doc, info);
+  });
+  return out;
+}
+
+Outcome FhirService::Delete(const std::string& type, const std::string& id, const RequestInfo& info) {
+  if (!IsValidId(id)) throw FhirError(ErrorCode::kBadRequest, "the id in the URL is not a valid FHIR id");
+  Outcome out;
+  db_.Transact([&](db::ResourceStore& st) { out = DoDelete(st, type, id, info); });
+  return out;
+}
+
+Outcome FhirService::ConditionalDelete(const std::string& type, const std::vector<QueryParam>& query,
+                                       const RequestInfo& info) {
+  Outcome out;
+  db_.Transact([&](db::ResourceStore& st) {
+    auto ids = MatchIds(st, type, query, 2);
+    if (ids.size() > 1) {
+      throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several " + type + " resources");
+    }
+    if (ids.empty()) {
+      out = Outcome{};
+      out.status = 204;
+      return;
+    }
+    out = DoDelete(st, type, ids[0], info);
+  });
+  return out;
+}
+
+Outcome FhirService::Search(const std::string& type, const std::vector<QueryParam>& query,
+                            const RequestInfo& info) {
+  SearchRequest req = parser_.Parse(type, query, info.lenient);
+  int count = req.summary_count ? 0 : req.count;
+  db::SearchPage page;
+  bool gone = false;
+  db_.Transact([&](db::ResourceStore& st) {
+    if (!req.snapshot_id.empty()) {
+      auto p = st.SnapshotPage(req.snapshot_id, type, req.snapshot_offset, std::max(count, 1));
+      if (!p) {
+        gone = true;
+        return;
+      }
+      page = std::move(*p);
+    } else {
+      page = st.Search(req.spec, count, req.total == SearchRequest::Total::kAccurate);
+    }
+  });
+  if (gone) {
+    throw FhirError(ErrorCode::kGone, "this page's search has expired; run the search again");
+  }
+  std::string type_url = info.base_url + "/" + type;
+  BundleLinks links;
+  if (!page.snapshot_id.empty()) {
+    auto page_url = [&](int offset) {
+      return type_url + "?_getpages=" + page.snapshot_id + "&_getpagesoffset=" + std::to_string(offset) +
+             "&_count=" + std::to_string(count);
+    };
+    links.self = page_url(page.offset);
+    if (page.has_more) links.next = page_url(page.offset + count);
+    if (page.offset > 0) links.previous = page_url(std::max(0, page.offset - count));
+  } else {
+    links.self = type_url + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
+  }
+  std::optional<int> total = page.total;
+  if (req.total == SearchRequest::Total::kNone) total.reset();
+  Outcome o;
+  o.status = 200;
+  o.body = SearchsetBundle(page.rows, info.base_url, total, links, req.warnings);
+  return o;
+}
+
+Outcome FhirService::History(const std::string& type, const std::string& id,
+                             const std::vector<QueryParam>& query, const RequestInfo& info) {
+  db::HistoryQuery hq;
+  if (!type.empty()) hq.type = type;
+  if (!id.empty()) hq.id = id;
+  hq.count = config_.search.default_count;
+  for (const auto& p : query) {
+    if (p.name == "_count") {
+      int n = 0;
+      try {
+        n = std::stoi(p.value);
+      } catch (...) {
+        n = -1;
+      }
+      if (n < 1) throw FhirError(ErrorCode::kBadRequest, "_count must be a positive integer", "_count");
+      hq.count = std::min(n, config_.search.max_count);
+    } else if (p.name == "_since") {
+      auto r = ParseFhirDate(p.value);
+      if (!r) throw FhirError(ErrorCode::kBadRequest, "_since must be an instant", "_since");
+      hq.since = FormatPgInstant(r->lo_us);
+    } else if (p.name == "_cursor") {
+      try {
+        hq.before_seq = std::stoll(p.value);
+      } catch (...) {
+        throw FhirError(ErrorCode::kBadRequest, "_cursor is not a page token of this server", "_cursor");
+      }
+    } else if (p.name == "_format" || p.name == "_pretty") {
+      continue;
+    } else if (!info.lenient) {
+      throw FhirError(ErrorCode::kBadRequest, "history does not support the parameter '" + p.name + "'", p.name);
+    }
+  }
+  db::HistoryPage page;
+  bool exists = true;
+  db_.Transact([&](db::ResourceStore& st) {
+    page = st.History(hq);
+    if (hq.id && page.entries.empty() && !hq.before_seq) exists = st.ReadCurrent(type, id).has_value();
+  });
+  if (!exists) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  std::string url = info.base_url + (type.empty() ? "" : "/" + type) + (id.empty() ? "" : "/" + id) + "/_history";
+  std::string common = "_count=" + std::to_string(hq.count);
+  for (const auto& p : query) {
+    if (p.name == "_since") common += "&_since=" + PercentEncode(p.value);
+  }
+  BundleLinks links;
+  links.self = url + "?" + common + (hq.before_seq ? "&_cursor=" + std::to_string(*hq.before_seq) : "");
+  if (page.has_more && !page.entries.empty()) {
+    links.next = url + "?" + common + "&_cursor=" + std::to_string(page.entries.back().seq);
+  }
+  Outcome o;
+  o.status = 200;
+  o.body = HistoryBundle(page.entries, info.base_url, page.total, links);
+  return o;
+}
+
+}  // namespace fls::fhir

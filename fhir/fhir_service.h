@@ -1,0 +1,129 @@
+#pragma once
+// The FHIR REST interactions as use cases (R4 http.html): read, vread, create, update, delete,
+// conditional create/update/delete, search, history, and transaction/batch Bundles
+// (transaction.cpp). HTTP-free: server/ turns requests into these calls and Outcomes into
+// responses. Every write runs in one database transaction with its index rows.
+// Thread-safe: holds only references to thread-safe collaborators and constant configuration.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/database.h"
+#include "db/resource_store.h"
+#include "fhir/error.h"
+#include "fhir/indexer.h"
+#include "fhir/json.h"
+#include "fhir/schema_validator.h"
+#include "fhir/search_params.h"
+#include "fhir/search_request.h"
+
+namespace fls::fhir {
+
+struct ServiceConfig {
+  JsonLimits json;
+  SearchLimits search;
+  int max_bundle_entries = 10000;
+};
+
+// What a client asked for beyond the URL and body.
+struct RequestInfo {
+  std::string base_url;                     // e.g. http://127.0.0.1:8080 (no trailing slash)
+  std::string prefer_return;                // minimal | representation | OperationOutcome
+  bool lenient = false;                     // Prefer: handling=lenient
+  std::optional<std::string> if_match;      // ETag, W/"n" or "n"
+  std::optional<std::string> if_none_exist; // conditional create query (no leading '?')
+};
+
+// The result of one interaction, as the HTTP layer or a Bundle entry needs it.
+struct Outcome {
+  int status = 200;
+  std::string body;           // JSON; empty for no body
+  std::string location;       // absolute URL with _history/n for writes
+  std::string etag;           // W/"n"
+  std::string last_modified;  // FHIR instant
+  std::string resource_type, id;
+  int version = 0;
+};
+
+// A resource version just written inside a transaction, for observers such as case finding.
+struct WrittenResource {
+  std::string type;
+  std::string id;
+  int version = 0;
+  bool created = false;
+  bool deleted = false;
+  const JsonValue* resource = nullptr;  // null for a deletion; valid during the callback only
+};
+
+// Called inside the writing transaction after each write, so that what it writes commits or
+// rolls back with the data that triggered it. Must not keep references past the call.
+using WriteObserver = std::function<void(db::ResourceStore&, const WrittenResource&)>;
+
+class FhirService {
+ public:
+  FhirService(db::Database& db, const SchemaValidator& schema, const SearchParamRegistry& registry,
+              ServiceConfig config);
+
+  // REQUIRES: before the first request (not synchronised).
+  void AddWriteObserver(WriteObserver observer) { observers_.push_back(std::move(observer)); }
+
+  bool IsResourceType(std::string_view type) const { return schema_.IsResourceType(type); }
+  const SearchParamRegistry& registry() const { return registry_; }
+
+  Outcome Read(const std::string& type, const std::string& id);
+  Outcome VRead(const std::string& type, const std::string& id, const std::string& version);
+  Outcome Create(const std::string& type, std::string_view body, const RequestInfo& info);
+  Outcome Update(const std::string& type, const std::string& id, std::string_view body,
+                 const RequestInfo& info);
+  Outcome ConditionalUpdate(const std::string& type, const std::vector<QueryParam>& query,
+                            std::string_view body, const RequestInfo& info);
+  Outcome Delete(const std::string& type, const std::string& id, const RequestInfo& info);
+  Outcome ConditionalDelete(const std::string& type, const std::vector<QueryParam>& query,
+                            const RequestInfo& info);
+  Outcome Search(const std::string& type, const std::vector<QueryParam>& query,
+                 const RequestInfo& info);
+  // type and id empty for system history; id empty for type history.
+  Outcome History(const std::string& type, const std::string& id,
+                  const std::vector<QueryParam>& query, const RequestInfo& info);
+  // POST / with a transaction or batch Bundle (transaction.cpp).
+  Outcome ProcessBundle(std::string_view body, const RequestInfo& info);
+
+ private:
+  friend class BundleProcessor;
+
+  // Parses and validates a resource body for `type`; throws FhirError with every issue.
+  JsonDoc ParseResource(const std::string& type, std::string_view body) const;
+  void CheckResource(const std::string& type, const JsonValue& resource,
+                     const std::string& path_prefix) const;
+
+  // The write steps, inside a transaction. `doc` is stamped with id and meta.
+  Outcome DoCreate(db::ResourceStore& st, const std::string& type, JsonDoc& doc,
+                   const std::string& id, const RequestInfo& info);
+  Outcome DoUpdate(db::ResourceStore& st, const std::string& type, const std::string& id,
+                   JsonDoc& doc, const RequestInfo& info, bool allow_create = true);
+  Outcome DoDelete(db::ResourceStore& st, const std::string& type, const std::string& id,
+                   const RequestInfo& info);
+  // Conditional create's lookup: the existing match (200) or nullopt when the caller must create
+  // under the claimed key. Throws 412 on several matches.
+  std::optional<Outcome> FindForConditionalCreate(db::ResourceStore& st, const std::string& type,
+                                                  const std::string& query, const std::string& new_id);
+  std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
+                                    const std::vector<QueryParam>& query, int limit) const;
+  Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;
+  void Notify(db::ResourceStore& st, const WrittenResource& w) const;
+
+  db::Database& db_;
+  const SchemaValidator& schema_;
+  const SearchParamRegistry& registry_;
+  const Indexer indexer_;
+  const SearchParser parser_;
+  const ServiceConfig config_;
+  std::vector<WriteObserver> observers_;
+};
+
+// Parses an ETag / If-Match value (W/"3", "3", 3) into a version number; nullopt if malformed.
+std::optional<int> ParseETagVersion(std::string_view etag);
+
+}  // namespace fls::fhir

@@ -1,0 +1,218 @@
+#include "fhir/json.h"
+
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <string>
+#include <vector>
+
+#include "fhir/error.h"
+
+namespace fls::fhir {
+
+namespace {
+
+// Forwards SAX events to the Document while enforcing the depth limit and marking numbers.
+class LimitingHandler {
+ public:
+  LimitingHandler(JsonDoc& doc, int max_depth) : doc_(doc), max_depth_(max_depth) {}
+
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned i) { return doc_.Uint(i); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t i) { return doc_.Uint64(i); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    scratch_.assign(1, kNumberMark);
+    scratch_.append(str, length);
+    return doc_.String(scratch_.data(), static_cast<rapidjson::SizeType>(scratch_.size()), true);
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool copy) {
+    if (std::string_view(str, length).find(kNumberMark) != std::string_view::npos) {
+      problem_ = "control character U+0001 is not allowed in a string";
+      return false;
+    }
+    return doc_.String(str, length, copy);
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+    return doc_.Key(str, length, copy);
+  }
+  bool StartObject() { return Enter() && doc_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth_;
+    return doc_.EndObject(n);
+  }
+  bool StartArray() { return Enter() && doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth_;
+    return doc_.EndArray(n);
+  }
+
+  const std::string& problem() const { return problem_; }
+
+ private:
+  bool Enter() {
+    if (++depth_ > max_depth_) {
+      problem_ = "JSON nested deeper than " + std::to_string(max_depth_) + " levels";
+      return false;
+    }
+    return true;
+  }
+  JsonDoc& doc_;
+  int max_depth_;
+  int depth_ = 0;
+  std::string scratch_;
+  std::string problem_;
+};
+
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseValidateEncodingFlag |
+                                 rapidjson::kParseNumbersAsStringsFlag;
+
+void WriteValue(const JsonValue& v, rapidjson::Writer<rapidjson::StringBuffer>& w) {
+  // Recursion is bounded: every Document came through ParseJson's depth limit or was built in
+  // code with a fixed shape.
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      w.Null();
+      break;
+    case rapidjson::kFalseType:
+      w.Bool(false);
+      break;
+    case rapidjson::kTrueType:
+      w.Bool(true);
+      break;
+    case rapidjson::kNumberType:
+      if (v.IsInt64()) {
+        w.Int64(v.GetInt64());
+      } else if (v.IsUint64()) {
+        w.Uint64(v.GetUint64());
+      } else {
+        w.Double(v.GetDouble());
+      }
+      break;
+    case rapidjson::kStringType:
+      if (v.GetStringLength() > 0 && v.GetString()[0] == kNumberMark) {
+        w.RawValue(v.GetString() + 1, v.GetStringLength() - 1, rapidjson::kNumberType);
+      } else {
+        w.String(v.GetString(), v.GetStringLength());
+      }
+      break;
+    case rapidjson::kArrayType:
+      w.StartArray();
+      for (const auto& item : v.GetArray()) WriteValue(item, w);
+      w.EndArray();
+      break;
+    case rapidjson::kObjectType:
+      w.StartObject();
+      for (const auto& m : v.GetObject()) {
+        w.Key(m.name.GetString(), m.name.GetStringLength());
+        WriteValue(m.value, w);
+      }
+      w.EndObject();
+      break;
+  }
+}
+
+}  // namespace
+
+JsonDoc ParseJson(std::string_view text, const JsonLimits& limits) {
+  JsonDoc doc;
+  rapidjson::MemoryStream ms(text.data(), text.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(ms);
+  rapidjson::Reader reader;
+  LimitingHandler handler(doc, limits.max_depth);
+  auto generator = [&](JsonDoc&) { return !reader.Parse<kParseFlags>(stream, handler).IsError(); };
+  doc.Populate(generator);
+  if (reader.HasParseError()) {
+    std::string msg = handler.problem();
+    if (msg.empty()) {
+      switch (reader.GetParseErrorCode()) {
+        case rapidjson::kParseErrorStringInvalidEncoding:
+          msg = "invalid UTF-8 in a string";
+          break;
+        case rapidjson::kParseErrorDocumentEmpty:
+          msg = "the body is empty";
+          break;
+        default:
+          msg = "malformed JSON";
+      }
+    }
+    throw FhirError(ErrorCode::kBadRequest,
+                    msg + " (at byte " + std::to_string(reader.GetErrorOffset()) + ")");
+  }
+  return doc;
+}
+
+std::string Serialize(const JsonValue& value) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  WriteValue(value, w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+const JsonValue* Member(const JsonValue& object, std::string_view name) {
+  if (!object.IsObject()) return nullptr;
+  auto it = object.FindMember(
+      rapidjson::Value(rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size()))));
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::optional<std::string_view> StringMember(const JsonValue& object, std::string_view name) {
+  const JsonValue* v = Member(object, name);
+  if (v == nullptr || !IsPlainString(*v)) return std::nullopt;
+  return AsStringView(*v);
+}
+
+bool IsNumber(const JsonValue& v) {
+  return v.IsNumber() ||
+         (v.IsString() && v.GetStringLength() > 0 && v.GetString()[0] == kNumberMark);
+}
+
+std::optional<std::string> NumberText(const JsonValue& v) {
+  if (v.IsString() && v.GetStringLength() > 0 && v.GetString()[0] == kNumberMark) {
+    return std::string(v.GetString() + 1, v.GetStringLength() - 1);
+  }
+  if (v.IsInt64()) return std::to_string(v.GetInt64());
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  if (v.IsDouble()) return Serialize(v);
+  return std::nullopt;
+}
+
+bool IsPlainString(const JsonValue& v) {
+  return v.IsString() && !(v.GetStringLength() > 0 && v.GetString()[0] == kNumberMark);
+}
+
+std::string_view AsStringView(const JsonValue& v) {
+  return std::string_view(v.GetString(), v.GetStringLength());
+}
+
+JsonValue MakeString(std::string_view s, JsonAlloc& alloc) {
+  return JsonValue(s.data(), static_cast<rapidjson::SizeType>(s.size()), alloc);
+}
+
+JsonValue MakeNumber(std::string_view number_text, JsonAlloc& alloc) {
+  std::string marked(1, kNumberMark);
+  marked.append(number_text);
+  return JsonValue(marked.data(), static_cast<rapidjson::SizeType>(marked.size()), alloc);
+}
+
+void SetMember(JsonValue& object, std::string_view name, JsonValue value, JsonAlloc& alloc) {
+  auto it = object.FindMember(
+      rapidjson::Value(rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size()))));
+  if (it != object.MemberEnd()) {
+    it->value = std::move(value);
+  } else {
+    object.AddMember(MakeString(name, alloc), std::move(value), alloc);
+  }
+}
+
+void RemoveMember(JsonValue& object, std::string_view name) {
+  object.EraseMember(
+      rapidjson::Value(rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size()))));
+}
+
+}  // namespace fls::fhir

@@ -1,0 +1,47 @@
+#pragma once
+// The registry of search parameters: R4 names and meanings (R4 searchparameter-registry.html),
+// each with the element paths its values come from. The indexer, the query parser and the
+// CapabilityStatement all read this one table, so what is indexed, what is accepted and what is
+// advertised cannot drift apart. Immutable after construction; safe across threads.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fls::fhir {
+
+class SchemaValidator;
+
+enum class ParamType { kToken, kString, kDate, kReference, kQuantity, kUri, kNumber, kSpecial };
+
+const char* ParamTypeName(ParamType t);
+
+struct SearchParamDef {
+  std::string resource_type;
+  std::string name;
+  ParamType type;
+  // Element paths below the resource, dot-separated; a segment ending in "[x]" is a choice
+  // element (onset[x] matches onsetDateTime, onsetPeriod...). Several paths are a union.
+  std::vector<std::string> paths;
+  // Reference parameters: the target types the reference must have (empty: any).
+  std::vector<std::string> targets;
+  std::string documentation;
+};
+
+class SearchParamRegistry {
+ public:
+  // Builds the table: the explicit R4 parameters below plus, for every type the schema knows,
+  // _id, _lastUpdated, _tag, _profile, _security and `identifier` where the type has one.
+  explicit SearchParamRegistry(const SchemaValidator& schema);
+
+  const SearchParamDef* Find(std::string_view type, std::string_view name) const;
+  // The type's parameters in name order (for the indexer and the CapabilityStatement).
+  const std::vector<SearchParamDef>& ForType(std::string_view type) const;
+
+ private:
+  void Add(SearchParamDef def);
+  std::map<std::string, std::vector<SearchParamDef>, std::less<>> by_type_;
+};
+
+}  // namespace fls::fhir

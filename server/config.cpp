@@ -1,0 +1,89 @@
+#include "server/config.h"
+
+#include <charconv>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+namespace fls::server {
+
+namespace {
+
+long long ToInt(const std::string& name, const std::string& v, long long min, long long max) {
+  long long out = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || ptr != v.data() + v.size() || out < min || out > max) {
+    throw std::invalid_argument(name + " must be an integer between " + std::to_string(min) +
+                                " and " + std::to_string(max) + ", not '" + v + "'");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Usage() {
+  return "usage: fls-server [--listen=ADDR] [--port=N] [--database-url=URL] [--threads=N]\n"
+         "                  [--db-pool=N] [--max-body-bytes=N] [--json-max-depth=N] [--home=DIR]\n"
+         "                  [--public-url=URL] [--shutdown-grace-s=N] [--default-count=N]\n"
+         "                  [--max-count=N] [--max-bundle-entries=N]\n"
+         "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
+}
+
+Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const char*)) {
+  static const char* kNames[] = {"listen", "port", "database-url", "threads", "db-pool",
+                                 "max-body-bytes", "json-max-depth", "home", "public-url",
+                                 "shutdown-grace-s", "default-count", "max-count",
+                                 "max-bundle-entries"};
+  std::map<std::string, std::string> values;
+  for (const char* name : kNames) {
+    std::string var = "FLS_";
+    for (const char* c = name; *c; ++c) var += *c == '-' ? '_' : static_cast<char>(std::toupper(*c));
+    if (const char* v = env(var.c_str()); v && *v) values[name] = v;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") throw std::invalid_argument(Usage());
+    auto eq = arg.find('=');
+    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
+      throw std::invalid_argument("unexpected argument '" + arg + "'\n" + Usage());
+    }
+    std::string name = arg.substr(2, eq - 2);
+    bool known = false;
+    for (const char* n : kNames) known = known || name == n;
+    if (!known) throw std::invalid_argument("unknown flag --" + name + "\n" + Usage());
+    values[name] = arg.substr(eq + 1);
+  }
+  Config c;
+  auto get = [&](const char* n) -> const std::string* {
+    auto it = values.find(n);
+    return it == values.end() ? nullptr : &it->second;
+  };
+  if (auto v = get("listen")) c.listen = *v;
+  if (auto v = get("port")) c.port = static_cast<int>(ToInt("port", *v, 1, 65535));
+  if (auto v = get("database-url")) c.database_url = *v;
+  if (auto v = get("threads")) c.threads = static_cast<int>(ToInt("threads", *v, 1, 256));
+  if (auto v = get("db-pool")) c.db_pool = static_cast<int>(ToInt("db-pool", *v, 1, 256));
+  if (auto v = get("max-body-bytes")) {
+    c.max_body_bytes = static_cast<size_t>(ToInt("max-body-bytes", *v, 1024, 1LL << 32));
+  }
+  if (auto v = get("json-max-depth")) c.json_max_depth = static_cast<int>(ToInt("json-max-depth", *v, 8, 1000));
+  if (auto v = get("home")) c.home = *v;
+  if (auto v = get("public-url")) c.public_url = *v;
+  if (auto v = get("shutdown-grace-s")) c.shutdown_grace_s = static_cast<int>(ToInt("shutdown-grace-s", *v, 0, 3600));
+  if (auto v = get("default-count")) c.default_count = static_cast<int>(ToInt("default-count", *v, 1, 100000));
+  if (auto v = get("max-count")) c.max_count = static_cast<int>(ToInt("max-count", *v, 1, 100000));
+  if (auto v = get("max-bundle-entries")) {
+    c.max_bundle_entries = static_cast<int>(ToInt("max-bundle-entries", *v, 1, 1000000));
+  }
+  if (c.database_url.empty()) throw std::invalid_argument("FLS_DATABASE_URL (or --database-url) is required");
+  if (c.threads == 0) {
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    c.threads = static_cast<int>(std::max(4u, 4 * cores));
+  }
+  if (c.db_pool == 0) c.db_pool = c.threads;
+  if (c.default_count > c.max_count) c.default_count = c.max_count;
+  while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
+  return c;
+}
+
+}  // namespace fls::server

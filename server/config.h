@@ -1,0 +1,32 @@
+#pragma once
+// The server's configuration: one immutable struct, read once at start-up from flags
+// (--name=value) and FLS_* environment variables (flags win), validated, then passed by const
+// reference. No mutable globals.
+
+#include <cstddef>
+#include <string>
+
+namespace fls::server {
+
+struct Config {
+  std::string listen = "127.0.0.1";  // FLS_LISTEN
+  int port = 8080;                   // FLS_PORT
+  std::string database_url;          // FLS_DATABASE_URL (required)
+  int threads = 0;                   // FLS_THREADS; 0: 4 per core, at least 4
+  int db_pool = 0;                   // FLS_DB_POOL; 0: same as threads
+  size_t max_body_bytes = 32u << 20; // FLS_MAX_BODY_BYTES
+  int json_max_depth = 64;           // FLS_JSON_MAX_DEPTH
+  std::string home;                  // FLS_HOME: folder holding fhir/data and db/migrations
+  std::string public_url;            // FLS_PUBLIC_URL: base URL in links; default from Host
+  int shutdown_grace_s = 30;         // FLS_SHUTDOWN_GRACE_S
+  int default_count = 20;            // FLS_DEFAULT_COUNT
+  int max_count = 1000;              // FLS_MAX_COUNT
+  int max_bundle_entries = 10000;    // FLS_MAX_BUNDLE_ENTRIES
+};
+
+// Throws std::invalid_argument naming the bad setting. `env` is getenv in production.
+Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const char*));
+
+std::string Usage();
+
+}  // namespace fls::server

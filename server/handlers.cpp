@@ -1,0 +1,231 @@
+#include "server/handlers.h"
+
+#include <algorithm>
+
+#include "fhir/capability.h"
+#include "fhir/error.h"
+#include "fhir/fhir_date.h"
+
+namespace fls::server {
+
+namespace {
+
+using fhir::ErrorCode;
+using fhir::FhirError;
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Refuses bodies that are not FHIR JSON (R4 http.html#mime-type): XML and others get 415.
+void RequireJsonBody(const HttpRequest& req) {
+  const std::string* ct = req.Header("content-type");
+  if (!ct || ct->empty()) return;  // interface engines sometimes omit it; the body must parse as JSON
+  std::string type = Lower(ct->substr(0, ct->find(';')));
+  type.erase(std::remove(type.begin(), type.end(), ' '), type.end());
+  if (type == "application/fhir+json" || type == "application/json" || type == "application/json+fhir") return;
+  throw FhirError(ErrorCode::kUnsupportedMediaType,
+                  "Content-Type '" + type + "' is not supported: this server speaks application/fhir+json only");
+}
+
+// Accept: a request that only takes XML gets 406.
+void CheckAccept(const HttpRequest& req, const std::vector<fhir::QueryParam>& query) {
+  for (const auto& p : query) {
+    if (p.name == "_format") {
+      std::string f = Lower(p.value);
+      if (f.find("xml") != std::string::npos || f == "ttl" || f.find("turtle") != std::string::npos) {
+        throw FhirError(ErrorCode::kNotAcceptable, "_format " + p.value + " is not supported: JSON only");
+      }
+    }
+  }
+  const std::string* accept = req.Header("accept");
+  if (!accept || accept->empty()) return;
+  std::string a = Lower(*accept);
+  if (a.find("json") != std::string::npos || a.find("*/*") != std::string::npos ||
+      a.find("application/*") != std::string::npos) {
+    return;
+  }
+  throw FhirError(ErrorCode::kNotAcceptable, "Accept '" + *accept + "' is not supported: application/fhir+json only");
+}
+
+fhir::RequestInfo Info(const HttpRequest& req) {
+  fhir::RequestInfo info;
+  info.base_url = req.base_url;
+  if (const std::string* prefer = req.Header("prefer")) {
+    std::string p = Lower(*prefer);
+    if (p.find("return=minimal") != std::string::npos) info.prefer_return = "minimal";
+    else if (p.find("return=operationoutcome") != std::string::npos) info.prefer_return = "OperationOutcome";
+    else if (p.find("return=representation") != std::string::npos) info.prefer_return = "representation";
+    info.lenient = p.find("handling=lenient") != std::string::npos;
+  }
+  if (const std::string* m = req.Header("if-match")) info.if_match = *m;
+  if (const std::string* n = req.Header("if-none-exist")) {
+    std::string v = *n;
+    if (!v.empty() && v[0] == '?') v = v.substr(1);
+    // "Patient?identifier=x" and "identifier=x" both occur in the wild.
+    if (auto q = v.find('?'); q != std::string::npos) v = v.substr(q + 1);
+    info.if_none_exist = v;
+  }
+  return info;
+}
+
+std::string HttpDate(const std::string& fhir_instant) {
+  auto r = fhir::ParseFhirDate(fhir_instant);
+  return r ? fhir::FormatHttpDate(r->lo_us) : "";
+}
+
+HttpResponse ToResponse(const fhir::Outcome& o, const fhir::RequestInfo& info, bool is_write) {
+  HttpResponse resp;
+  resp.status = o.status;
+  if (!o.location.empty() && is_write) resp.headers.emplace_back("Location", o.location);
+  if (!o.etag.empty()) resp.headers.emplace_back("ETag", o.etag);
+  if (!o.last_modified.empty()) resp.headers.emplace_back("Last-Modified", HttpDate(o.last_modified));
+  if (is_write && info.prefer_return == "minimal") return resp;
+  if (is_write && info.prefer_return == "OperationOutcome") {
+    fhir::Issue issue;
+    issue.severity = "information";
+    issue.code = "informational";
+    issue.diagnostics = o.status == 201 ? "created " + o.resource_type + "/" + o.id
+                                        : "done: " + o.resource_type + "/" + o.id;
+    resp.body = fhir::OperationOutcomeJson({issue}, "informational");
+    return resp;
+  }
+  resp.body = o.body;
+  return resp;
+}
+
+std::vector<fhir::QueryParam> Query(const HttpRequest& req) { return fhir::ParseQueryString(req.raw_query); }
+
+}  // namespace
+
+void RegisterRoutes(Router& router, const HandlerContext& ctx) {
+  fhir::FhirService& svc = ctx.service;
+  router.SetTypeCheck([&svc](const std::string& t) { return svc.IsResourceType(t); });
+
+  router.Add("GET", "/healthz", "", true, [](HttpRequest&) {
+    HttpResponse r;
+    r.content_type = "application/json";
+    r.body = "{\"status\":\"ok\"}";
+    return r;
+  });
+  db::Database& db = ctx.db;
+  router.Add("GET", "/readyz", "", true, [&db](HttpRequest&) {
+    HttpResponse r;
+    r.content_type = "application/json";
+    bool migrated = db.migrated();
+    bool reachable = db.Ping();
+    r.status = migrated && reachable ? 200 : 503;
+    r.body = std::string("{\"status\":\"") + (r.status == 200 ? "ready" : "not-ready") +
+             "\",\"database\":" + (reachable ? "true" : "false") +
+             ",\"migrations\":" + (migrated ? "true" : "false") + "}";
+    if (r.status != 200) r.headers.emplace_back("Retry-After", "2");
+    return r;
+  });
+
+  // Capability statement: generated on each call from the routes registered below.
+  const fhir::SchemaValidator& schema = ctx.schema;
+  std::string version = ctx.software_version;
+  router.Add("GET", "/metadata", "", true, [&router, &schema, &svc, version](HttpRequest& req) {
+    fhir::CapabilityInput in;
+    in.software_version = version;
+    in.base_url = req.base_url;
+    std::set<std::string> type_codes, system_codes;
+    for (const auto& r : router.Routes()) {
+      if (r.interaction.empty()) continue;
+      (r.system_level ? system_codes : type_codes).insert(r.interaction);
+    }
+    in.type_interactions.assign(type_codes.begin(), type_codes.end());
+    in.system_interactions.assign(system_codes.begin(), system_codes.end());
+    HttpResponse resp;
+    resp.body = fhir::CapabilityStatementJson(schema, svc.registry(), in);
+    return resp;
+  });
+
+  router.Add("POST", "/", "transaction", true, [&svc](HttpRequest& req) {
+    RequireJsonBody(req);
+    auto info = Info(req);
+    return ToResponse(svc.ProcessBundle(req.body, info), info, false);
+  });
+  router.Add("GET", "/_history", "history-system", true, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.History("", "", q, Info(req)), Info(req), false);
+  });
+  // batch shares POST / with transaction; listed for the CapabilityStatement.
+  router.Add("BATCH", "/", "batch", true, nullptr);
+
+  router.Add("GET", "/{type}", "search-type", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.Search(req.params["type"], q, Info(req)), Info(req), false);
+  });
+  router.Add("POST", "/{type}/_search", "", false, [&svc](HttpRequest& req) {
+    // R4 http.html#search: parameters in an application/x-www-form-urlencoded body, and the URL.
+    const std::string* ct = req.Header("content-type");
+    if (ct && Lower(*ct).find("application/x-www-form-urlencoded") == std::string::npos) {
+      throw FhirError(ErrorCode::kUnsupportedMediaType, "POST _search takes application/x-www-form-urlencoded");
+    }
+    auto q = Query(req);
+    auto body_params = fhir::ParseQueryString(req.body);
+    q.insert(q.end(), body_params.begin(), body_params.end());
+    return ToResponse(svc.Search(req.params["type"], q, Info(req)), Info(req), false);
+  });
+  router.Add("POST", "/{type}", "create", false, [&svc](HttpRequest& req) {
+    RequireJsonBody(req);
+    if (!req.raw_query.empty()) {
+      auto q = Query(req);
+      for (const auto& p : q) {
+        if (p.name != "_format" && p.name != "_pretty") {
+          throw FhirError(ErrorCode::kBadRequest, "create takes no query parameters (use If-None-Exist)");
+        }
+      }
+    }
+    auto info = Info(req);
+    return ToResponse(svc.Create(req.params["type"], req.body, info), info, true);
+  });
+  router.Add("PUT", "/{type}", "", false, [&svc](HttpRequest& req) {
+    RequireJsonBody(req);
+    auto info = Info(req);
+    auto q = Query(req);
+    if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "PUT needs an id in the URL or search criteria");
+    return ToResponse(svc.ConditionalUpdate(req.params["type"], q, req.body, info), info, true);
+  });
+  router.Add("DELETE", "/{type}", "", false, [&svc](HttpRequest& req) {
+    auto info = Info(req);
+    auto q = Query(req);
+    if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "DELETE needs an id in the URL or search criteria");
+    return ToResponse(svc.ConditionalDelete(req.params["type"], q, info), info, true);
+  });
+  router.Add("GET", "/{type}/_history", "history-type", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.History(req.params["type"], "", q, Info(req)), Info(req), false);
+  });
+  router.Add("GET", "/{type}/{id}", "read", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.Read(req.params["type"], req.params["id"]), Info(req), false);
+  });
+  router.Add("PUT", "/{type}/{id}", "update", false, [&svc](HttpRequest& req) {
+    RequireJsonBody(req);
+    auto info = Info(req);
+    return ToResponse(svc.Update(req.params["type"], req.params["id"], req.body, info), info, true);
+  });
+  router.Add("DELETE", "/{type}/{id}", "delete", false, [&svc](HttpRequest& req) {
+    auto info = Info(req);
+    return ToResponse(svc.Delete(req.params["type"], req.params["id"], info), info, true);
+  });
+  router.Add("GET", "/{type}/{id}/_history", "history-instance", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.History(req.params["type"], req.params["id"], q, Info(req)), Info(req), false);
+  });
+  router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(svc.VRead(req.params["type"], req.params["id"], req.params["vid"]), Info(req), false);
+  });
+}
+
+}  // namespace fls::server

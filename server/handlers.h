@@ -1,0 +1,25 @@
+#pragma once
+// The thin handlers of the FHIR REST surface: each parses the edges of the request (headers,
+// Prefer, content type), calls one FhirService use case and writes the headers.
+
+#include <string>
+
+#include "db/database.h"
+#include "fhir/fhir_service.h"
+#include "fhir/schema_validator.h"
+#include "server/router.h"
+
+namespace fls::server {
+
+struct HandlerContext {
+  fhir::FhirService& service;
+  const fhir::SchemaValidator& schema;
+  db::Database& db;
+  std::string software_version;
+};
+
+// Registers every route: FHIR interactions, /metadata, /healthz, /readyz. REQUIRES: `ctx`'s
+// members outlive the router.
+void RegisterRoutes(Router& router, const HandlerContext& ctx);
+
+}  // namespace fls::server

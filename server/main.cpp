@@ -1,0 +1,140 @@
+// Builds the object graph on the stack in dependency order (config -> schema -> database ->
+// service -> router -> listener), serves until SIGINT/SIGTERM, and tears down in reverse.
+#include <utility>  // before asio: boost 1.74 awaitable.hpp uses std::exchange under C++20
+
+#include <pplx/threadpool.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "db/database.h"
+#include "fhir/fhir_service.h"
+#include "fhir/schema_validator.h"
+#include "fhir/search_params.h"
+#include "server/config.h"
+#include "server/handlers.h"
+#include "server/http_server.h"
+#include "server/log.h"
+
+namespace {
+constexpr const char* kVersion = "0.1.0";
+
+const char* Env(const char* name) { return std::getenv(name); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace fls;
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  server::Config config;
+  try {
+    config = server::LoadConfig(argc, argv, Env);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  if (config.home.empty()) config.home = FLS_HOME_DEFAULT;
+
+  // cpprest's default pool of 40 threads hurts on small machines (cpp-stack.md pitfall 5).
+  crossplat::threadpool::initialize_with_threads(static_cast<size_t>(config.threads));
+
+  std::unique_ptr<fhir::SchemaValidator> schema;
+  try {
+    schema = fhir::SchemaValidator::Load(config.home + "/fhir/data/fhir.schema.json");
+  } catch (const std::exception& e) {
+    server::Log("fatal", e.what());
+    return 1;
+  }
+  fhir::SearchParamRegistry registry(*schema);
+
+  db::DbConfig db_config;
+  db_config.url = config.database_url;
+  db_config.pool_size = config.db_pool;
+  db_config.migrations_dir = config.home + "/db/migrations";
+  db::Database database(db_config);
+
+  // Migrations: now if the database answers, else keep trying in the background while the
+  // server answers 503 (and /readyz says not ready).
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  auto migrate_once = [&]() {
+    try {
+      database.Migrate();
+      server::Log("info", "database ready: migrations applied");
+      return true;
+    } catch (const db::DbError& e) {
+      server::Log(e.kind() == db::DbErrorKind::kUnavailable ? "warn" : "error", "migrations not applied",
+                  {{"error", e.what()}, {"sqlstate", e.sqlstate()}});
+      return false;
+    } catch (const std::exception& e) {
+      server::Log("error", "migrations not applied", {{"error", e.what()}});
+      return false;
+    }
+  };
+  std::thread migrator;
+  if (!migrate_once()) {
+    migrator = std::thread([&] {
+      std::unique_lock lock(stop_mu);
+      while (!stopping) {
+        if (stop_cv.wait_for(lock, std::chrono::seconds(2), [&] { return stopping.load(); })) break;
+        lock.unlock();
+        bool ok = migrate_once();
+        lock.lock();
+        if (ok) break;
+      }
+    });
+  }
+
+  fhir::ServiceConfig service_config;
+  service_config.json.max_depth = config.json_max_depth;
+  service_config.search.default_count = config.default_count;
+  service_config.search.max_count = config.max_count;
+  service_config.max_bundle_entries = config.max_bundle_entries;
+  fhir::FhirService service(database, *schema, registry, service_config);
+
+  server::Router router;
+  server::RegisterRoutes(router, {service, *schema, database, kVersion});
+
+  server::HttpServer http(config, router, database);
+  try {
+    http.Start();
+  } catch (const std::exception& e) {
+    server::Log("fatal", "cannot listen", {{"error", e.what()}});
+    stopping = true;
+    stop_cv.notify_all();
+    if (migrator.joinable()) migrator.join();
+    return 1;
+  }
+  server::Log("info", "serving",
+              {{"url", "http://" + config.listen + ":" + std::to_string(config.port)},
+               {"threads", std::to_string(config.threads)},
+               {"db_pool", std::to_string(config.db_pool)},
+               {"version", kVersion}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  server::Log("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  http.Drain();
+  {
+    std::lock_guard lock(stop_mu);
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  if (migrator.joinable()) migrator.join();
+  server::Log("info", "stopped");
+  return 0;
+}

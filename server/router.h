@@ -1,0 +1,74 @@
+#pragma once
+// The route table: method + path pattern -> handler, with the FHIR interaction each route serves
+// (the CapabilityStatement is generated from it). A path that matches a pattern under another
+// method answers 405 with Allow. No cpprest here: requests arrive as plain structs.
+// Routes are added before serving; Dispatch is then safe across threads.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fhir/search_request.h"
+
+namespace fls::server {
+
+struct HttpRequest {
+  std::string method;
+  std::vector<std::string> segments;  // percent-decoded path segments
+  std::string raw_query;              // as received, without '?'
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+  std::string request_id;
+  std::string base_url;
+  // Filled by the router from the pattern: "type", "id", "vid", "op".
+  std::map<std::string, std::string> params;
+
+  const std::string* Header(const std::string& lower_name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string content_type = "application/fhir+json; charset=utf-8";
+};
+
+using Handler = std::function<HttpResponse(HttpRequest&)>;
+
+struct RouteInfo {
+  std::string method;
+  std::string pattern;      // e.g. "/{type}/{id}/_history/{vid}"
+  std::string interaction;  // R4 interaction code, or "" for non-FHIR routes
+  bool system_level = false;
+};
+
+class Router {
+ public:
+  // `pattern` segments: literals, "{type}" (a resource type, checked by `is_type`), "{id}",
+  // "{vid}", "{op}" (a segment starting with '$'). Earlier routes win.
+  void Add(const std::string& method, const std::string& pattern, const std::string& interaction,
+           bool system_level, Handler handler);
+  void SetTypeCheck(std::function<bool(const std::string&)> is_type) { is_type_ = std::move(is_type); }
+
+  // Runs the matching handler. Throws FhirError: 404 for no route or unknown type, 405 with an
+  // Allow header when only the method differs.
+  HttpResponse Dispatch(HttpRequest& request) const;
+
+  std::vector<RouteInfo> Routes() const;
+
+ private:
+  struct Route {
+    RouteInfo info;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  bool Match(const Route& route, const HttpRequest& req, std::map<std::string, std::string>& params,
+             std::string& unknown_type) const;
+
+  std::vector<Route> routes_;
+  std::function<bool(const std::string&)> is_type_;
+};
+
+}  // namespace fls::server
