@@ -14,37 +14,39 @@ namespace fls::db {
 
 namespace {
 
-constexpr const char* kInstantText =
-    "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
-
+// Instants travel as microseconds since the epoch: no text formats (and no ':' that SOCI would
+// take for a placeholder) in the SQL.
 std::string InstantText(const std::string& column) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, kInstantText, column.c_str());
-  return buf;
+  return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
 }
 
 // Bound parameters collected while a statement's text is built; placeholders are :p0, :p1...
+// and are bound by name, since the order in which a statement's pieces are built need not be the
+// order of the text (operands of + are unsequenced). Each placeholder appears once in the text.
 class Params {
  public:
   std::string Add(std::string value) {
     values_.push_back(std::move(value));
-    return ":p" + std::to_string(values_.size() - 1);
+    names_.push_back("p" + std::to_string(values_.size() - 1));
+    return ":" + names_.back();
   }
   const std::vector<std::string>& values() const { return values_; }
+  const std::vector<std::string>& names() const { return names_; }
 
  private:
   std::vector<std::string> values_;
+  std::vector<std::string> names_;
 };
 
 soci::rowset<soci::row> Query(soci::session& sql, const std::string& text, const Params& params) {
   soci::details::prepare_temp_type prep = sql.prepare << text;
-  for (const auto& v : params.values()) prep, soci::use(v);
+  for (size_t i = 0; i < params.values().size(); ++i) prep, soci::use(params.values()[i], params.names()[i]);
   return soci::rowset<soci::row>(prep);
 }
 
 void Exec(soci::session& sql, const std::string& text, const Params& params) {
   soci::details::once_temp_type once = sql << text;
-  for (const auto& v : params.values()) once, soci::use(v);
+  for (size_t i = 0; i < params.values().size(); ++i) once, soci::use(params.values()[i], params.names()[i]);
 }
 
 void JsonString(std::string& out, const std::string& s) {
@@ -83,13 +85,11 @@ VersionRow RowToVersion(const soci::row& r, const std::string& type) {
   v.type = type;
   v.id = r.get<std::string>(0);
   v.version = r.get<int>(1);
-  v.last_updated = r.get<std::string>(2);
+  v.last_updated_us = r.get<long long>(2);
   v.deleted = r.get<int>(3) != 0;
   if (r.get_indicator(4) != soci::i_null) v.content = r.get<std::string>(4);
   return v;
 }
-
-const char* kIndexTables[] = {"idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"};
 
 std::string EscapeLike(const std::string& s) {
   std::string out;
@@ -126,20 +126,21 @@ std::string AlternativeSql(const SearchPredicate& p, const SearchPredicate::Alte
     case T::kDate:
     case T::kLastUpdated: {
       // R4 search.html#prefix on ranges: the target [tlo, thi) against the value [lo, hi).
+      // SOCI numbers every placeholder occurrence, so each use binds the value again.
       std::string tlo = p.table == T::kDate ? "x.lo" : "r.last_updated";
       std::string thi = p.table == T::kDate ? "x.hi" : "(r.last_updated + interval '1 microsecond')";
-      std::string lo = params.Add(a.lo) + "::timestamptz";
-      std::string hi = params.Add(a.hi) + "::timestamptz";
-      std::string eq = "(" + tlo + " >= " + lo + " AND " + thi + " <= " + hi + ")";
-      if (a.prefix == "eq") return eq;
-      if (a.prefix == "ne") return "NOT " + eq;
-      if (a.prefix == "gt") return "(" + thi + " > " + hi + ")";
-      if (a.prefix == "lt") return "(" + tlo + " < " + lo + ")";
-      if (a.prefix == "ge") return "(" + thi + " > " + hi + " OR " + eq + ")";
-      if (a.prefix == "le") return "(" + tlo + " < " + lo + " OR " + eq + ")";
-      if (a.prefix == "sa") return "(" + tlo + " >= " + hi + ")";
-      if (a.prefix == "eb") return "(" + thi + " <= " + lo + ")";
-      if (a.prefix == "ap") return "(" + tlo + " < " + hi + " AND " + thi + " > " + lo + ")";
+      auto lo = [&] { return params.Add(a.lo) + "::timestamptz"; };
+      auto hi = [&] { return params.Add(a.hi) + "::timestamptz"; };
+      auto eq = [&] { return "(" + tlo + " >= " + lo() + " AND " + thi + " <= " + hi() + ")"; };
+      if (a.prefix == "eq") return eq();
+      if (a.prefix == "ne") return "NOT " + eq();
+      if (a.prefix == "gt") return "(" + thi + " > " + hi() + ")";
+      if (a.prefix == "lt") return "(" + tlo + " < " + lo() + ")";
+      if (a.prefix == "ge") return "(" + thi + " > " + hi() + " OR " + eq() + ")";
+      if (a.prefix == "le") return "(" + tlo + " < " + lo() + " OR " + eq() + ")";
+      if (a.prefix == "sa") return "(" + tlo + " >= " + hi() + ")";
+      if (a.prefix == "eb") return "(" + thi + " <= " + lo() + ")";
+      if (a.prefix == "ap") return "(" + tlo + " < " + hi() + " AND " + thi + " > " + lo() + ")";
       return "false";
     }
     case T::kReference: {
@@ -150,16 +151,18 @@ std::string AlternativeSql(const SearchPredicate& p, const SearchPredicate::Alte
     case T::kQuantity: {
       // lo carries the value, hi half a unit of its last digit (R4 search.html#quantity: "eq"
       // means within the precision of the value).
-      std::string v = params.Add(a.lo) + "::numeric";
-      std::string h = params.Add(a.hi) + "::numeric";
-      std::string in_range = "x.value >= (" + v + " - " + h + ") AND x.value < (" + v + " + " + h + ")";
+      auto v = [&] { return params.Add(a.lo) + "::numeric"; };
+      auto h = [&] { return params.Add(a.hi) + "::numeric"; };
+      auto in_range = [&] {
+        return "x.value >= (" + v() + " - " + h() + ") AND x.value < (" + v() + " + " + h() + ")";
+      };
       std::string cond;
-      if (a.prefix == "eq" || a.prefix == "ap") cond = in_range;
-      else if (a.prefix == "ne") cond = "NOT (" + in_range + ")";
-      else if (a.prefix == "gt" || a.prefix == "sa") cond = "x.value > " + v;
-      else if (a.prefix == "lt" || a.prefix == "eb") cond = "x.value < " + v;
-      else if (a.prefix == "ge") cond = "x.value >= " + v;
-      else if (a.prefix == "le") cond = "x.value <= " + v;
+      if (a.prefix == "eq" || a.prefix == "ap") cond = in_range();
+      else if (a.prefix == "ne") cond = "NOT (" + in_range() + ")";
+      else if (a.prefix == "gt" || a.prefix == "sa") cond = "x.value > " + v();
+      else if (a.prefix == "lt" || a.prefix == "eb") cond = "x.value < " + v();
+      else if (a.prefix == "ge") cond = "x.value >= " + v();
+      else if (a.prefix == "le") cond = "x.value <= " + v();
       else cond = "false";
       if (a.system) cond += " AND x.system = " + params.Add(*a.system);
       if (!a.code.empty()) cond += " AND x.code = " + params.Add(a.code);
@@ -224,7 +227,11 @@ std::string OrderSql(const SearchSpec& spec, Params& params) {
       case T::kLastUpdated: expr = "r.last_updated"; break;
       case T::kId: expr = "r.res_id"; break;
       case T::kDate:
-        expr = std::string("(SELECT ") + (s.descending ? "max(x.hi)" : "min(x.lo)") +
+        // A range sorts by its start ascending and its end descending; an open start (a Task
+        // due date is restriction.period.end alone) sorts by its end, an open end by its start.
+        expr = std::string("(SELECT ") +
+               (s.descending ? "max(CASE WHEN x.hi = 'infinity' THEN x.lo ELSE x.hi END)"
+                             : "min(CASE WHEN x.lo = '-infinity' THEN x.hi ELSE x.lo END)") +
                " FROM idx_date x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +
                params.Add(s.param) + ")";
         break;
@@ -325,13 +332,13 @@ bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
   // version is deferred to commit.
   int inserted = 0;
   sql_ << "WITH ins AS (INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted) "
-          "VALUES (:t, :i, 1, :u::timestamptz, false) ON CONFLICT DO NOTHING RETURNING 1) "
+          "VALUES (:t, :i, 1, (timestamptz 'epoch' + :u * interval '1 microsecond'), false) ON CONFLICT DO NOTHING RETURNING 1) "
           "SELECT count(*)::int FROM ins",
-      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated), soci::into(inserted);
+      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated_us), soci::into(inserted);
   if (inserted == 0) return false;
   sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, 1, :u::timestamptz, :m, :c::jsonb)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated), soci::use(row.method),
+          "VALUES (:t, :i, 1, (timestamptz 'epoch' + :u * interval '1 microsecond'), :m, :c::jsonb)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated_us), soci::use(row.method),
       soci::use(row.content);
   WriteIndex(row.type, row.id, index);
   return true;
@@ -339,23 +346,23 @@ bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
 
 void ResourceStore::InsertNextVersion(const VersionRow& row, const IndexRows& index) {
   sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, :v, :u::timestamptz, :m, :c::jsonb)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated),
+          "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), :m, :c::jsonb)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated_us),
       soci::use(row.method), soci::use(row.content);
-  sql_ << "UPDATE resource SET version_id = :v, last_updated = :u::timestamptz, deleted = false "
+  sql_ << "UPDATE resource SET version_id = :v, last_updated = (timestamptz 'epoch' + :u * interval '1 microsecond'), deleted = false "
           "WHERE res_type = :t AND res_id = :i",
-      soci::use(row.version), soci::use(row.last_updated), soci::use(row.type), soci::use(row.id);
+      soci::use(row.version), soci::use(row.last_updated_us), soci::use(row.type), soci::use(row.id);
   DeleteIndex(row.type, row.id);
   WriteIndex(row.type, row.id, index);
 }
 
 void ResourceStore::InsertDeletion(const VersionRow& row) {
   sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, :v, :u::timestamptz, 'DELETE', NULL)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated);
-  sql_ << "UPDATE resource SET version_id = :v, last_updated = :u::timestamptz, deleted = true "
+          "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), 'DELETE', NULL)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated_us);
+  sql_ << "UPDATE resource SET version_id = :v, last_updated = (timestamptz 'epoch' + :u * interval '1 microsecond'), deleted = true "
           "WHERE res_type = :t AND res_id = :i",
-      soci::use(row.version), soci::use(row.last_updated), soci::use(row.type), soci::use(row.id);
+      soci::use(row.version), soci::use(row.last_updated_us), soci::use(row.type), soci::use(row.id);
   DeleteIndex(row.type, row.id);
   DropConditionalKeys(row.type, row.id);
 }

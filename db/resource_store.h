@@ -50,7 +50,7 @@ struct VersionRow {
   std::string type;
   std::string id;
   int version = 0;
-  std::string last_updated;  // FHIR instant, UTC, milliseconds
+  long long last_updated_us = 0;  // microseconds since the epoch (UTC)
   bool deleted = false;
   std::string method;        // POST, PUT, DELETE
   std::string content;       // JSON text; empty for a deletion

@@ -121,7 +121,7 @@ std::string HistoryBundle(const std::vector<db::HistoryPage::Entry>& entries,
     w.Key("etag");
     Str(w, "W/\"" + std::to_string(row.version) + "\"");
     w.Key("lastModified");
-    Str(w, row.last_updated);
+    Str(w, FormatFhirInstant(row.last_updated_us));
     w.EndObject();
     w.EndObject();
   }

@@ -11,7 +11,7 @@ namespace {
 std::string ETag(int version) { return "W/\"" + std::to_string(version) + "\""; }
 
 // Sets id and meta.versionId/lastUpdated, keeping the rest of meta (tags, profiles, source).
-void Stamp(JsonDoc& doc, const std::string& id, int version, const std::string& last_updated) {
+void Stamp(JsonDoc& doc, const std::string& id, int version, int64_t last_updated_us) {
   auto& a = doc.GetAllocator();
   SetMember(doc, "id", MakeString(id, a), a);
   JsonValue meta(rapidjson::kObjectType);
@@ -19,13 +19,15 @@ void Stamp(JsonDoc& doc, const std::string& id, int version, const std::string& 
     meta.CopyFrom(*old, a);
   }
   SetMember(meta, "versionId", MakeString(std::to_string(version), a), a);
-  SetMember(meta, "lastUpdated", MakeString(last_updated, a), a);
+  SetMember(meta, "lastUpdated", MakeString(FormatFhirInstant(last_updated_us), a), a);
   SetMember(doc, "meta", std::move(meta), a);
 }
 
-std::string NowInstant() {
+// Now, truncated to the millisecond that meta.lastUpdated shows, so that the stored instant and
+// the resource's meta agree exactly.
+int64_t NowInstant() {
   int64_t us = NowMicros();
-  return FormatFhirInstant(us - us % 1000);
+  return us - us % 1000;
 }
 
 }  // namespace
@@ -91,7 +93,7 @@ Outcome FhirService::ReadOutcome(const db::VersionRow& row, const RequestInfo& i
   o.id = row.id;
   o.version = row.version;
   o.etag = ETag(row.version);
-  o.last_modified = row.last_updated;
+  o.last_modified = FormatFhirInstant(row.last_updated_us);
   o.location = info.base_url + "/" + row.type + "/" + row.id + "/_history/" + std::to_string(row.version);
   o.body = row.content;
   return o;
@@ -123,7 +125,7 @@ Outcome FhirService::VRead(const std::string& type, const std::string& id, const
 
 Outcome FhirService::DoCreate(db::ResourceStore& st, const std::string& type, JsonDoc& doc,
                               const std::string& id, const RequestInfo& info) {
-  std::string now = NowInstant();
+  int64_t now = NowInstant();
   Stamp(doc, id, 1, now);
   db::VersionRow row{type, id, 1, now, false, "POST", Serialize(doc)};
   if (!st.InsertNew(row, indexer_.Extract(type, doc))) {
@@ -148,7 +150,7 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
                           id + " does not exist");
     }
     if (!allow_create) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
-    std::string now = NowInstant();
+    int64_t now = NowInstant();
     Stamp(doc, id, 1, now);
     db::VersionRow row{type, id, 1, now, false, "PUT", Serialize(doc)};
     if (st.InsertNew(row, indexer_.Extract(type, doc))) {
@@ -166,7 +168,7 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
                         std::to_string(current->version));
   }
   int version = current->version + 1;
-  std::string now = NowInstant();
+  int64_t now = NowInstant();
   Stamp(doc, id, version, now);
   db::VersionRow row{type, id, version, now, false, "PUT", Serialize(doc)};
   st.InsertNextVersion(row, indexer_.Extract(type, doc));
@@ -178,7 +180,18 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
 Outcome FhirService::DoDelete(db::ResourceStore& st, const std::string& type, const std::string& id,
                               const RequestInfo& info) {
   auto current = st.LockCurrent(type, id);
-  if (!current) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  Outcome o;
+  o.status = 204;
+  o.resource_type = type;
+  o.id = id;
+  if (!current) {
+    // R4 http.html#delete lets a server answer 204 for a resource it never had; deletes are then
+    // idempotent, which is what a replaying interface engine needs.
+    if (info.if_match) {
+      throw FhirError(ErrorCode::kPreconditionFailed, type + "/" + id + " does not exist");
+    }
+    return o;
+  }
   if (info.if_match) {
     auto expected = ParseETagVersion(*info.if_match);
     if (!expected) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
@@ -188,22 +201,18 @@ Outcome FhirService::DoDelete(db::ResourceStore& st, const std::string& type, co
                           " but the current version is " + std::to_string(current->version));
     }
   }
-  Outcome o;
-  o.status = 204;
-  o.resource_type = type;
-  o.id = id;
   if (current->deleted) {
     o.version = current->version;
     o.etag = ETag(current->version);
     return o;
   }
   int version = current->version + 1;
-  std::string now = NowInstant();
+  int64_t now = NowInstant();
   st.InsertDeletion({type, id, version, now, true, "DELETE", ""});
   Notify(st, {type, id, version, false, true, nullptr});
   o.version = version;
   o.etag = ETag(version);
-  o.last_modified = now;
+  o.last_modified = FormatFhirInstant(now);
   return o;
 }
 

@@ -67,6 +67,12 @@ void ParseEntryUrl(EntryRequest& e, std::string url, const std::string& base_url
   if (segs.empty() || segs[0].empty()) Bad(e.index, "request.url must name a resource type");
   e.type = segs[0];
   if (!schema.IsResourceType(e.type)) Bad(e.index, "unknown resource type '" + e.type + "' in request.url");
+  for (const auto& seg : segs) {
+    if (!seg.empty() && seg[0] == '$') {
+      EntryFail(e.index, FhirError(ErrorCode::kNotImplemented,
+                                   "operation " + seg + " is not supported in a Bundle entry"));
+    }
+  }
   if (segs.size() >= 2) {
     e.id = segs[1];
     if (!IsValidId(e.id)) Bad(e.index, "request.url has an invalid id");

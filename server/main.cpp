@@ -5,6 +5,7 @@
 #include <pplx/threadpool.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -48,8 +49,9 @@ int main(int argc, char** argv) {
   }
   if (config.home.empty()) config.home = FLS_HOME_DEFAULT;
 
-  // cpprest's default pool of 40 threads hurts on small machines (cpp-stack.md pitfall 5).
-  crossplat::threadpool::initialize_with_threads(static_cast<size_t>(config.threads));
+  // cpprest's default pool of 40 threads hurts on small machines (cpp-stack.md pitfall 5). Its
+  // threads only do socket I/O here (requests run on HttpServer's workers): one per core.
+  crossplat::threadpool::initialize_with_threads(std::max(2u, std::thread::hardware_concurrency()));
 
   std::unique_ptr<fhir::SchemaValidator> schema;
   try {

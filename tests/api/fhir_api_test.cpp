@@ -1,0 +1,790 @@
+// Black-box tests of the FHIR REST surface: the real server binary over real HTTP against the
+// real PostgreSQL started by ./deploy/fls test.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+ServerProcess* g_server = nullptr;
+
+class ServerEnv : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    db_ = std::make_unique<ScratchDatabase>();
+    server_ = std::make_unique<ServerProcess>();
+    ASSERT_TRUE(server_->WaitReady(30000)) << server_->LogTail();
+    g_server = server_.get();
+  }
+  void TearDown() override {
+    g_server = nullptr;
+    server_.reset();
+    db_.reset();
+  }
+
+ private:
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ServerEnv);
+
+int Port() { return g_server->port(); }
+Response Get(const std::string& t, std::map<std::string, std::string> h = {}) { return Http(Port(), "GET", t, "", h); }
+Response Post(const std::string& t, const std::string& b, std::map<std::string, std::string> h = {}) {
+  return Http(Port(), "POST", t, b, h);
+}
+Response Put(const std::string& t, const std::string& b, std::map<std::string, std::string> h = {}) {
+  return Http(Port(), "PUT", t, b, h);
+}
+Response Delete(const std::string& t, std::map<std::string, std::string> h = {}) {
+  return Http(Port(), "DELETE", t, "", h);
+}
+
+std::string Unique() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng() % 1000000000000ULL);
+}
+
+std::string PatientJson(const std::string& ident, const std::string& family = "Dupré",
+                        const std::string& given = "Hélène", const std::string& birth = "1950-03-04") {
+  return R"({"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":")" + ident +
+         R"("}],"name":[{"family":")" + family + R"(","given":[")" + given + R"("]}],"gender":"female","birthDate":")" +
+         birth + R"("})";
+}
+
+std::string IdOf(const Response& r) {
+  auto d = r.Json();
+  return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+}
+
+int Total(const Response& r) {
+  auto d = r.Json();
+  return d.IsObject() && d.HasMember("total") ? d["total"].GetInt() : -1;
+}
+
+std::vector<std::string> EntryIds(const Response& r) {
+  std::vector<std::string> ids;
+  auto d = r.Json();
+  if (!d.IsObject() || !d.HasMember("entry")) return ids;
+  for (auto& e : d["entry"].GetArray()) {
+    if (e.HasMember("resource") && e["resource"].HasMember("id")) ids.push_back(e["resource"]["id"].GetString());
+  }
+  return ids;
+}
+
+std::string NextLink(const Response& r) {
+  auto d = r.Json();
+  if (!d.IsObject() || !d.HasMember("link")) return "";
+  for (auto& l : d["link"].GetArray()) {
+    if (std::string(l["relation"].GetString()) == "next") {
+      std::string url = l["url"].GetString();
+      auto p = url.find('/', url.find("//") + 2);
+      return url.substr(p);
+    }
+  }
+  return "";
+}
+
+// Asserts an error response: the status and an OperationOutcome body.
+void ExpectOutcome(const Response& r, int status, const std::string& what) {
+  EXPECT_EQ(r.status, status) << what << ": " << r.body;
+  auto d = r.Json();
+  ASSERT_TRUE(d.IsObject()) << what << ": body is not JSON: " << r.body.substr(0, 300);
+  EXPECT_STREQ(d["resourceType"].GetString(), "OperationOutcome") << what;
+  EXPECT_TRUE(d.HasMember("issue") && d["issue"].Size() > 0) << what;
+}
+
+// ---------------------------------------------------------------- the basic interactions
+
+TEST(Crud, CreateReadUpdateDeleteWithHeaders) {
+  std::string ident = Unique();
+  Response c = Post("/Patient", PatientJson(ident));
+  ASSERT_EQ(c.status, 201) << c.body;
+  std::string id = IdOf(c);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(c.Header("etag"), "W/\"1\"");
+  EXPECT_NE(c.Header("location").find("/Patient/" + id + "/_history/1"), std::string::npos);
+  EXPECT_FALSE(c.Header("last-modified").empty());
+  EXPECT_EQ(c.Json()["meta"]["versionId"].GetString(), std::string("1"));
+
+  Response r = Get("/Patient/" + id);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("etag"), "W/\"1\"");
+  EXPECT_EQ(std::string(r.Json()["name"][0]["family"].GetString()), "Dupré");
+
+  std::string updated = PatientJson(ident, "Martin");
+  updated.insert(1, "\"id\":\"" + id + "\",");
+  Response u = Put("/Patient/" + id, updated, {{"If-Match", "W/\"1\""}});
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(u.Header("etag"), "W/\"2\"");
+
+  Response v1 = Get("/Patient/" + id + "/_history/1");
+  ASSERT_EQ(v1.status, 200);
+  EXPECT_EQ(std::string(v1.Json()["name"][0]["family"].GetString()), "Dupré");
+
+  Response h = Get("/Patient/" + id + "/_history");
+  ASSERT_EQ(h.status, 200);
+  EXPECT_EQ(Total(h), 2);
+  EXPECT_EQ(std::string(h.Json()["type"].GetString()), "history");
+
+  Response d = Delete("/Patient/" + id);
+  EXPECT_EQ(d.status, 204);
+  ExpectOutcome(Get("/Patient/" + id), 410, "read after delete");
+  EXPECT_EQ(Total(Get("/Patient/" + id + "/_history")), 3);
+  EXPECT_EQ(Delete("/Patient/" + id).status, 204) << "a second delete is harmless";
+  ExpectOutcome(Get("/Patient/does-not-exist"), 404, "unknown id");
+}
+
+TEST(Crud, UpdateCreatesWithClientIdAndPreferMinimal) {
+  std::string id = "client-" + Unique();
+  std::string body = PatientJson(Unique());
+  body.insert(1, "\"id\":\"" + id + "\",");
+  Response c = Put("/Patient/" + id, body, {{"Prefer", "return=minimal"}});
+  EXPECT_EQ(c.status, 201);
+  EXPECT_TRUE(c.body.empty());
+  Response again = Put("/Patient/" + id, body, {{"Prefer", "return=OperationOutcome"}});
+  EXPECT_EQ(again.status, 200);
+  EXPECT_STREQ(again.Json()["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_EQ(Get("/Patient/" + id).Header("etag"), "W/\"2\"");
+}
+
+TEST(Crud, StaleIfMatchIsRefusedAndNothingIsLost) {
+  Response c = Post("/Patient", PatientJson(Unique(), "First"));
+  std::string id = IdOf(c);
+  std::string a = PatientJson("x", "Second");
+  a.insert(1, "\"id\":\"" + id + "\",");
+  ASSERT_EQ(Put("/Patient/" + id, a, {{"If-Match", "W/\"1\""}}).status, 200);
+  std::string b = PatientJson("x", "Lost");
+  b.insert(1, "\"id\":\"" + id + "\",");
+  ExpectOutcome(Put("/Patient/" + id, b, {{"If-Match", "W/\"1\""}}), 412, "stale If-Match update");
+  ExpectOutcome(Delete("/Patient/" + id, {{"If-Match", "W/\"1\""}}), 412, "stale If-Match delete");
+  Response r = Get("/Patient/" + id);
+  EXPECT_EQ(std::string(r.Json()["name"][0]["family"].GetString()), "Second");
+  EXPECT_EQ(r.Header("etag"), "W/\"2\"");
+}
+
+TEST(Crud, ConcurrentUpdatesWithIfMatchNeverLoseAnUpdate) {
+  std::string id = IdOf(Post("/Patient", PatientJson(Unique())));
+  // 8 writers each apply 5 read-modify-write cycles with If-Match, retrying on 412.
+  std::atomic<int> successes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 5; ++k) {
+        for (int attempt = 0; attempt < 200; ++attempt) {
+          Response r = Get("/Patient/" + id);
+          std::string etag = r.Header("etag");
+          std::string body = PatientJson("w", "Writer" + std::to_string(t));
+          body.insert(1, "\"id\":\"" + id + "\",");
+          Response u = Put("/Patient/" + id, body, {{"If-Match", etag}});
+          if (u.status == 200) {
+            ++successes;
+            break;
+          }
+          ASSERT_EQ(u.status, 412) << u.body;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(successes.load(), 40);
+  EXPECT_EQ(Get("/Patient/" + id).Header("etag"), "W/\"41\"") << "every success made exactly one version";
+}
+
+TEST(Conditional, ThirtyTwoConcurrentIdenticalConditionalCreatesLeaveOne) {
+  std::string ident = Unique();
+  std::string query = "identifier=urn:oid:1.2.250.1.213.1.4.8|" + ident;
+  std::vector<int> statuses(32);
+  std::vector<std::string> ids(32);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 32; ++i) {
+    threads.emplace_back([&, i] {
+      Response r = Post("/Patient", PatientJson(ident), {{"If-None-Exist", query}});
+      statuses[i] = r.status;
+      ids[i] = IdOf(r);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int created = 0, found = 0;
+  for (int s : statuses) {
+    created += s == 201;
+    found += s == 200;
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(found, 31);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u) << "every answer names the same Patient";
+  EXPECT_EQ(Total(Get("/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C" + ident)), 1);
+}
+
+TEST(Conditional, ConditionalUpdateCreatesThenUpdatesAndConcurrentOnesLeaveOne) {
+  std::string ident = Unique();
+  std::string target = "/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C" + ident;
+  std::vector<int> statuses(16);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] { statuses[i] = Put(target, PatientJson(ident)).status; });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 201), 1);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 15);
+  EXPECT_EQ(Total(Get(target)), 1);
+  std::string id = EntryIds(Get(target)).at(0);
+  EXPECT_EQ(Get("/Patient/" + id).Header("etag"), "W/\"16\"");
+  // Two matches: 412.
+  Post("/Patient", PatientJson(ident));
+  ExpectOutcome(Put(target, PatientJson(ident)), 412, "conditional update with two matches");
+  ExpectOutcome(Post("/Patient", PatientJson(ident), {{"If-None-Exist", target.substr(9)}}), 412,
+                "conditional create with two matches");
+}
+
+TEST(Conditional, ConditionalDelete) {
+  std::string ident = Unique();
+  Post("/Patient", PatientJson(ident));
+  std::string target = "/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8%7C" + ident;
+  EXPECT_EQ(Delete(target).status, 204);
+  EXPECT_EQ(Total(Get(target)), 0);
+}
+
+// ---------------------------------------------------------------- search
+
+class SearchFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tag_ = Unique();
+    auto create = [](const std::string& type, const std::string& body) {
+      Response r = Post("/" + type, body);
+      EXPECT_EQ(r.status, 201) << type << ": " << r.body;
+      return IdOf(r);
+    };
+    std::string sys = "urn:oid:1.2.250.1.213.1.4.8";
+    p1_ = create("Patient", R"({"resourceType":"Patient","identifier":[{"system":")" + sys + R"(","value":"A)" + tag_ +
+                                R"("}],"name":[{"family":"Lefèvre-Dupont","given":["Hélène","Marie"]}],"gender":"female","birthDate":"1948-02-29"})");
+    p2_ = create("Patient", R"({"resourceType":"Patient","identifier":[{"system":"urn:ipp","value":"B)" + tag_ +
+                                R"("}],"name":[{"family":"Martin","given":["Jean"]}],"gender":"male","birthDate":"1975"})");
+    org_ = create("Organization", R"({"resourceType":"Organization","name":"CHU Saint-Étienne","identifier":[{"system":"urn:finess","value":"F)" + tag_ + R"("}]})");
+    enc_ = create("Encounter", R"({"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},"subject":{"reference":"Patient/)" +
+                                  p1_ + R"("},"serviceProvider":{"reference":"Organization/)" + org_ +
+                                  R"("},"period":{"start":"2024-03-01T10:00:00+01:00","end":"2024-03-05T12:00:00+01:00"},"identifier":[{"value":"E)" + tag_ + R"("}]})");
+    cond_ = create("Condition", R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + p1_ +
+                                    R"("},"encounter":{"reference":"Encounter/)" + enc_ +
+                                    R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10","code":"S72.0)" + tag_.substr(0, 2) +
+                                    R"("}]},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"confirmed"}]},"onsetDateTime":"2024-03-01"})");
+    obs_ = create("Observation", R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"62292-8"}]},"subject":{"reference":"Patient/)" +
+                                     p1_ + R"("},"effectiveDateTime":"2024-03-02T08:30:00Z","valueQuantity":{"value":18.50,"unit":"ng/mL","system":"http://unitsofmeasure.org","code":"ng/mL"}})");
+    task_ = create("Task", R"({"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/task-code","code":"assess-)" + tag_ +
+                                R"("}]},"for":{"reference":"Patient/)" + p1_ + R"("},"owner":{"reference":"Organization/)" + org_ +
+                                R"("},"restriction":{"period":{"end":"2024-03-15"}}})");
+    task2_ = create("Task", R"({"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/task-code","code":"assess-)" + tag_ +
+                                 R"("}]},"for":{"reference":"Patient/)" + p2_ + R"("},"restriction":{"period":{"end":"2024-03-10"}}})");
+  }
+  static std::string tag_, p1_, p2_, org_, enc_, cond_, obs_, task_, task2_;
+};
+std::string SearchFixture::tag_, SearchFixture::p1_, SearchFixture::p2_, SearchFixture::org_,
+    SearchFixture::enc_, SearchFixture::cond_, SearchFixture::obs_, SearchFixture::task_, SearchFixture::task2_;
+
+TEST_F(SearchFixture, TableOfQueries) {
+  struct Row {
+    std::string query;  // {t} is replaced by the run's tag, {p1} etc. by ids
+    std::vector<std::string> expected;
+  };
+  std::vector<Row> rows = {
+      {"Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|A{t}", {p1_}},
+      {"Patient?identifier=A{t}", {p1_}},
+      {"Patient?identifier=urn:ipp|A{t}", {}},
+      {"Patient?identifier=|A{t}", {}},
+      {"Patient?identifier=A{t},B{t}&_sort=birthdate", {p1_, p2_}},
+      {"Patient?identifier=A{t},B{t}&_sort=-birthdate", {p2_, p1_}},
+      {"Patient?identifier=A{t},B{t}&name=helene", {p1_}},
+      {"Patient?identifier=A{t},B{t}&name=HELENE", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family=dupont", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family=lefevre", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family=efev", {}},
+      {"Patient?identifier=A{t},B{t}&family:contains=efev", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family:exact=Lefèvre-Dupont", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family:exact=lefèvre-dupont", {}},
+      {"Patient?identifier=A{t},B{t}&given=mar", {p1_}},
+      {"Patient?identifier=A{t},B{t}&gender=male", {p2_}},
+      {"Patient?identifier=A{t},B{t}&gender:not=male", {p1_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=1948-02-29", {p1_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=1948-02", {p1_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=1975-06-01", {}},
+      {"Patient?identifier=A{t},B{t}&birthdate=ge1975-06-01", {p2_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=le1975-06-01", {p1_, p2_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=lt1975&_sort=_id", {p1_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=gt1948-02-29&birthdate=lt1980", {p2_}},
+      {"Patient?identifier=A{t},B{t}&birthdate=ne1975", {p1_}},
+      {"Patient?identifier=A{t},B{t}&_id={p2}", {p2_}},
+      {"Patient?identifier=A{t},B{t}&birthdate:missing=true", {}},
+      {"Organization?name=saint-etienne&identifier=F{t}", {org_}},
+      {"Organization?name=chu&identifier=F{t}", {org_}},
+      {"Encounter?patient={p1}", {enc_}},
+      {"Encounter?patient=Patient/{p1}", {enc_}},
+      {"Encounter?subject:Patient={p1}", {enc_}},
+      {"Encounter?identifier=E{t}&date=2024-03-03", {}},
+      {"Encounter?identifier=E{t}&date=ge2024-03-03", {enc_}},
+      {"Encounter?identifier=E{t}&date=le2024-03-03", {enc_}},
+      {"Encounter?identifier=E{t}&date=gt2024-03-05T12:00:00%2B01:00", {}},
+      {"Encounter?identifier=E{t}&date=lt2024-03-01T09:59:59Z", {enc_}},
+      {"Encounter?identifier=E{t}&date=2024-03", {enc_}},
+      {"Encounter?identifier=E{t}&status=finished&class=http://terminology.hl7.org/CodeSystem/v3-ActCode|IMP", {enc_}},
+      {"Encounter?identifier=E{t}&class=AMB", {}},
+      {"Encounter?identifier=E{t}&service-provider=Organization/{org}", {enc_}},
+      {"Condition?patient={p1}&code=http://hl7.org/fhir/sid/icd-10|S72.0{t2}", {cond_}},
+      {"Condition?subject=Patient/{p1}&onset-date=2024-03-01", {cond_}},
+      {"Condition?patient={p1}&encounter=Encounter/{enc}&clinical-status=active&verification-status=confirmed", {cond_}},
+      {"Condition?patient={p1}&verification-status=entered-in-error", {}},
+      {"Observation?patient={p1}&code=http://loinc.org|62292-8&category=laboratory", {obs_}},
+      {"Observation?patient={p1}&value-quantity=18.5", {obs_}},
+      {"Observation?patient={p1}&value-quantity=18.5|http://unitsofmeasure.org|ng/mL", {obs_}},
+      {"Observation?patient={p1}&value-quantity=lt20", {obs_}},
+      {"Observation?patient={p1}&value-quantity=gt18.5", {}},
+      {"Observation?patient={p1}&value-quantity=ge18.5", {obs_}},
+      {"Observation?patient={p1}&value-quantity=19", {obs_}},  // [18.5, 19.5)
+      {"Observation?patient={p1}&value-quantity=18.6", {}},  // [18.55, 18.65)
+      {"Observation?patient={p1}&value-quantity=20", {}},
+      {"Observation?patient={p1}&date=2024-03-02", {obs_}},
+      {"Observation?patient={p1}&date=gt2024-03-02T09:31:00%2B01:00", {}},
+      {"Observation?patient={p1}&date=gt2024-03-02T09:00:00%2B01:00", {obs_}},
+      {"Observation?patient={p1}&date=ge2024-03-02T09:00:00%2B01:00", {obs_}},
+      {"Task?code=assess-{t}&_sort=period", {task2_, task_}},
+      {"Task?code=assess-{t}&_sort=-period", {task_, task2_}},
+      {"Task?code=assess-{t}&period=eb2024-03-12", {task2_}},
+      {"Task?code=assess-{t}&period=lt2024-03-12", {task_, task2_}},  // open start: both intersect
+      {"Task?code=assess-{t}&period=sa2024-03-12", {}},
+      {"Task?code=assess-{t}&owner=Organization/{org}&status=requested", {task_}},
+      {"Task?code=assess-{t}&patient={p2}", {task2_}},
+      {"Task?code=assess-{t}&_lastUpdated=gt2000-01-01&_sort=_lastUpdated", {task_, task2_}},
+      {"Task?code=assess-{t}&_lastUpdated=lt2000-01-01", {}},
+  };
+  auto fill = [&](std::string q) {
+    auto rep = [&](const std::string& from, const std::string& to) {
+      for (size_t p; (p = q.find(from)) != std::string::npos;) q.replace(p, from.size(), to);
+    };
+    rep("{t2}", tag_.substr(0, 2));
+    rep("{t}", tag_);
+    rep("{p1}", p1_);
+    rep("{p2}", p2_);
+    rep("{org}", org_);
+    rep("{enc}", enc_);
+    rep("|", "%7C");
+    rep("è", "%C3%A8");
+    return q;
+  };
+  for (const auto& row : rows) {
+    std::string q = fill(row.query);
+    Response r = Get("/" + q);
+    ASSERT_EQ(r.status, 200) << row.query << ": " << r.body;
+    bool sorted = row.query.find("_sort") != std::string::npos;
+    auto ids = EntryIds(r);
+    if (sorted) {
+      EXPECT_EQ(ids, row.expected) << row.query;
+    } else {
+      EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()),
+                std::set<std::string>(row.expected.begin(), row.expected.end()))
+          << row.query;
+    }
+    EXPECT_EQ(Total(r), static_cast<int>(row.expected.size())) << row.query;
+  }
+}
+
+TEST_F(SearchFixture, PostSearchAndTotalModes) {
+  Response r = Post("/Patient/_search", "identifier=A" + tag_, {{"Content-Type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(EntryIds(r), std::vector<std::string>{p1_});
+  EXPECT_EQ(Total(Get("/Patient?identifier=A" + tag_ + "&_total=none")), -1);
+  Response count = Get("/Patient?identifier=A" + tag_ + "&_summary=count");
+  EXPECT_EQ(Total(count), 1);
+  EXPECT_TRUE(EntryIds(count).empty());
+}
+
+TEST_F(SearchFixture, BadSearchParametersAre400UnlessLenient) {
+  ExpectOutcome(Get("/Patient?nonsense=1"), 400, "unknown parameter");
+  ExpectOutcome(Get("/Patient?birthdate=1948-13-01"), 400, "month 13");
+  ExpectOutcome(Get("/Patient?birthdate=xx2020"), 400, "bad prefix");
+  ExpectOutcome(Get("/Patient?_count=-1"), 400, "negative count");
+  ExpectOutcome(Get("/Patient?_sort=nonsense"), 400, "unknown sort");
+  ExpectOutcome(Get("/Patient?name:fuzzy=x"), 400, "unknown modifier");
+  ExpectOutcome(Get("/Patient?name=%ZZ"), 400, "bad escape");
+  ExpectOutcome(Get("/Patient?name=%C3%28"), 400, "invalid UTF-8 in the query");
+  ExpectOutcome(Get("/Patient?_getpages=not-a-token"), 400, "forged page token");
+  ExpectOutcome(Get("/Patient?_getpages=00000000-0000-4000-8000-000000000000&_getpagesoffset=20"), 410,
+                "expired page");
+  ExpectOutcome(Get("/Observation?value-quantity=abc"), 400, "bad number");
+  ExpectOutcome(Get("/Patient?general-practitioner.name=x"), 400, "chained");
+  Response lenient = Get("/Patient?nonsense=1&identifier=A" + tag_, {{"Prefer", "handling=lenient"}});
+  EXPECT_EQ(lenient.status, 200);
+  EXPECT_EQ(EntryIds(lenient), std::vector<std::string>{p1_});
+  EXPECT_EQ(lenient.Json()["entry"].Size(), 2u) << "the match and the OperationOutcome entry";
+  std::string hostile = "/Patient?name=%27%3B%20DROP%20TABLE%20resource%3B--&family=%25&given=_";
+  EXPECT_EQ(Get(hostile).status, 200);
+  EXPECT_EQ(Get("/Patient/" + p1_).status, 200) << "still there";
+}
+
+TEST(Paging, EveryMatchExactlyOnceWhileOthersWrite) {
+  std::string tag = Unique();
+  std::set<std::string> created;
+  for (int i = 0; i < 55; ++i) {
+    std::string id = IdOf(Post("/Patient", PatientJson("page-" + tag, "Page" + std::to_string(i))));
+    created.insert(id);
+  }
+  std::string first = "/Patient?identifier=page-" + tag + "&_count=10&_sort=-_lastUpdated";
+  std::vector<std::string> seen;
+  Response r = Get(first);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Total(r), 55);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    int i = 0;
+    while (!stop) {
+      // New matches, and updates that move existing matches to the front of the sort order.
+      Post("/Patient", PatientJson("page-" + tag, "Late" + std::to_string(i++)));
+      std::string id = *std::next(created.begin(), i % created.size());
+      std::string body = PatientJson("page-" + tag, "Moved");
+      body.insert(1, "\"id\":\"" + id + "\",");
+      Put("/Patient/" + id, body);
+    }
+  });
+  for (int pages = 0; pages < 20; ++pages) {
+    for (auto& id : EntryIds(r)) seen.push_back(id);
+    std::string next = NextLink(r);
+    if (next.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    r = Get(next);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(seen.size(), 55u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), created);
+}
+
+// ---------------------------------------------------------------- bundles
+
+TEST(Bundle, TransactionResolvesReferencesAndConditionals) {
+  std::string ident = Unique();
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111","resource":)" + PatientJson(ident) + R"(,
+     "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:oid:1.2.250.1.213.1.4.8|)" + ident + R"("}},
+    {"fullUrl":"urn:uuid:22222222-2222-4222-8222-222222222222","resource":{"resourceType":"Encounter","status":"finished",
+     "class":{"code":"EMER"},"subject":{"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"}},
+     "request":{"method":"POST","url":"Encounter"}},
+    {"resource":{"resourceType":"Condition","subject":{"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"},
+     "encounter":{"reference":"urn:uuid:22222222-2222-4222-8222-222222222222"},"code":{"text":"hip fracture"}},
+     "request":{"method":"POST","url":"Condition"}}]})";
+  Response r = Post("/", bundle);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = r.Json();
+  ASSERT_EQ(d["entry"].Size(), 3u);
+  EXPECT_EQ(std::string(d["entry"][0]["response"]["status"].GetString()), "201 Created");
+  std::string loc = d["entry"][2]["response"]["location"].GetString();
+  std::string cond_path = loc.substr(loc.find("/Condition/"));
+  cond_path = cond_path.substr(0, cond_path.find("/_history"));
+  auto cond = Get(cond_path).Json();
+  std::string subject = cond["subject"]["reference"].GetString();
+  EXPECT_EQ(subject.rfind("Patient/", 0), 0u) << subject;
+  // Again: the conditional create matches, the rest is new; conditional references resolve.
+  std::string again = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+     "subject":{"reference":"Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|)" + ident + R"("}},
+     "request":{"method":"POST","url":"Observation"}}]})";
+  Response r2 = Post("/", again);
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  Response obs = Get("/Observation?subject=" + subject);
+  EXPECT_EQ(Total(obs), 1);
+}
+
+TEST(Bundle, FailingTransactionLeavesNothing) {
+  std::string ident = Unique();
+  std::string before = Sql("SELECT count(*) FROM resource_version");
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":)" + PatientJson(ident) + R"(,"request":{"method":"POST","url":"Patient"}},
+    {"resource":)" + PatientJson(ident) + R"(,"request":{"method":"POST","url":"Patient"}},
+    {"request":{"method":"GET","url":"Patient/never-existed-)" + ident + R"("}}]})";
+  Response r = Post("/", bundle);
+  ExpectOutcome(r, 404, "transaction with a failing read");
+  EXPECT_NE(r.body.find("Bundle.entry[2]"), std::string::npos) << r.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before);
+  EXPECT_EQ(Total(Get("/Patient?identifier=" + ident)), 0);
+  // An invalid resource anywhere: 400 naming it, nothing written.
+  std::string invalid = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":)" + PatientJson(ident) + R"(,"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","birthDate":"not-a-date"},"request":{"method":"POST","url":"Patient"}}]})";
+  Response bad = Post("/", invalid);
+  ExpectOutcome(bad, 400, "transaction with an invalid resource");
+  EXPECT_NE(bad.body.find("entry[1]"), std::string::npos) << bad.body;
+  EXPECT_EQ(Total(Get("/Patient?identifier=" + ident)), 0);
+  // A dangling urn:uuid reference.
+  std::string dangling = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"EMER"},"subject":{"reference":"urn:uuid:33333333-3333-4333-8333-333333333333"}},
+     "request":{"method":"POST","url":"Encounter"}}]})";
+  ExpectOutcome(Post("/", dangling), 400, "dangling urn:uuid");
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before);
+}
+
+TEST(Bundle, BatchEntriesSucceedOrFailOnTheirOwn) {
+  std::string ident = Unique();
+  std::string bundle = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":)" + PatientJson(ident) + R"(,"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","birthDate":"1950-02-30"},"request":{"method":"POST","url":"Patient"}},
+    {"request":{"method":"GET","url":"Patient?identifier=)" + ident + R"("}},
+    {"request":{"method":"GET","url":"Patient/nope-)" + ident + R"("}}]})";
+  Response r = Post("/", bundle);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = r.Json();
+  EXPECT_EQ(std::string(d["type"].GetString()), "batch-response");
+  EXPECT_EQ(std::string(d["entry"][0]["response"]["status"].GetString()), "201 Created");
+  EXPECT_EQ(std::string(d["entry"][1]["response"]["status"].GetString()), "400");
+  EXPECT_TRUE(d["entry"][1]["response"].HasMember("outcome"));
+  EXPECT_EQ(std::string(d["entry"][2]["response"]["status"].GetString()), "200 OK");
+  EXPECT_EQ(d["entry"][2]["resource"]["total"].GetInt(), 1);
+  EXPECT_EQ(std::string(d["entry"][3]["response"]["status"].GetString()), "404");
+}
+
+TEST(Bundle, EverySyntheaBundleLoadsAndReadsBack) {
+  namespace fs = std::filesystem;
+  std::string dir = SharedDir() + "/testdata/synthea-r4-transaction";
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    // hospital and practitioner files first, as Synthea's loader does
+    bool ai = a.filename().string().find("Information") != std::string::npos;
+    bool bi = b.filename().string().find("Information") != std::string::npos;
+    return ai != bi ? ai : a < b;
+  });
+  ASSERT_EQ(files.size(), 33u);
+  int patients = 0;
+  for (const auto& f : files) {
+    std::string body = ReadFile(f.string());
+    Response r = Post("/", body);
+    ASSERT_EQ(r.status, 200) << f.filename() << ": " << r.body.substr(0, 1000);
+    rapidjson::Document in;
+    in.Parse(body.c_str());
+    auto out = r.Json();
+    ASSERT_EQ(out["entry"].Size(), in["entry"].Size()) << f.filename();
+    for (auto& e : in["entry"].GetArray()) {
+      if (std::string(e["resource"]["resourceType"].GetString()) != "Patient") continue;
+      ++patients;
+      // Read the patient back by its Synthea identifier and its conditions by patient.
+      std::string ident = e["resource"]["identifier"][0]["value"].GetString();
+      Response p = Get("/Patient?identifier=https://github.com/synthetichealth/synthea%7C" + ident);
+      ASSERT_EQ(Total(p), 1) << f.filename();
+      std::string pid = EntryIds(p).at(0);
+      int conditions = 0;
+      for (auto& c : in["entry"].GetArray()) {
+        conditions += std::string(c["resource"]["resourceType"].GetString()) == "Condition";
+      }
+      EXPECT_EQ(Total(Get("/Condition?patient=" + pid + "&_count=1")), conditions) << f.filename();
+    }
+  }
+  EXPECT_EQ(patients, 31);
+}
+
+TEST(Bundle, OfficialTransactionExampleLoads) {
+  // The HL7 example (bundle-transaction.json) assumes a server that already holds Patient/123a at
+  // version 2 and Patient/12334, and posts to ValueSet/$lookup, an operation this server does not
+  // offer: as sent it must fail whole, naming the entry, and write nothing.
+  std::string path = SharedDir() + "/testdata/fhir-r4-official-examples/Bundle-bundle-transaction.json";
+  std::string body = ReadFile(path);
+  std::string before = Sql("SELECT count(*) FROM resource_version");
+  Response as_sent = Post("/", body);
+  ExpectOutcome(as_sent, 501, "the official example as sent");
+  EXPECT_NE(as_sent.body.find("Bundle.entry["), std::string::npos) << as_sent.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before);
+
+  // With its preconditions met and the operation entry left out, every entry is processed.
+  Sql("DELETE FROM conditional_key WHERE query LIKE '%234234%' OR query LIKE '%456456%'");
+  for (const char* id : {"123a", "12334"}) {
+    std::string p = std::string(R"({"resourceType":"Patient","id":")") + id + R"(","active":true})";
+    Put(std::string("/Patient/") + id, p);
+  }
+  Put("/Patient/123a", R"({"resourceType":"Patient","id":"123a","active":true,"gender":"male"})");
+  std::string v = Get("/Patient/123a").Header("etag");
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  auto& entries = doc["entry"];
+  for (auto it = entries.Begin(); it != entries.End();) {
+    std::string url = (*it)["request"]["url"].GetString();
+    if (url.find('$') != std::string::npos) {
+      it = entries.Erase(it);
+    } else {
+      if (url == "Patient/123a") (*it)["request"]["ifMatch"].SetString(v.c_str(), static_cast<rapidjson::SizeType>(v.size()), doc.GetAllocator());
+      ++it;
+    }
+  }
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  doc.Accept(w);
+  Response r = Post("/", sb.GetString());
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto out = r.Json();
+  ASSERT_EQ(out["entry"].Size(), entries.Size());
+  for (auto& e : out["entry"].GetArray()) {
+    std::string status = e["response"]["status"].GetString();
+    EXPECT_TRUE(status.rfind("200", 0) == 0 || status.rfind("201", 0) == 0 || status.rfind("204", 0) == 0) << status;
+  }
+  EXPECT_EQ(Get("/Patient/123").status, 200);
+  EXPECT_EQ(Get("/Patient/123a").Header("etag"), "W/\"3\"") << "two versions before, one by the transaction";
+}
+
+// ---------------------------------------------------------------- bad input
+
+TEST(BadInput, EachGetsItsStatusAndAnOutcomeAndTheServerKeepsServing) {
+  struct Case {
+    std::string name, method, target, body;
+    std::map<std::string, std::string> headers;
+    int status;
+  };
+  std::string deep(200, '[');
+  std::string deep_body = R"({"resourceType":"Patient","extension":)" + deep + std::string(200, ']') + "}";
+  std::vector<Case> cases = {
+      {"malformed JSON", "POST", "/Patient", "{\"resourceType\":\"Patient\",", {}, 400},
+      {"not an object", "POST", "/Patient", "[1,2]", {}, 400},
+      {"empty body", "POST", "/Patient", "", {{"Content-Type", "application/fhir+json"}}, 400},
+      {"wrong type for birthDate", "POST", "/Patient", R"({"resourceType":"Patient","birthDate":19500304})", {}, 400},
+      {"wrong type for name", "POST", "/Patient", R"({"resourceType":"Patient","name":"Dupont"})", {}, 400},
+      {"unknown element", "POST", "/Patient", R"({"resourceType":"Patient","shoeSize":42})", {}, 400},
+      {"bad code", "POST", "/Patient", R"({"resourceType":"Patient","gender":"lady"})", {}, 400},
+      {"null value", "POST", "/Patient", R"({"resourceType":"Patient","active":null})", {}, 400},
+      {"deep nesting", "POST", "/Patient", deep_body, {}, 400},
+      {"invalid UTF-8", "POST", "/Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\xC3\x28\"}]}", {}, 400},
+      {"overlong UTF-8", "POST", "/Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\xC0\xAF\"}]}", {}, 400},
+      {"resourceType differs from URL", "POST", "/Patient", R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})", {}, 400},
+      {"unknown resourceType in URL", "POST", "/Patientx", R"({"resourceType":"Patientx"})", {}, 404},
+      {"missing resourceType", "POST", "/Patient", R"({"name":[{"family":"x"}]})", {}, 400},
+      {"invalid id in URL", "PUT", "/Patient/bad_id!", R"({"resourceType":"Patient","id":"bad_id!"})", {}, 400},
+      {"id too long", "PUT", "/Patient/" + std::string(65, 'a'), R"({"resourceType":"Patient","id":")" + std::string(65, 'a') + "\"}", {}, 400},
+      {"body id differs from URL id", "PUT", "/Patient/abc", R"({"resourceType":"Patient","id":"abd"})", {}, 400},
+      {"update without id in body", "PUT", "/Patient/abc", R"({"resourceType":"Patient"})", {}, 400},
+      {"XML body", "POST", "/Patient", "<Patient xmlns=\"http://hl7.org/fhir\"/>", {{"Content-Type", "application/fhir+xml"}}, 415},
+      {"XML accepted only", "GET", "/Patient", "", {{"Accept", "application/fhir+xml"}}, 406},
+      {"method not allowed", "PATCH", "/Patient/abc", "{}", {}, 405},
+      {"bundle that is not a transaction", "POST", "/", R"({"resourceType":"Bundle","type":"collection"})", {}, 400},
+      {"If-Match not an ETag", "PUT", "/Patient/abc", R"({"resourceType":"Patient","id":"abc"})", {{"If-Match", "yesterday"}}, 400},
+      {"unknown path", "GET", "/no/such/thing/here/at/all", "", {}, 404},
+  };
+  std::string before = Sql("SELECT count(*) FROM resource_version");
+  for (const auto& c : cases) {
+    Response r = Http(Port(), c.method, c.target, c.body, c.headers);
+    ExpectOutcome(r, c.status, c.name);
+    if (c.status == 405) {
+      EXPECT_FALSE(r.Header("allow").empty()) << c.name;
+    }
+    EXPECT_EQ(Get("/healthz").status, 200) << "server down after: " << c.name;
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before) << "a refused request wrote something";
+}
+
+TEST(BadInput, OversizedBodyGets413BeforeItIsAllSent) {
+  // Announce 40 MiB and stream it: the 413 must come back long before the upload would end.
+  const size_t announced = 40u << 20;
+  int fd = ConnectForStreaming(Port());
+  ASSERT_GE(fd, 0);
+  std::string head = "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                     "Content-Length: " + std::to_string(announced) + "\r\n\r\n";
+  ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::string chunk(256 * 1024, ' ');
+  size_t sent = 0;
+  std::string answer;
+  while (sent < announced) {
+    ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) sent += static_cast<size_t>(n);
+    char buf[4096];
+    ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (got > 0) {
+      answer.append(buf, static_cast<size_t>(got));
+      if (answer.find("\r\n\r\n") != std::string::npos) break;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) break;  // the server closed on us
+    if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (int i = 0; i < 200 && answer.find("\r\n\r\n") == std::string::npos; ++i) {
+    char buf[4096];
+    ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (got > 0) answer.append(buf, static_cast<size_t>(got));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer.substr(0, 200);
+  EXPECT_LT(sent, announced / 2) << "the server let the client upload most of the body first";
+  EXPECT_EQ(Get("/healthz").status, 200);
+}
+
+TEST(BadInput, LimitsAreConfigurable) {
+  ServerProcess small({{"FLS_MAX_BODY_BYTES", "2048"}, {"FLS_JSON_MAX_DEPTH", "10"}});
+  ASSERT_TRUE(small.WaitReady(20000)) << small.LogTail();
+  std::string big = PatientJson(Unique(), std::string(3000, 'x'));
+  ExpectOutcome(Http(small.port(), "POST", "/Patient", big), 413, "3000 bytes over a 2048 limit");
+  // Chunked, no Content-Length: still refused once the limit is passed.
+  std::string chunked = "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", big.size());
+  chunked += size + big + "\r\n0\r\n\r\n";
+  ExpectOutcome(RawHttp(small.port(), chunked), 413, "chunked body over the limit");
+  std::string nested = R"({"resourceType":"Patient","extension":[{"url":"a","extension":[{"url":"b","extension":[{"url":"c","extension":[{"url":"d","extension":[{"url":"e","valueString":"x"}]}]}]}]}]})";
+  ExpectOutcome(Http(small.port(), "POST", "/Patient", nested), 400, "nesting over 10");
+  EXPECT_EQ(Http(small.port(), "POST", "/Patient", PatientJson(Unique())).status, 201);
+}
+
+// ---------------------------------------------------------------- operations basics
+
+TEST(Operations, ProbesRequestIdAndCapabilityStatement) {
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  Response r = Get("/metadata", {{"X-Request-Id", "abc-123"}});
+  EXPECT_EQ(r.Header("x-request-id"), "abc-123");
+  EXPECT_FALSE(Get("/metadata").Header("x-request-id").empty());
+  auto cs = r.Json();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_STREQ(cs["resourceType"].GetString(), "CapabilityStatement");
+  EXPECT_STREQ(cs["fhirVersion"].GetString(), "4.0.1");
+  auto& resources = cs["rest"][0]["resource"];
+  EXPECT_GE(resources.Size(), 140u) << "every R4 resource type";
+  std::set<std::string> task_params, interactions;
+  for (auto& res : resources.GetArray()) {
+    if (std::string(res["type"].GetString()) != "Task") continue;
+    for (auto& p : res["searchParam"].GetArray()) task_params.insert(p["name"].GetString());
+    for (auto& i : res["interaction"].GetArray()) interactions.insert(i["code"].GetString());
+  }
+  for (const char* p : {"status", "owner", "patient", "focus", "code", "period", "business-status", "_id", "_lastUpdated"}) {
+    EXPECT_TRUE(task_params.count(p)) << p;
+  }
+  for (const char* i : {"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}) {
+    EXPECT_TRUE(interactions.count(i)) << i;
+  }
+  // Every R4 type accepts a create: a feed carrying a Claim or an ImagingStudy must not fail.
+  EXPECT_EQ(Post("/Claim", R"({"resourceType":"Claim","status":"active","type":{"text":"x"},"use":"claim","patient":{"reference":"Patient/x"},"created":"2024-01-01","provider":{"reference":"Organization/x"},"priority":{"text":"normal"},"insurance":[{"sequence":1,"focal":true,"coverage":{"reference":"Coverage/x"}}]})").status, 201);
+}
+
+TEST(Operations, TypeAndSystemHistoryPage) {
+  std::string since = "2000-01-01T00:00:00Z";
+  Response t = Get("/Patient/_history?_count=3");
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(EntryIds(t).size(), 3u);
+  std::string next = NextLink(t);
+  ASSERT_FALSE(next.empty());
+  Response t2 = Get(next);
+  EXPECT_EQ(t2.status, 200);
+  EXPECT_EQ(Get("/_history?_count=2&_since=" + since).status, 200);
+  ExpectOutcome(Get("/Patient/nope/_history"), 404, "history of an unknown resource");
+}
+
+}  // namespace
+}  // namespace fls::test

@@ -1,0 +1,90 @@
+// Operations: the database going away and coming back, and graceful shutdown. These stop and
+// start the test PostgreSQL (FLS_TEST_PG_STOP / FLS_TEST_PG_START from ./deploy/fls test), so
+// ctest runs them alone (RESOURCE_LOCK database).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+bool PgCtl(const char* var) {
+  std::string cmd = Env(var);
+  if (cmd.empty()) return false;
+  std::string full = "bash -c '" + cmd + "' >/dev/null 2>&1";
+  return std::system(full.c_str()) == 0;
+}
+
+std::string Patient(const std::string& family) {
+  return R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}]})";
+}
+
+class ScratchEnv : public ::testing::Environment {
+ public:
+  void SetUp() override { db_ = std::make_unique<ScratchDatabase>(); }
+  void TearDown() override { db_.reset(); }
+
+ private:
+  std::unique_ptr<ScratchDatabase> db_;
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ScratchEnv);
+
+TEST(Database, UnreachableGives503WithRetryAfterAndTheServerRecoversByItself) {
+  ASSERT_FALSE(Env("FLS_TEST_PG_STOP").empty()) << "FLS_TEST_PG_STOP is required (./deploy/fls test sets it)";
+  ServerProcess server;
+  ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
+  Response created = Http(server.port(), "POST", "/Patient", Patient("Before"));
+  ASSERT_EQ(created.status, 201);
+
+  ASSERT_TRUE(PgCtl("FLS_TEST_PG_STOP"));
+  Response down = Http(server.port(), "POST", "/Patient", Patient("During"));
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_FALSE(down.Header("retry-after").empty());
+  EXPECT_NE(down.body.find("OperationOutcome"), std::string::npos);
+  EXPECT_EQ(Http(server.port(), "GET", "/Patient?family=before").status, 503);
+  EXPECT_EQ(Http(server.port(), "GET", "/readyz").status, 503);
+  EXPECT_EQ(Http(server.port(), "GET", "/healthz").status, 200) << "the process itself is fine";
+
+  ASSERT_TRUE(PgCtl("FLS_TEST_PG_START"));
+  // No restart of the server: the next requests work again.
+  bool ready = server.WaitReady(20000);
+  EXPECT_TRUE(ready) << server.LogTail();
+  EXPECT_EQ(Http(server.port(), "POST", "/Patient", Patient("After")).status, 201);
+  Response search = Http(server.port(), "GET", "/Patient?family=before");
+  EXPECT_EQ(search.status, 200);
+}
+
+TEST(Database, ServerStartedBeforeTheDatabaseBecomesReady) {
+  ASSERT_TRUE(PgCtl("FLS_TEST_PG_STOP"));
+  ServerProcess server;
+  bool early = server.WaitReady(1500);
+  EXPECT_FALSE(early);
+  EXPECT_EQ(Http(server.port(), "GET", "/Patient").status, 503);
+  ASSERT_TRUE(PgCtl("FLS_TEST_PG_START"));
+  EXPECT_TRUE(server.WaitReady(30000)) << server.LogTail();
+  EXPECT_EQ(Http(server.port(), "GET", "/Patient?_count=1").status, 200);
+}
+
+TEST(Shutdown, SigtermFinishesInFlightRequests) {
+  ServerProcess server;
+  ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
+  // A large transaction (the biggest Synthea bundle) in flight when SIGTERM arrives.
+  std::string body = ReadFile(SharedDir() +
+                              "/testdata/synthea-r4-transaction/Clorinda_Wilkinson_3a77c3ad-6d14-4ec5-ac60-05a01355bb27.json");
+  ASSERT_FALSE(body.empty());
+  Response in_flight;
+  std::thread client([&] { in_flight = Http(server.port(), "POST", "/", body); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  int exit_code = server.Stop();
+  client.join();
+  EXPECT_EQ(exit_code, 0) << server.LogTail();
+  EXPECT_EQ(in_flight.status, 200) << in_flight.body.substr(0, 500);
+  EXPECT_NE(server.LogTail().find("\"stopped\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fls::test
