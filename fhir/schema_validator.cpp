@@ -194,7 +194,15 @@ std::unique_ptr<SchemaValidator> SchemaValidator::Load(const std::string& path) 
   if (!defs || !defs->IsObject() || !mapping || !mapping->IsObject()) {
     throw std::runtime_error("the FHIR schema at " + path + " lacks definitions or discriminator");
   }
-  for (const auto& m : defs->GetObject()) v->definitions_[m.name.GetString()] = &m.value;
+  for (const auto& m : defs->GetObject()) {
+    v->definitions_[m.name.GetString()] = &m.value;
+    auto pattern = StringMember(m.value, "pattern");
+    if (pattern && !Member(m.value, "properties")) {
+      // First definition wins for shared patterns (uri/url/canonical, string/markdown): their
+      // checks are the same.
+      v->primitive_by_pattern_.emplace(std::string(*pattern), m.name.GetString());
+    }
+  }
   for (const auto& m : mapping->GetObject()) {
     v->resource_types_.push_back(m.name.GetString());
     v->resource_type_set_.insert(m.name.GetString());
@@ -335,6 +343,22 @@ void SchemaValidator::ValidateNode(const JsonValue& value, const JsonValue& node
   std::string ref = RefName(node);
   if (!ref.empty()) {
     ValidateDefinition(value, ref, path, issues);
+    return;
+  }
+  if (auto pattern = StringMember(node, "pattern")) {
+    auto it = primitive_by_pattern_.find(std::string(*pattern));
+    if (it != primitive_by_pattern_.end()) {
+      ValidateDefinition(value, it->second, path, issues);
+      return;
+    }
+  }
+  if (type) {
+    bool ok = *type == "string"    ? IsPlainString(value)
+              : *type == "number"  ? IsNumber(value)
+              : *type == "boolean" ? value.IsBool()
+              : *type == "object"  ? value.IsObject()
+                                   : true;
+    if (!ok) AddIssue(issues, path, "must be a JSON " + std::string(*type), "value");
     return;
   }
   if (const JsonValue* one_of = Member(node, "oneOf"); one_of) {

@@ -41,6 +41,9 @@ class SchemaValidator {
 
   JsonDoc schema_;
   std::unordered_map<std::string, const JsonValue*> definitions_;
+  // Choice-type elements (valueDateTime, multipleBirthInteger...) carry their primitive's pattern
+  // inline instead of a $ref: the pattern names the primitive type.
+  std::unordered_map<std::string, std::string> primitive_by_pattern_;
   std::vector<std::string> resource_types_;
   std::set<std::string, std::less<>> resource_type_set_;
 };

@@ -1,1 +1,63 @@
+#include "fhir/fhir_date.h"
+
 #include <gtest/gtest.h>
+
+namespace fls::fhir {
+namespace {
+
+TEST(FhirDate, RangesOfPartialAndFullValues) {
+  struct Row {
+    const char* in;
+    const char* lo;
+    const char* hi;
+  };
+  const Row rows[] = {
+      {"2024", "2024-01-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z"},
+      {"2024-02", "2024-02-01T00:00:00.000000Z", "2024-03-01T00:00:00.000000Z"},
+      {"2024-12", "2024-12-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z"},
+      {"2024-02-29", "2024-02-29T00:00:00.000000Z", "2024-03-01T00:00:00.000000Z"},
+      {"2024-03-01T10:00:00+01:00", "2024-03-01T09:00:00.000000Z", "2024-03-01T09:00:01.000000Z"},
+      {"2024-03-01T10:00:00-05:30", "2024-03-01T15:30:00.000000Z", "2024-03-01T15:30:01.000000Z"},
+      {"2024-03-01T00:30:00+01:00", "2024-02-29T23:30:00.000000Z", "2024-02-29T23:30:01.000000Z"},
+      {"2024-03-01T10:00", "2024-03-01T10:00:00.000000Z", "2024-03-01T10:01:00.000000Z"},
+      {"2024-03-01T10:00:00.5Z", "2024-03-01T10:00:00.500000Z", "2024-03-01T10:00:00.600000Z"},
+      {"2024-03-01T10:00:00.123Z", "2024-03-01T10:00:00.123000Z", "2024-03-01T10:00:00.124000Z"},
+      {"1900-02-28", "1900-02-28T00:00:00.000000Z", "1900-03-01T00:00:00.000000Z"},
+      {"1969-12-31T23:59:59Z", "1969-12-31T23:59:59.000000Z", "1970-01-01T00:00:00.000000Z"},
+  };
+  for (const auto& r : rows) {
+    auto range = ParseFhirDate(r.in);
+    ASSERT_TRUE(range) << r.in;
+    EXPECT_EQ(FormatPgInstant(range->lo_us), r.lo) << r.in;
+    EXPECT_EQ(FormatPgInstant(range->hi_us), r.hi) << r.in;
+  }
+}
+
+TEST(FhirDate, RefusesMalformedAndImpossibleDates) {
+  for (const char* bad : {"", "24", "2024-13", "2024-00", "2023-02-29", "1900-02-29", "2024-04-31",
+                          "2024-03-01T24:00:00Z", "2024-03-01T10:60:00Z", "2024-03-01 10:00:00Z",
+                          "2024-03-01T10:00:00+15:00", "2024-03-01T10:00:00.Z", "2024-3-1",
+                          "0000", "2024-03-01TZ", "2024-03-01T10:00:00Zjunk"}) {
+    EXPECT_FALSE(ParseFhirDate(bad)) << bad;
+  }
+}
+
+TEST(FhirDate, Formats) {
+  auto r = ParseFhirDate("1994-11-06T08:49:37Z");
+  EXPECT_EQ(FormatHttpDate(r->lo_us), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(FormatFhirInstant(r->lo_us), "1994-11-06T08:49:37.000Z");
+  EXPECT_EQ(FormatPgInstant(kMinusInfinity), "-infinity");
+  EXPECT_EQ(FormatPgInstant(kPlusInfinity), "infinity");
+}
+
+TEST(FhirDate, CivilDaysRoundTrip) {
+  for (int64_t day = -800000; day <= 800000; day += 997) {
+    int y;
+    unsigned m, d;
+    CivilFromDays(day, y, m, d);
+    EXPECT_EQ(DaysFromCivil(y, m, d), day);
+  }
+}
+
+}  // namespace
+}  // namespace fls::fhir
