@@ -472,6 +472,15 @@ std::optional<std::string> ResourceStore::ClaimConditionalKey(const std::string&
   return owner;
 }
 
+bool ResourceStore::ReplaceConditionalKeyOwner(const std::string& type, const std::string& query,
+                                               const std::string& old_owner, const std::string& new_owner) {
+  int changed = 0;
+  sql_ << "WITH u AS (UPDATE conditional_key SET res_id = :n WHERE res_type = :t AND query = :q "
+          "AND res_id = :o RETURNING 1) SELECT count(*)::int FROM u",
+      soci::use(new_owner), soci::use(type), soci::use(query), soci::use(old_owner), soci::into(changed);
+  return changed == 1;
+}
+
 void ResourceStore::DropConditionalKeys(const std::string& type, const std::string& id) {
   sql_ << "DELETE FROM conditional_key WHERE res_type = :t AND res_id = :i", soci::use(type),
       soci::use(id);

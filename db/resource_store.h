@@ -148,6 +148,9 @@ class ResourceStore {
   // resource holds it (after waiting for that writer's transaction to end).
   std::optional<std::string> ClaimConditionalKey(const std::string& type, const std::string& query,
                                                  const std::string& id);
+  // Moves a key from `old_owner` to `new_owner`; false when another transaction moved it first.
+  bool ReplaceConditionalKeyOwner(const std::string& type, const std::string& query,
+                                  const std::string& old_owner, const std::string& new_owner);
   void DropConditionalKeys(const std::string& type, const std::string& id);
 
   // First page of a search; stores a snapshot when there is more than one page.

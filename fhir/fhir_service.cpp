@@ -171,8 +171,10 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
   int64_t now = NowInstant();
   Stamp(doc, id, version, now);
   db::VersionRow row{type, id, version, now, false, "PUT", Serialize(doc)};
+  // Conditional keys stay with the resource: dropping them here would reopen the window in which
+  // two conditional creates that both saw no match each create one. A key whose resource no
+  // longer matches is moved on by ClaimConditionalKey.
   st.InsertNextVersion(row, indexer_.Extract(type, doc));
-  st.DropConditionalKeys(type, id);
   Notify(st, {type, id, version, current->deleted, false, &doc});
   return ReadOutcome(row, info, current->deleted ? 201 : 200);
 }
@@ -225,6 +227,28 @@ std::vector<std::string> FhirService::MatchIds(db::ResourceStore& st, const std:
   return st.SearchIds(req.spec, limit);
 }
 
+std::optional<std::string> FhirService::ClaimConditionalKey(db::ResourceStore& st,
+                                                            const std::string& type,
+                                                            const SearchRequest& req,
+                                                            const std::string& new_id) const {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto owner = st.ClaimConditionalKey(type, req.canonical_query, new_id);
+    if (!owner) return std::nullopt;
+    // The key's resource may have changed since it was created: it counts only if it matches.
+    db::SearchSpec still = req.spec;
+    db::SearchPredicate id_is;
+    id_is.table = db::SearchPredicate::Table::kId;
+    id_is.param = "_id";
+    db::SearchPredicate::Alternative alt;
+    alt.code = *owner;
+    id_is.any_of.push_back(alt);
+    still.where.push_back(id_is);
+    if (!st.SearchIds(still, 1).empty()) return owner;
+    if (st.ReplaceConditionalKeyOwner(type, req.canonical_query, *owner, new_id)) return std::nullopt;
+  }
+  throw FhirError(ErrorCode::kConflict, "concurrent conditional writes on the same criteria; retry");
+}
+
 std::optional<Outcome> FhirService::FindForConditionalCreate(db::ResourceStore& st,
                                                              const std::string& type,
                                                              const std::string& query,
@@ -243,7 +267,7 @@ std::optional<Outcome> FhirService::FindForConditionalCreate(db::ResourceStore& 
   if (ids.size() == 1) {
     existing = ids[0];
   } else {
-    existing = st.ClaimConditionalKey(type, req.canonical_query, new_id);
+    existing = ClaimConditionalKey(st, type, req, new_id);
   }
   if (!existing) return std::nullopt;
   auto row = st.ReadCurrent(type, *existing);
@@ -316,7 +340,7 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
       }
     } else {
       id = body_id ? std::string(*body_id) : NewUuid();
-      if (auto owner = st.ClaimConditionalKey(type, req.canonical_query, id)) id = *owner;
+      if (auto owner = ClaimConditionalKey(st, type, req, id)) id = *owner;
     }
     out = DoUpdate(st, type, id, doc, info);
   });

@@ -109,6 +109,11 @@ class FhirService {
   // under the claimed key. Throws 412 on several matches.
   std::optional<Outcome> FindForConditionalCreate(db::ResourceStore& st, const std::string& type,
                                                   const std::string& query, const std::string& new_id);
+  // Claims the conditional key of `req` for `new_id`. Returns nullopt when the caller must create
+  // `new_id`, or the id of the resource that a concurrent or earlier writer created for the same
+  // criteria and that still matches them.
+  std::optional<std::string> ClaimConditionalKey(db::ResourceStore& st, const std::string& type,
+                                                 const SearchRequest& req, const std::string& new_id) const;
   std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
                                     const std::vector<QueryParam>& query, int limit) const;
   Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;

@@ -237,7 +237,7 @@ class BundleProcessor {
                 auto body_id = StringMember(docs[e.index], "id");
                 std::string id = body_id ? std::string(*body_id) : NewUuid();
                 SearchRequest req = svc_.parser_.Parse(e.type, params, false);
-                if (auto owner = st.ClaimConditionalKey(e.type, req.canonical_query, id)) id = *owner;
+                if (auto owner = svc_.ClaimConditionalKey(st, e.type, req, id)) id = *owner;
                 target_ids[e.index] = id;
               }
             }

@@ -254,6 +254,23 @@ TEST(Conditional, ConditionalUpdateCreatesThenUpdatesAndConcurrentOnesLeaveOne) 
                 "conditional create with two matches");
 }
 
+TEST(Conditional, AKeyWhoseResourceNoLongerMatchesDoesNotCount) {
+  std::string x = Unique(), y = Unique();
+  std::string query = "identifier=urn:oid:1.2.250.1.213.1.4.8|" + x;
+  Response first = Post("/Patient", PatientJson(x), {{"If-None-Exist", query}});
+  ASSERT_EQ(first.status, 201);
+  std::string id = IdOf(first);
+  std::string moved = PatientJson(y);
+  moved.insert(1, "\"id\":\"" + id + "\",");
+  ASSERT_EQ(Put("/Patient/" + id, moved).status, 200);
+  Response second = Post("/Patient", PatientJson(x), {{"If-None-Exist", query}});
+  EXPECT_EQ(second.status, 201) << "Patient/" << id << " no longer carries identifier " << x;
+  EXPECT_NE(IdOf(second), id);
+  Response third = Post("/Patient", PatientJson(x), {{"If-None-Exist", query}});
+  EXPECT_EQ(third.status, 200);
+  EXPECT_EQ(IdOf(third), IdOf(second));
+}
+
 TEST(Conditional, ConditionalDelete) {
   std::string ident = Unique();
   Post("/Patient", PatientJson(ident));
