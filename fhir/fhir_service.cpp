@@ -82,8 +82,29 @@ JsonDoc FhirService::ParseResource(const std::string& type, std::string_view bod
   return doc;
 }
 
-void FhirService::Notify(db::ResourceStore& st, const WrittenResource& w) const {
-  for (const auto& observer : observers_) observer(st, w);
+void FhirService::Notify(WriteContext& ctx, const WrittenResource& w) const {
+  for (auto& listener : ctx.listeners_) listener->OnWrite(w);
+}
+
+void FhirService::Write(const std::function<void(WriteContext&)>& fn) {
+  db_.Transact([&](db::ResourceStore& st) {
+    WriteContext ctx(*this, st);
+    for (const auto& factory : listener_factories_) ctx.listeners_.push_back(factory());
+    fn(ctx);
+    for (size_t i = 0; i < ctx.listeners_.size(); ++i) ctx.listeners_[i]->BeforeCommit(ctx);
+  });
+}
+
+Outcome WriteContext::Create(const std::string& type, JsonDoc& doc, const std::string& id) {
+  return service_.DoCreate(*this, type, doc, id, RequestInfo{});
+}
+
+Outcome WriteContext::Update(const std::string& type, const std::string& id, JsonDoc& doc) {
+  return service_.DoUpdate(*this, type, id, doc, RequestInfo{});
+}
+
+std::vector<std::string> WriteContext::Search(const std::string& type, const std::string& query, int limit) {
+  return service_.MatchIds(store_, type, ParseQueryString(query), limit);
 }
 
 Outcome FhirService::ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const {
@@ -123,20 +144,22 @@ Outcome FhirService::VRead(const std::string& type, const std::string& id, const
   return o;
 }
 
-Outcome FhirService::DoCreate(db::ResourceStore& st, const std::string& type, JsonDoc& doc,
+Outcome FhirService::DoCreate(WriteContext& ctx, const std::string& type, JsonDoc& doc,
                               const std::string& id, const RequestInfo& info) {
+  db::ResourceStore& st = ctx.store();
   int64_t now = NowInstant();
   Stamp(doc, id, 1, now);
   db::VersionRow row{type, id, 1, now, false, "POST", Serialize(doc)};
   if (!st.InsertNew(row, indexer_.Extract(type, doc))) {
     throw FhirError(ErrorCode::kConflict, type + "/" + id + " exists already");
   }
-  Notify(st, {type, id, 1, true, false, &doc});
+  Notify(ctx, {type, id, 1, true, false, &doc});
   return ReadOutcome(row, info, 201);
 }
 
-Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, const std::string& id,
+Outcome FhirService::DoUpdate(WriteContext& ctx, const std::string& type, const std::string& id,
                               JsonDoc& doc, const RequestInfo& info, bool allow_create) {
+  db::ResourceStore& st = ctx.store();
   auto current = st.LockCurrent(type, id);
   std::optional<int> expected;
   if (info.if_match) {
@@ -154,7 +177,7 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
     Stamp(doc, id, 1, now);
     db::VersionRow row{type, id, 1, now, false, "PUT", Serialize(doc)};
     if (st.InsertNew(row, indexer_.Extract(type, doc))) {
-      Notify(st, {type, id, 1, true, false, &doc});
+      Notify(ctx, {type, id, 1, true, false, &doc});
       return ReadOutcome(row, info, 201);
     }
     // Another client created it meanwhile: its transaction has committed; update on top of it.
@@ -175,12 +198,13 @@ Outcome FhirService::DoUpdate(db::ResourceStore& st, const std::string& type, co
   // two conditional creates that both saw no match each create one. A key whose resource no
   // longer matches is moved on by ClaimConditionalKey.
   st.InsertNextVersion(row, indexer_.Extract(type, doc));
-  Notify(st, {type, id, version, current->deleted, false, &doc});
+  Notify(ctx, {type, id, version, current->deleted, false, &doc});
   return ReadOutcome(row, info, current->deleted ? 201 : 200);
 }
 
-Outcome FhirService::DoDelete(db::ResourceStore& st, const std::string& type, const std::string& id,
+Outcome FhirService::DoDelete(WriteContext& ctx, const std::string& type, const std::string& id,
                               const RequestInfo& info) {
+  db::ResourceStore& st = ctx.store();
   auto current = st.LockCurrent(type, id);
   Outcome o;
   o.status = 204;
@@ -211,7 +235,7 @@ Outcome FhirService::DoDelete(db::ResourceStore& st, const std::string& type, co
   int version = current->version + 1;
   int64_t now = NowInstant();
   st.InsertDeletion({type, id, version, now, true, "DELETE", ""});
-  Notify(st, {type, id, version, false, true, nullptr});
+  Notify(ctx, {type, id, version, false, true, nullptr});
   o.version = version;
   o.etag = ETag(version);
   o.last_modified = FormatFhirInstant(now);
@@ -281,7 +305,8 @@ std::optional<Outcome> FhirService::FindForConditionalCreate(db::ResourceStore& 
 Outcome FhirService::Create(const std::string& type, std::string_view body, const RequestInfo& info) {
   JsonDoc parsed = ParseResource(type, body);
   Outcome out;
-  db_.Transact([&](db::ResourceStore& st) {
+  Write([&](WriteContext& ctx) {
+    db::ResourceStore& st = ctx.store();
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());  // a retried transaction starts from the body again
     std::string id = NewUuid();
@@ -292,7 +317,7 @@ Outcome FhirService::Create(const std::string& type, std::string_view body, cons
         return;
       }
     }
-    out = DoCreate(st, type, doc, id, info);
+    out = DoCreate(ctx, type, doc, id, info);
   });
   return out;
 }
@@ -310,10 +335,10 @@ Outcome FhirService::Update(const std::string& type, const std::string& id, std:
                     "the resource's id '" + std::string(*body_id) + "' differs from the URL's id '" + id + "'", "id");
   }
   Outcome out;
-  db_.Transact([&](db::ResourceStore& st) {
+  Write([&](WriteContext& ctx) {
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
-    out = DoUpdate(st, type, id, doc, info);
+    out = DoUpdate(ctx, type, id, doc, info);
   });
   return out;
 }
@@ -325,7 +350,8 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
   SearchRequest req = parser_.Parse(type, query, false);
   if (req.spec.where.empty()) throw FhirError(ErrorCode::kBadRequest, "a conditional update needs search criteria");
   Outcome out;
-  db_.Transact([&](db::ResourceStore& st) {
+  Write([&](WriteContext& ctx) {
+    db::ResourceStore& st = ctx.store();
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
     auto ids = st.SearchIds(req.spec, 2);
@@ -342,7 +368,7 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
       id = body_id ? std::string(*body_id) : NewUuid();
       if (auto owner = ClaimConditionalKey(st, type, req, id)) id = *owner;
     }
-    out = DoUpdate(st, type, id, doc, info);
+    out = DoUpdate(ctx, type, id, doc, info);
   });
   return out;
 }
@@ -350,15 +376,15 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
 Outcome FhirService::Delete(const std::string& type, const std::string& id, const RequestInfo& info) {
   if (!IsValidId(id)) throw FhirError(ErrorCode::kBadRequest, "the id in the URL is not a valid FHIR id");
   Outcome out;
-  db_.Transact([&](db::ResourceStore& st) { out = DoDelete(st, type, id, info); });
+  Write([&](WriteContext& ctx) { out = DoDelete(ctx, type, id, info); });
   return out;
 }
 
 Outcome FhirService::ConditionalDelete(const std::string& type, const std::vector<QueryParam>& query,
                                        const RequestInfo& info) {
   Outcome out;
-  db_.Transact([&](db::ResourceStore& st) {
-    auto ids = MatchIds(st, type, query, 2);
+  Write([&](WriteContext& ctx) {
+    auto ids = MatchIds(ctx.store(), type, query, 2);
     if (ids.size() > 1) {
       throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several " + type + " resources");
     }
@@ -367,7 +393,7 @@ Outcome FhirService::ConditionalDelete(const std::string& type, const std::vecto
       out.status = 204;
       return;
     }
-    out = DoDelete(st, type, ids[0], info);
+    out = DoDelete(ctx, type, ids[0], info);
   });
   return out;
 }

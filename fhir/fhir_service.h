@@ -6,6 +6,7 @@
 // Thread-safe: holds only references to thread-safe collaborators and constant configuration.
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,17 +58,49 @@ struct WrittenResource {
   const JsonValue* resource = nullptr;  // null for a deletion; valid during the callback only
 };
 
-// Called inside the writing transaction after each write, so that what it writes commits or
-// rolls back with the data that triggered it. Must not keep references past the call.
-using WriteObserver = std::function<void(db::ResourceStore&, const WrittenResource&)>;
+class FhirService;
+
+// The writes of one database transaction, for the use cases and for listeners that write in the
+// same transaction as the data that triggered them. Lives for one transaction attempt; not
+// thread-safe.
+class WriteContext {
+ public:
+  WriteContext(FhirService& service, db::ResourceStore& store) : service_(service), store_(store) {}
+  db::ResourceStore& store() { return store_; }
+
+  // Server-made writes (no Prefer, no If-Match): create with `id`, update (creating if absent).
+  Outcome Create(const std::string& type, JsonDoc& doc, const std::string& id);
+  Outcome Update(const std::string& type, const std::string& id, JsonDoc& doc);
+  // The ids of the current resources matching a search query ("patient=Patient/1&status=active").
+  std::vector<std::string> Search(const std::string& type, const std::string& query, int limit = 100);
+
+ private:
+  friend class FhirService;
+  FhirService& service_;
+  db::ResourceStore& store_;
+  std::vector<std::unique_ptr<class TransactionListener>> listeners_;
+};
+
+// Sees every write of a transaction and may add its own before the commit, so that what it
+// writes commits or rolls back with the data that triggered it (case finding).
+class TransactionListener {
+ public:
+  virtual ~TransactionListener() = default;
+  virtual void OnWrite(const WrittenResource& written) = 0;
+  // Once, after the transaction's own writes, before commit. Its writes reach OnWrite too.
+  virtual void BeforeCommit(WriteContext& ctx) = 0;
+};
+using ListenerFactory = std::function<std::unique_ptr<TransactionListener>()>;
 
 class FhirService {
  public:
   FhirService(db::Database& db, const SchemaValidator& schema, const SearchParamRegistry& registry,
               ServiceConfig config);
 
-  // REQUIRES: before the first request (not synchronised).
-  void AddWriteObserver(WriteObserver observer) { observers_.push_back(std::move(observer)); }
+  // REQUIRES: before the first request (not synchronised). One listener per transaction attempt.
+  void AddListener(ListenerFactory factory) { listener_factories_.push_back(std::move(factory)); }
+  // Runs `fn` in one transaction with the listeners; retried as a whole (Database::Transact).
+  void Write(const std::function<void(WriteContext&)>& fn);
 
   bool IsResourceType(std::string_view type) const { return schema_.IsResourceType(type); }
   const SearchParamRegistry& registry() const { return registry_; }
@@ -92,6 +125,7 @@ class FhirService {
 
  private:
   friend class BundleProcessor;
+  friend class WriteContext;
 
   // Parses and validates a resource body for `type`; throws FhirError with every issue.
   JsonDoc ParseResource(const std::string& type, std::string_view body) const;
@@ -99,11 +133,11 @@ class FhirService {
                      const std::string& path_prefix) const;
 
   // The write steps, inside a transaction. `doc` is stamped with id and meta.
-  Outcome DoCreate(db::ResourceStore& st, const std::string& type, JsonDoc& doc,
+  Outcome DoCreate(WriteContext& ctx, const std::string& type, JsonDoc& doc,
                    const std::string& id, const RequestInfo& info);
-  Outcome DoUpdate(db::ResourceStore& st, const std::string& type, const std::string& id,
+  Outcome DoUpdate(WriteContext& ctx, const std::string& type, const std::string& id,
                    JsonDoc& doc, const RequestInfo& info, bool allow_create = true);
-  Outcome DoDelete(db::ResourceStore& st, const std::string& type, const std::string& id,
+  Outcome DoDelete(WriteContext& ctx, const std::string& type, const std::string& id,
                    const RequestInfo& info);
   // Conditional create's lookup: the existing match (200) or nullopt when the caller must create
   // under the claimed key. Throws 412 on several matches.
@@ -117,7 +151,7 @@ class FhirService {
   std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
                                     const std::vector<QueryParam>& query, int limit) const;
   Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;
-  void Notify(db::ResourceStore& st, const WrittenResource& w) const;
+  void Notify(WriteContext& ctx, const WrittenResource& w) const;
 
   db::Database& db_;
   const SchemaValidator& schema_;
@@ -125,7 +159,7 @@ class FhirService {
   const Indexer indexer_;
   const SearchParser parser_;
   const ServiceConfig config_;
-  std::vector<WriteObserver> observers_;
+  std::vector<ListenerFactory> listener_factories_;
 };
 
 // Parses an ETag / If-Match value (W/"3", "3", 3) into a version number; nullopt if malformed.

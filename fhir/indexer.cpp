@@ -203,7 +203,16 @@ db::IndexRows Indexer::Extract(std::string_view type, const JsonValue& resource)
   for (const auto& def : registry_.ForType(type)) {
     if (def.paths.empty()) continue;  // _id and _lastUpdated live on the resource row
     std::vector<const JsonValue*> values;
-    for (const auto& path : def.paths) CollectPath(resource, path, values);
+    if (!def.extension_url.empty()) {
+      if (const JsonValue* ext = Member(resource, "extension"); ext && ext->IsArray()) {
+        for (const auto& x : ext->GetArray()) {
+          if (StringMember(x, "url") != std::optional<std::string_view>(def.extension_url)) continue;
+          for (const auto& path : def.paths) CollectPath(x, path, values);
+        }
+      }
+    } else {
+      for (const auto& path : def.paths) CollectPath(resource, path, values);
+    }
     for (const JsonValue* v : values) {
       switch (def.type) {
         case ParamType::kToken:

@@ -306,7 +306,7 @@ void SearchParamRegistry::Add(SearchParamDef def) {
   list.push_back(std::move(def));
 }
 
-SearchParamRegistry::SearchParamRegistry(const SchemaValidator& schema) {
+SearchParamRegistry::SearchParamRegistry(const SchemaValidator& schema, const std::string& canonical_base) {
   for (const auto& type : schema.ResourceTypes()) {
     Add({type, "_id", P::kToken, {}, {}, "Logical id of this artifact"});
     Add({type, "_lastUpdated", P::kDate, {}, {}, "When the resource version last changed"});
@@ -321,6 +321,13 @@ SearchParamRegistry::SearchParamRegistry(const SchemaValidator& schema) {
     if (!schema.IsResourceType(r.type)) continue;
     Add({r.type, r.name, r.kind, r.paths, r.targets, ""});
   }
+  // The FLS case's pathway stage and flags (fhir-contract.md: EpisodeOfCare is searchable by stage).
+  SearchParamDef stage{"EpisodeOfCare", "stage", P::kToken, {"valueCode"}, {}, "The case's pathway stage"};
+  stage.extension_url = canonical_base + "/StructureDefinition/pathway-stage";
+  Add(stage);
+  SearchParamDef flag{"EpisodeOfCare", "flag", P::kToken, {"valueCode"}, {}, "A flag on the case (high-energy-trauma)"};
+  flag.extension_url = canonical_base + "/StructureDefinition/case-flag";
+  Add(flag);
   for (auto& [type, list] : by_type_) {
     std::sort(list.begin(), list.end(),
               [](const SearchParamDef& a, const SearchParamDef& b) { return a.name < b.name; });

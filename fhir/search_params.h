@@ -27,13 +27,16 @@ struct SearchParamDef {
   // Reference parameters: the target types the reference must have (empty: any).
   std::vector<std::string> targets;
   std::string documentation;
+  // When set, the paths apply to the resource's extensions with this URL (e.g. "valueCode").
+  std::string extension_url = {};
 };
 
 class SearchParamRegistry {
  public:
   // Builds the table: the explicit R4 parameters below plus, for every type the schema knows,
   // _id, _lastUpdated, _tag, _profile, _security and `identifier` where the type has one.
-  explicit SearchParamRegistry(const SchemaValidator& schema);
+  // `canonical_base` names the server's own extensions (EpisodeOfCare `stage`).
+  SearchParamRegistry(const SchemaValidator& schema, const std::string& canonical_base);
 
   const SearchParamDef* Find(std::string_view type, std::string_view name) const;
   // The type's parameters in name order (for the indexer and the CapabilityStatement).

@@ -200,7 +200,8 @@ class BundleProcessor {
 
   Outcome Transaction(const std::vector<EntryRequest>& reqs) {
     std::vector<Outcome> results(reqs.size());
-    svc_.db_.Transact([&](db::ResourceStore& st) {
+    svc_.Write([&](WriteContext& ctx) {
+      db::ResourceStore& st = ctx.store();
       // Fresh copies each attempt: a retried transaction starts again from the Bundle.
       std::vector<JsonDoc> docs(reqs.size());
       std::map<std::string, std::string> resolved;  // fullUrl -> Type/id
@@ -299,12 +300,12 @@ class BundleProcessor {
               if (id.empty()) {
                 results[e.index].status = 204;
               } else {
-                results[e.index] = svc_.DoDelete(st, e.type, id, ri);
+                results[e.index] = svc_.DoDelete(ctx, e.type, id, ri);
               }
             } else if (e.method == "POST") {
-              results[e.index] = svc_.DoCreate(st, e.type, docs[e.index], id, ri);
+              results[e.index] = svc_.DoCreate(ctx, e.type, docs[e.index], id, ri);
             } else if (e.method == "PUT") {
-              results[e.index] = svc_.DoUpdate(st, e.type, id, docs[e.index], ri);
+              results[e.index] = svc_.DoUpdate(ctx, e.type, id, docs[e.index], ri);
             } else {
               results[e.index] = Read(st, e);
             }

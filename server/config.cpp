@@ -25,7 +25,8 @@ std::string Usage() {
   return "usage: fls-server [--listen=ADDR] [--port=N] [--database-url=URL] [--threads=N]\n"
          "                  [--db-pool=N] [--max-body-bytes=N] [--json-max-depth=N] [--home=DIR]\n"
          "                  [--public-url=URL] [--shutdown-grace-s=N] [--default-count=N]\n"
-         "                  [--max-count=N] [--max-bundle-entries=N]\n"
+         "                  [--max-count=N] [--max-bundle-entries=N] [--case-lookback-days=N]\n"
+         "                  [--default-site=ORGANIZATION_ID] [--canonical-base=URL]\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -33,7 +34,8 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   static const char* kNames[] = {"listen", "port", "database-url", "threads", "db-pool",
                                  "max-body-bytes", "json-max-depth", "home", "public-url",
                                  "shutdown-grace-s", "default-count", "max-count",
-                                 "max-bundle-entries"};
+                                 "max-bundle-entries", "case-lookback-days", "default-site",
+                                 "canonical-base"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -75,6 +77,12 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   if (auto v = get("max-bundle-entries")) {
     c.max_bundle_entries = static_cast<int>(ToInt("max-bundle-entries", *v, 1, 1000000));
   }
+  if (auto v = get("case-lookback-days")) {
+    c.case_lookback_days = static_cast<int>(ToInt("case-lookback-days", *v, 0, 100000));
+  }
+  if (auto v = get("default-site")) c.default_site = *v;
+  if (auto v = get("canonical-base")) c.canonical_base = *v;
+  while (!c.canonical_base.empty() && c.canonical_base.back() == '/') c.canonical_base.pop_back();
   if (c.database_url.empty()) throw std::invalid_argument("FLS_DATABASE_URL (or --database-url) is required");
   if (c.threads == 0) {
     unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -22,6 +22,9 @@ struct Config {
   int default_count = 20;            // FLS_DEFAULT_COUNT
   int max_count = 1000;              // FLS_MAX_COUNT
   int max_bundle_entries = 10000;    // FLS_MAX_BUNDLE_ENTRIES
+  int case_lookback_days = 365;      // FLS_CASE_LOOKBACK_DAYS: older fractures are history
+  std::string default_site = "fls-default-site";  // FLS_DEFAULT_SITE: Organization id
+  std::string canonical_base = "http://fls-server.org/fhir";  // FLS_CANONICAL_BASE
 };
 
 // Throws std::invalid_argument naming the bad setting. `env` is getenv in production.

@@ -11,11 +11,14 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
 #include "db/database.h"
+#include "fhir/case_finder.h"
 #include "fhir/fhir_service.h"
 #include "fhir/schema_validator.h"
 #include "fhir/search_params.h"
@@ -23,11 +26,20 @@
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/log.h"
+#include "workflow/fracture_codes.h"
 
 namespace {
 constexpr const char* kVersion = "0.1.0";
 
 const char* Env(const char* name) { return std::getenv(name); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,7 +72,24 @@ int main(int argc, char** argv) {
     server::Log("fatal", e.what());
     return 1;
   }
-  fhir::SearchParamRegistry registry(*schema);
+  fhir::SearchParamRegistry registry(*schema, config.canonical_base);
+
+  // Case finding's data: the fracture code list and the pathway's PlanDefinition.
+  std::string codes_text, plan_text;
+  std::unique_ptr<workflow::FractureCodeList> codes;
+  try {
+    codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
+    plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
+    codes = std::make_unique<workflow::FractureCodeList>(workflow::FractureCodeList::Parse(codes_text));
+  } catch (const std::exception& e) {
+    server::Log("fatal", e.what());
+    return 1;
+  }
+  fhir::CaseFinderConfig case_config;
+  case_config.canonical_base = config.canonical_base;
+  case_config.default_site_id = config.default_site;
+  case_config.rules.lookback_days = config.case_lookback_days;
+  case_config.rules.same_fracture_window_days = codes->same_fracture_window_days();
 
   db::DbConfig db_config;
   db_config.url = config.database_url;
@@ -73,10 +102,12 @@ int main(int argc, char** argv) {
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
   std::condition_variable stop_cv;
+  std::unique_ptr<fhir::FhirService> service_ptr;  // set before the first migration attempt
   auto migrate_once = [&]() {
     try {
       database.Migrate();
-      server::Log("info", "database ready: migrations applied");
+      fhir::PublishCaseFindingKnowledge(*service_ptr, *codes, case_config, plan_text);
+      server::Log("info", "database ready: migrations applied, pathway published");
       return true;
     } catch (const db::DbError& e) {
       server::Log(e.kind() == db::DbErrorKind::kUnavailable ? "warn" : "error", "migrations not applied",
@@ -87,6 +118,15 @@ int main(int argc, char** argv) {
       return false;
     }
   };
+  fhir::ServiceConfig service_config;
+  service_config.json.max_depth = config.json_max_depth;
+  service_config.search.default_count = config.default_count;
+  service_config.search.max_count = config.max_count;
+  service_config.max_bundle_entries = config.max_bundle_entries;
+  service_ptr = std::make_unique<fhir::FhirService>(database, *schema, registry, service_config);
+  fhir::FhirService& service = *service_ptr;
+  service.AddListener(fhir::MakeCaseFinder(*codes, case_config));
+
   std::thread migrator;
   if (!migrate_once()) {
     migrator = std::thread([&] {
@@ -100,13 +140,6 @@ int main(int argc, char** argv) {
       }
     });
   }
-
-  fhir::ServiceConfig service_config;
-  service_config.json.max_depth = config.json_max_depth;
-  service_config.search.default_count = config.default_count;
-  service_config.search.max_count = config.max_count;
-  service_config.max_bundle_entries = config.max_bundle_entries;
-  fhir::FhirService service(database, *schema, registry, service_config);
 
   server::Router router;
   server::RegisterRoutes(router, {service, *schema, database, kVersion});

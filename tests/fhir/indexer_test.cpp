@@ -12,7 +12,7 @@ namespace {
 struct Fixture {
   std::unique_ptr<SchemaValidator> schema =
       SchemaValidator::Load(std::string(FLS_SOURCE_DIR) + "/fhir/data/fhir.schema.json");
-  SearchParamRegistry registry{*schema};
+  SearchParamRegistry registry{*schema, "http://fls-server.org/fhir"};
   Indexer indexer{registry};
 };
 

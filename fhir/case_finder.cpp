@@ -1,0 +1,668 @@
+#include "fhir/case_finder.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "db/case_store.h"
+#include "fhir/fhir_date.h"
+#include "fhir/indexer.h"
+#include "fhir/text.h"
+
+namespace fls::fhir {
+
+namespace {
+
+using workflow::Decision;
+
+constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
+
+// "2024-03-01T23:30:00-05:00" -> the civil day as written (the clinical record's own date).
+std::optional<int64_t> DayOf(std::string_view s) {
+  if (s.size() < 4) return std::nullopt;
+  auto num = [&](size_t pos, size_t n) -> int {
+    int v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  int y = num(0, 4);
+  int m = s.size() >= 7 ? num(5, 2) : 1;
+  int d = s.size() >= 10 ? num(8, 2) : 1;
+  if (y < 1 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
+  return workflow::CivilDay(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+}
+
+std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
+
+std::vector<workflow::Coding> Codings(const JsonValue& resource, const char* element) {
+  std::vector<workflow::Coding> out;
+  std::vector<const JsonValue*> values;
+  CollectPath(resource, std::string(element) + ".coding", values);
+  for (const JsonValue* c : values) {
+    auto system = StringMember(*c, "system");
+    auto code = StringMember(*c, "code");
+    if (system && code) out.push_back({std::string(*system), std::string(*code)});
+  }
+  return out;
+}
+
+std::optional<std::string> RefId(const JsonValue& resource, const char* element, const char* type) {
+  const JsonValue* ref = Member(resource, element);
+  if (!ref) return std::nullopt;
+  auto r = StringMember(*ref, "reference");
+  if (!r) return std::nullopt;
+  auto parsed = ParseReference(*r);
+  if (!parsed || !parsed->type || *parsed->type != type) return std::nullopt;
+  return parsed->id;
+}
+
+// A small writer for the resources case finding makes.
+class Json {
+ public:
+  Json() : w_(sb_) {}
+  Json& Obj() { w_.StartObject(); return *this; }
+  Json& End() { w_.EndObject(); return *this; }
+  Json& Arr(const char* k) { w_.Key(k); w_.StartArray(); return *this; }
+  Json& EndArr() { w_.EndArray(); return *this; }
+  Json& Key(const char* k) { w_.Key(k); return *this; }
+  Json& S(const char* k, const std::string& v) {
+    w_.Key(k);
+    w_.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+    return *this;
+  }
+  Json& Val(const std::string& v) {
+    w_.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
+    return *this;
+  }
+  Json& I(const char* k, int v) { w_.Key(k); w_.Int(v); return *this; }
+  Json& Ref(const char* k, const std::string& ref) { return Key(k).Obj().S("reference", ref).End(); }
+  Json& Coding(const std::string& system, const std::string& code, const std::string& display = "") {
+    Obj().S("system", system).S("code", code);
+    if (!display.empty()) S("display", display);
+    return End();
+  }
+  Json& Concept(const char* k, const std::string& system, const std::string& code, const std::string& display = "") {
+    Key(k).Obj().Arr("coding").Coding(system, code, display).EndArr().End();
+    return *this;
+  }
+  JsonDoc Doc() { return ParseJson(std::string_view(sb_.GetString(), sb_.GetSize())); }
+
+ private:
+  rapidjson::StringBuffer sb_;
+  rapidjson::Writer<rapidjson::StringBuffer> w_;
+};
+
+const char* kOpenTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold";
+
+class CaseFinder : public TransactionListener {
+ public:
+  CaseFinder(const workflow::FractureCodeList& codes, const CaseFinderConfig& config)
+      : codes_(codes), config_(config), canon_(config.canonical_base) {}
+
+  void OnWrite(const WrittenResource& w) override {
+    if (writing_ || w.deleted) return;
+    if (w.type == "Condition") {
+      conditions_.emplace_back(w.id, "");
+    } else if (w.type == "Encounter" && w.resource) {
+      std::vector<const JsonValue*> refs;
+      CollectPath(*w.resource, "diagnosis.condition", refs);
+      for (const JsonValue* r : refs) {
+        auto ref = StringMember(*r, "reference");
+        auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+        if (parsed && parsed->type == "Condition") conditions_.emplace_back(parsed->id, w.id);
+      }
+    } else if (w.type == "Patient" && w.resource) {
+      if (Member(*w.resource, "deceasedDateTime") ||
+          (Member(*w.resource, "deceasedBoolean") && (*w.resource)["deceasedBoolean"].IsTrue())) {
+        deceased_.push_back(w.id);
+      }
+    } else if (w.type == "EpisodeOfCare" && w.created) {
+      referrals_.push_back(w.id);
+    }
+  }
+
+  void BeforeCommit(WriteContext& ctx) override {
+    if (conditions_.empty() && deceased_.empty() && referrals_.empty()) return;
+    writing_ = true;
+    now_us_ = NowMicros();
+    now_us_ -= now_us_ % 1000;
+    today_ = now_us_ / kUsPerDay;
+    db::CaseStore cases(ctx.store());
+    for (const auto& id : referrals_) Referral(ctx, cases, id);
+    // Site-specific fractures before site-unspecified ones, so that an event's index site is the
+    // specific one whatever the order of the push.
+    std::vector<std::pair<std::string, std::string>> todo;
+    std::set<std::string> seen;
+    for (const auto& c : conditions_) {
+      if (seen.insert(c.first).second) todo.push_back(c);
+    }
+    std::vector<Pending> pending;
+    for (const auto& [id, enc] : todo) {
+      if (auto p = Load(ctx, id, enc)) pending.push_back(std::move(*p));
+    }
+    std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
+      return (a.event.classification.site == "unspecified") < (b.event.classification.site == "unspecified");
+    });
+    for (auto& p : pending) Apply(ctx, cases, p);
+    for (const auto& id : deceased_) Deceased(ctx, cases, id);
+    writing_ = false;
+  }
+
+ private:
+  struct Pending {
+    workflow::FractureEvent event;
+    std::string patient_id;
+    std::string site_org;
+    std::optional<int64_t> birth_day;
+    std::string encounter_start;
+  };
+
+  std::optional<db::VersionRow> Read(WriteContext& ctx, const std::string& type, const std::string& id) {
+    auto row = ctx.store().ReadCurrent(type, id);
+    if (!row || row->deleted) return std::nullopt;
+    return row;
+  }
+
+  // Reads what the rules need about one Condition; nullopt when it is not a fracture code at all.
+  std::optional<Pending> Load(WriteContext& ctx, const std::string& condition_id, const std::string& encounter_hint) {
+    auto row = Read(ctx, "Condition", condition_id);
+    if (!row) return std::nullopt;
+    JsonDoc cond = ParseJson(row->content);
+    auto codings = Codings(cond, "code");
+    Pending p;
+    p.event.classification = workflow::Classify(codes_, codings);
+    if (p.event.classification.disposition == workflow::Disposition::kNotFracture) return std::nullopt;
+    p.event.condition_id = condition_id;
+    auto patient = RefId(cond, "subject", "Patient");
+    if (!patient) return std::nullopt;  // a Group or a Location is no FLS patient
+    p.patient_id = *patient;
+    auto ver = Codings(cond, "verificationStatus");
+    if (!ver.empty()) p.event.verification = ver[0].code;
+    p.event.encounter_id = RefId(cond, "encounter", "Encounter").value_or(encounter_hint);
+    // Fracture date: onset, else the encounter's start, else the recorded date (pathway.md 1).
+    if (auto onset = StringMember(cond, "onsetDateTime")) p.event.fracture_day = DayOf(*onset);
+    if (!p.event.fracture_day) {
+      if (const JsonValue* period = Member(cond, "onsetPeriod")) {
+        if (auto start = StringMember(*period, "start")) p.event.fracture_day = DayOf(*start);
+      }
+    }
+    if (!p.event.encounter_id.empty()) {
+      if (auto enc = Read(ctx, "Encounter", p.event.encounter_id)) {
+        JsonDoc e = ParseJson(enc->content);
+        if (const JsonValue* period = Member(e, "period")) {
+          if (auto start = StringMember(*period, "start")) {
+            if (!p.event.fracture_day) p.event.fracture_day = DayOf(*start);
+          }
+        }
+        if (auto org = RefId(e, "serviceProvider", "Organization")) p.site_org = *org;
+        // The other diagnoses of the encounter: transport accidents and cancers change the answer.
+        for (const auto& other : ctx.Search("Condition", "encounter=Encounter/" + p.event.encounter_id, 200)) {
+          if (other == condition_id) continue;
+          auto orow = Read(ctx, "Condition", other);
+          if (!orow) continue;
+          JsonDoc o = ParseJson(orow->content);
+          auto oc = Codings(o, "code");
+          if (workflow::IsHighEnergy(codes_, oc)) p.event.high_energy = true;
+          auto ok = workflow::Classify(codes_, oc);
+          auto over = Codings(o, "verificationStatus");
+          bool valid = over.empty() || (over[0].code != "entered-in-error" && over[0].code != "refuted");
+          if (ok.disposition == workflow::Disposition::kReview && valid) p.event.cancer_on_encounter = true;
+        }
+      }
+    }
+    if (workflow::IsHighEnergy(codes_, codings)) p.event.high_energy = true;
+    if (!p.event.fracture_day) {
+      if (auto rec = StringMember(cond, "recordedDate")) p.event.fracture_day = DayOf(*rec);
+    }
+    if (auto pat = Read(ctx, "Patient", p.patient_id)) {
+      JsonDoc pd = ParseJson(pat->content);
+      if (auto birth = StringMember(pd, "birthDate")) p.birth_day = DayOf(*birth);
+    } else {
+      return std::nullopt;  // no such patient (yet): nothing to attach a case to
+    }
+    return p;
+  }
+
+  static std::vector<workflow::CaseSummary> Summaries(const std::vector<db::CaseRow>& rows) {
+    std::vector<workflow::CaseSummary> out;
+    for (const auto& r : rows) {
+      workflow::CaseSummary s;
+      s.id = r.episode_id;
+      s.open = r.open;
+      s.index_site = r.index_site;
+      s.index_day = r.index_day.value_or(0);
+      s.index_encounter = r.index_encounter;
+      s.condition_ids = r.condition_ids;
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  void Apply(WriteContext& ctx, db::CaseStore& cases, Pending& p) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto rows = cases.CasesOfPatient(p.patient_id);
+      Decision d = workflow::Decide(p.event, {p.birth_day}, Summaries(rows), today_, config_.rules);
+      switch (d.action) {
+        case Decision::Action::kIgnore:
+          return;
+        case Decision::Action::kReviewTask:
+          Review(ctx, cases, p, d.reason);
+          return;
+        case Decision::Action::kOpenCase:
+          if (OpenCase(ctx, cases, p, d, rows)) return;
+          continue;  // a concurrent push opened the patient's case first: decide again
+        case Decision::Action::kAddToCase:
+        case Decision::Action::kAddRefracture:
+          AddToCase(ctx, cases, p, d, rows);
+          return;
+      }
+    }
+  }
+
+  std::string Site(const Pending& p) const { return p.site_org.empty() ? config_.default_site_id : p.site_org; }
+
+  std::string Grio(const db::CaseStore&, const workflow::Classification& k) const {
+    return k.grio == "ribs" ? "non-severe" : k.grio;
+  }
+
+  void AddDiagnosis(Json& j, const Pending& p, const char* role, int rank, const std::string& grio) {
+    j.Obj();
+    j.Arr("extension")
+        .Obj().S("url", canon_.site_extension).S("valueCode", p.event.classification.site).End()
+        .Obj().S("url", canon_.grio_extension).S("valueCode", grio).End()
+        .EndArr();
+    j.Ref("condition", "Condition/" + p.event.condition_id);
+    j.Concept("role", canon_.role_system, role, role == std::string("refracture") ? "Refracture" : "Index fracture");
+    j.I("rank", rank);
+    j.End();
+  }
+
+  bool OpenCase(WriteContext& ctx, db::CaseStore& cases, Pending& p, const Decision& d,
+                const std::vector<db::CaseRow>& rows) {
+    std::string episode = NewUuid(), plan = NewUuid(), task = NewUuid();
+    db::CaseRow row;
+    row.episode_id = episode;
+    row.patient_id = p.patient_id;
+    row.site_org = Site(p);
+    row.stage = "identified";
+    row.index_site = p.event.classification.site;
+    row.index_day = *p.event.fracture_day;
+    row.index_encounter = p.event.encounter_id;
+    row.high_energy = d.high_energy;
+    row.source = "data";
+    row.opened_at_us = now_us_;
+    if (d.refracture_of_closed) {
+      for (const auto& r : rows) {
+        if (!r.open) row.refracture_of = r.episode_id;
+      }
+    }
+    if (!cases.InsertOpenCase(row)) return false;
+    std::string grio = Grio(cases, p.event.classification);
+    cases.AddFracture({p.event.condition_id, episode, "index-fracture", p.event.classification.site, grio,
+                       p.event.fracture_day, p.event.encounter_id});
+    cases.AppendEvent(episode, now_us_, "", "identified", "identify", d.reason, "data");
+    WriteCaseResources(ctx, row, plan, task, [&](Json& j) { AddDiagnosis(j, p, "index-fracture", 1, grio); },
+                       "Condition/" + p.event.condition_id, d.high_energy);
+    return true;
+  }
+
+  // EpisodeOfCare (when `diagnosis` is given), CarePlan and the "assess and enrol" Task.
+  void WriteCaseResources(WriteContext& ctx, const db::CaseRow& row, const std::string& plan, const std::string& task,
+                          const std::function<void(Json&)>& diagnosis, const std::string& reason_ref,
+                          bool high_energy) {
+    std::string now = FormatFhirInstant(now_us_);
+    std::string episode_ref = "EpisodeOfCare/" + row.episode_id;
+    if (diagnosis) {
+      Json e;
+      e.Obj().S("resourceType", "EpisodeOfCare").S("id", row.episode_id);
+      e.Arr("extension");
+      e.Obj().S("url", canon_.stage_extension).S("valueCode", row.stage).End();
+      if (high_energy) {
+        e.Obj().S("url", canon_.flag_extension).S("valueCode", "high-energy-trauma").End();
+      }
+      if (!row.refracture_of.empty()) {
+        e.Obj().S("url", canon_.refracture_of_extension).Ref("valueReference", "EpisodeOfCare/" + row.refracture_of).End();
+      }
+      e.EndArr();
+      e.S("status", "planned");
+      e.Arr("statusHistory").Obj().S("status", "planned").Key("period").Obj().S("start", now).End().End().EndArr();
+      e.Arr("type").Obj().Arr("coding").Coding(canon_.episode_type_system, "fls-case", "FLS case").EndArr().End().EndArr();
+      e.Arr("diagnosis");
+      diagnosis(e);
+      e.EndArr();
+      e.Ref("patient", "Patient/" + row.patient_id);
+      e.Ref("managingOrganization", "Organization/" + row.site_org);
+      e.Key("period").Obj().S("start", now).End();
+      e.End();
+      JsonDoc doc = e.Doc();
+      ctx.Create("EpisodeOfCare", doc, row.episode_id);
+    }
+    {
+      Json c;
+      c.Obj().S("resourceType", "CarePlan").S("id", plan);
+      c.Arr("instantiatesCanonical").Val(canon_.plan_definition).EndArr();
+      c.S("status", "active").S("intent", "plan");
+      c.Arr("category").Obj().Arr("coding").Coding(canon_.episode_type_system, "fls-case", "FLS case").EndArr().End().EndArr();
+      c.S("title", "Capture the Fracture pathway");
+      c.Ref("subject", "Patient/" + row.patient_id);
+      c.Key("period").Obj().S("start", now).End();
+      c.S("created", now);
+      c.Arr("supportingInfo").Obj().S("reference", episode_ref).End().EndArr();
+      if (!reason_ref.empty()) c.Arr("addresses").Obj().S("reference", reason_ref).End().EndArr();
+      c.Arr("activity").Obj().Ref("reference", "Task/" + task).End().EndArr();
+      c.End();
+      JsonDoc doc = c.Doc();
+      ctx.Create("CarePlan", doc, plan);
+    }
+    std::string description = "Assess the patient and enrol them in the FLS programme (consent, contact, referring physician), or exclude with a reason.";
+    if (high_energy) description += " High-energy trauma is recorded on the admission: confirm a fragility fracture or exclude.";
+    WriteTask(ctx, task, "assess-enrol", "Assess and enrol", description, row.patient_id, episode_ref, row.site_org,
+              reason_ref, "CarePlan/" + plan);
+  }
+
+  void WriteTask(WriteContext& ctx, const std::string& id, const std::string& code, const std::string& display,
+                 const std::string& description, const std::string& patient, const std::string& focus,
+                 const std::string& site, const std::string& reason_ref, const std::string& based_on) {
+    Json t;
+    t.Obj().S("resourceType", "Task").S("id", id);
+    if (!based_on.empty()) t.Arr("basedOn").Obj().S("reference", based_on).End().EndArr();
+    t.S("status", "requested").S("intent", "order").S("priority", "routine");
+    t.Concept("code", canon_.task_system, code, display);
+    t.S("description", description);
+    t.Ref("focus", focus);
+    t.Ref("for", "Patient/" + patient);
+    t.S("authoredOn", FormatFhirInstant(now_us_));
+    t.S("lastModified", FormatFhirInstant(now_us_));
+    t.Ref("owner", "Organization/" + site);
+    if (!reason_ref.empty()) t.Ref("reasonReference", reason_ref);
+    t.Key("restriction").Obj().Key("period").Obj().S("end", DayText(today_ + config_.task_due_days)).End().End();
+    t.End();
+    JsonDoc doc = t.Doc();
+    ctx.Create("Task", doc, id);
+  }
+
+  void AddToCase(WriteContext& ctx, db::CaseStore& cases, Pending& p, const Decision& d,
+                 const std::vector<db::CaseRow>& rows) {
+    bool refracture = d.action == Decision::Action::kAddRefracture;
+    const char* role = refracture ? "refracture" : "index-fracture";
+    std::string grio = Grio(cases, p.event.classification);
+    if (!cases.AddFracture({p.event.condition_id, d.case_id, role, p.event.classification.site, grio,
+                            p.event.fracture_day, p.event.encounter_id})) {
+      return;
+    }
+    const db::CaseRow* row = nullptr;
+    for (const auto& r : rows) {
+      if (r.episode_id == d.case_id) row = &r;
+    }
+    bool upgrade_site = !refracture && row && row->index_site == "unspecified" &&
+                        p.event.classification.site != "unspecified";
+    if (upgrade_site) cases.SetIndexSite(d.case_id, p.event.classification.site);
+    // Ribs: severe when 3 or more at once (pathway.md section 1).
+    if (p.event.classification.grio == "ribs" && cases.CountFractures(d.case_id, "ribs") >= 3) grio = "severe";
+    auto current = Read(ctx, "EpisodeOfCare", d.case_id);
+    if (current) {
+      JsonDoc ep = ParseJson(current->content);
+      auto& a = ep.GetAllocator();
+      if (!ep.HasMember("diagnosis") || !ep["diagnosis"].IsArray()) {
+        SetMember(ep, "diagnosis", JsonValue(rapidjson::kArrayType), a);
+      }
+      Json dj;
+      AddDiagnosis(dj, p, role, static_cast<int>(ep["diagnosis"].Size()) + 1, grio);
+      JsonDoc diag = dj.Doc();
+      JsonValue copy;
+      copy.CopyFrom(diag, a);
+      ep["diagnosis"].PushBack(copy, a);
+      if (grio == "severe") {
+        // Every rib diagnosis of the case becomes severe once there are three.
+        for (auto& dg : ep["diagnosis"].GetArray()) {
+          if (!dg.HasMember("extension")) continue;
+          bool ribs = false;
+          for (auto& x : dg["extension"].GetArray()) {
+            if (AsStringView(x["url"]) == canon_.site_extension && x.HasMember("valueCode") &&
+                AsStringView(x["valueCode"]) == "ribs") {
+              ribs = true;
+            }
+          }
+          if (!ribs) continue;
+          for (auto& x : dg["extension"].GetArray()) {
+            if (AsStringView(x["url"]) == canon_.grio_extension) x["valueCode"] = MakeString("severe", a);
+          }
+        }
+      }
+      ctx.Update("EpisodeOfCare", d.case_id, ep);
+    }
+    if (refracture && row && row->open) {
+      cases.AppendEvent(d.case_id, now_us_, row->stage, row->stage, "refracture", d.reason, "data");
+      WriteTask(ctx, NewUuid(), "review-refracture", "Review refracture",
+                "A new fracture while the case is open: review the treatment (a fracture under treatment "
+                "is a reason to reconsider it).",
+                p.patient_id, "EpisodeOfCare/" + d.case_id, row->site_org.empty() ? Site(p) : row->site_org,
+                "Condition/" + p.event.condition_id, "");
+    }
+  }
+
+  void Review(WriteContext& ctx, db::CaseStore& cases, Pending& p, const std::string& reason) {
+    std::string task = NewUuid();
+    if (!cases.ClaimReview(p.event.condition_id, task, p.patient_id, reason)) return;
+    WriteTask(ctx, task, "review-fracture", "Review fracture",
+              "No FLS case was opened automatically (" + reason +
+                  "). Review the record: open a case by referral if this is a fragility fracture.",
+              p.patient_id, "Condition/" + p.event.condition_id, Site(p), "Condition/" + p.event.condition_id, "");
+  }
+
+  void Deceased(WriteContext& ctx, db::CaseStore& cases, const std::string& patient_id) {
+    auto pat = Read(ctx, "Patient", patient_id);
+    if (!pat) return;
+    JsonDoc pd = ParseJson(pat->content);
+    std::string end = FormatFhirInstant(now_us_);
+    if (auto when = StringMember(pd, "deceasedDateTime")) end = std::string(*when);
+    for (const auto& c : cases.CasesOfPatient(patient_id)) {
+      if (!c.open) continue;
+      cases.Close(c.episode_id, "deceased", now_us_);
+      cases.AppendEvent(c.episode_id, now_us_, c.stage, "deceased", "deceased", "Patient.deceased recorded", "data");
+      if (auto ep_row = Read(ctx, "EpisodeOfCare", c.episode_id)) {
+        JsonDoc ep = ParseJson(ep_row->content);
+        auto& a = ep.GetAllocator();
+        SetMember(ep, "status", MakeString("finished", a), a);
+        if (ep.HasMember("extension")) {
+          for (auto& x : ep["extension"].GetArray()) {
+            if (AsStringView(x["url"]) == canon_.stage_extension) x["valueCode"] = MakeString("deceased", a);
+          }
+        }
+        JsonValue period(rapidjson::kObjectType);
+        if (ep.HasMember("period") && ep["period"].IsObject()) period.CopyFrom(ep["period"], a);
+        SetMember(period, "end", MakeString(end, a), a);
+        SetMember(ep, "period", std::move(period), a);
+        ctx.Update("EpisodeOfCare", c.episode_id, ep);
+      }
+      for (const auto& task_id : ctx.Search("Task", "focus=EpisodeOfCare/" + c.episode_id + "&status=" + kOpenTaskStatuses, 500)) {
+        auto t = Read(ctx, "Task", task_id);
+        if (!t) continue;
+        JsonDoc td = ParseJson(t->content);
+        auto& a = td.GetAllocator();
+        SetMember(td, "status", MakeString("cancelled", a), a);
+        JsonValue reason(rapidjson::kObjectType);
+        SetMember(reason, "text", MakeString("patient deceased", a), a);
+        SetMember(td, "statusReason", std::move(reason), a);
+        SetMember(td, "lastModified", MakeString(FormatFhirInstant(now_us_), a), a);
+        ctx.Update("Task", task_id, td);
+      }
+    }
+  }
+
+  // A case opened by hand: POST EpisodeOfCare (a referral by a physician or the coordinator).
+  void Referral(WriteContext& ctx, db::CaseStore& cases, const std::string& episode_id) {
+    auto row = Read(ctx, "EpisodeOfCare", episode_id);
+    if (!row) return;
+    JsonDoc ep = ParseJson(row->content);
+    auto patient = RefId(ep, "patient", "Patient");
+    if (!patient || !Read(ctx, "Patient", *patient)) {
+      throw FhirError(ErrorCode::kUnprocessable, "an FLS referral must name an existing Patient", "EpisodeOfCare.patient");
+    }
+    auto status = StringMember(ep, "status");
+    if (!status || (*status != "planned" && *status != "waitlist")) {
+      throw FhirError(ErrorCode::kUnprocessable,
+                      "a new FLS case starts as planned (identified); use $event to move it along the pathway",
+                      "EpisodeOfCare.status");
+    }
+    db::CaseRow c;
+    c.episode_id = episode_id;
+    c.patient_id = *patient;
+    c.site_org = RefId(ep, "managingOrganization", "Organization").value_or(config_.default_site_id);
+    c.stage = "identified";
+    c.index_site = "unspecified";
+    c.source = "user";
+    c.opened_at_us = now_us_;
+    std::vector<std::string> diagnosis_conditions;
+    std::vector<const JsonValue*> refs;
+    CollectPath(ep, "diagnosis.condition", refs);
+    for (const JsonValue* r : refs) {
+      auto ref = StringMember(*r, "reference");
+      auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+      if (parsed && parsed->type == "Condition") diagnosis_conditions.push_back(parsed->id);
+    }
+    for (const auto& existing : cases.CasesOfPatient(*patient)) {
+      if (existing.open) {
+        throw FhirError(ErrorCode::kUnprocessable, "Patient/" + *patient + " already has an open FLS case: EpisodeOfCare/" +
+                                                       existing.episode_id);
+      }
+      c.refracture_of = existing.episode_id;
+    }
+    if (!cases.InsertOpenCase(c)) {
+      throw FhirError(ErrorCode::kConflict, "a concurrent change opened a case for Patient/" + *patient + "; retry");
+    }
+    for (const auto& cond : diagnosis_conditions) {
+      cases.AddFracture({cond, episode_id, "index-fracture", "unspecified", "non-severe", std::nullopt, ""});
+    }
+    cases.AppendEvent(episode_id, now_us_, "", "identified", "refer", "referral", "user");
+    // The case's own markers: stage, type, site.
+    auto& a = ep.GetAllocator();
+    if (!ep.HasMember("extension") || !ep["extension"].IsArray()) SetMember(ep, "extension", JsonValue(rapidjson::kArrayType), a);
+    bool has_stage = false;
+    for (auto& x : ep["extension"].GetArray()) {
+      if (StringMember(x, "url") == std::optional<std::string_view>(canon_.stage_extension)) {
+        x["valueCode"] = MakeString("identified", a);
+        has_stage = true;
+      }
+    }
+    if (!has_stage) {
+      JsonValue x(rapidjson::kObjectType);
+      SetMember(x, "url", MakeString(canon_.stage_extension, a), a);
+      SetMember(x, "valueCode", MakeString("identified", a), a);
+      ep["extension"].PushBack(x, a);
+    }
+    if (!ep.HasMember("managingOrganization")) {
+      JsonValue org(rapidjson::kObjectType);
+      SetMember(org, "reference", MakeString("Organization/" + c.site_org, a), a);
+      SetMember(ep, "managingOrganization", std::move(org), a);
+    }
+    ctx.Update("EpisodeOfCare", episode_id, ep);
+    WriteCaseResources(ctx, c, NewUuid(), NewUuid(), nullptr,
+                       diagnosis_conditions.empty() ? "" : "Condition/" + diagnosis_conditions[0], false);
+  }
+
+  const workflow::FractureCodeList& codes_;
+  const CaseFinderConfig& config_;
+  const FlsCanonicals canon_;
+  bool writing_ = false;  // true while this listener writes: its own writes are not inputs
+  int64_t now_us_ = 0;
+  int64_t today_ = 0;
+  std::vector<std::pair<std::string, std::string>> conditions_;  // (Condition id, Encounter id hint)
+  std::vector<std::string> deceased_;
+  std::vector<std::string> referrals_;
+};
+
+}  // namespace
+
+FlsCanonicals::FlsCanonicals(const std::string& base)
+    : stage_extension(base + "/StructureDefinition/pathway-stage"),
+      flag_extension(base + "/StructureDefinition/case-flag"),
+      refracture_of_extension(base + "/StructureDefinition/refracture-of"),
+      site_extension(base + "/StructureDefinition/fracture-site"),
+      grio_extension(base + "/StructureDefinition/grio-class"),
+      stage_system(base + "/CodeSystem/pathway-stage"),
+      task_system(base + "/CodeSystem/fls-task"),
+      role_system(base + "/CodeSystem/diagnosis-role"),
+      episode_type_system(base + "/CodeSystem/episode-type"),
+      flag_system(base + "/CodeSystem/case-flag"),
+      plan_definition(base + "/PlanDefinition/capture-the-fracture") {}
+
+ListenerFactory MakeCaseFinder(const workflow::FractureCodeList& codes, CaseFinderConfig config) {
+  auto shared = std::make_shared<const CaseFinderConfig>(std::move(config));
+  return [&codes, shared]() -> std::unique_ptr<TransactionListener> {
+    return std::make_unique<CaseFinder>(codes, *shared);
+  };
+}
+
+void PublishCaseFindingKnowledge(FhirService& service, const workflow::FractureCodeList& codes,
+                                 const CaseFinderConfig& config, const std::string& plan_definition_json) {
+  // ConceptMap: the code list, so that clients can read what the server recognises.
+  Json m;
+  m.Obj().S("resourceType", "ConceptMap").S("id", "fls-fracture-codes");
+  m.S("url", config.canonical_base + "/ConceptMap/fls-fracture-codes");
+  m.S("version", codes.version()).S("name", "FlsFractureCodes").S("title", "FLS fracture codes");
+  m.S("status", "active").S("publisher", "FLS Server");
+  m.S("description", "Codes that case finding recognises, with their fracture site, GRIO 2017 class and kind "
+                     "(fracture, excluded-site, review, high-energy-trauma). ICD-10 codes match by prefix "
+                     "('?' is any one character); SNOMED CT codes match exactly. Generated from "
+                     "workflow/data/fracture-codes.json at start-up.");
+  m.Arr("group");
+  for (const char* alias : {"icd-10", "sct"}) {
+    auto urls = codes.SystemUrls(alias);
+    if (urls.empty()) continue;
+    m.Obj().S("source", urls[0]).S("target", config.canonical_base + "/CodeSystem/fracture-site");
+    m.Arr("element");
+    for (const auto& e : codes.entries()) {
+      if (e.system_alias != alias) continue;
+      m.Obj().S("code", e.code);
+      if (!e.display.empty()) m.S("display", e.display);
+      m.Arr("target").Obj();
+      m.S("code", e.kind == workflow::CodeKind::kFracture ? e.site : workflow::CodeKindName(e.kind));
+      m.S("equivalence", e.exact ? "equivalent" : "wider");
+      std::string comment = std::string(workflow::CodeKindName(e.kind)) + (e.exact ? ", exact" : ", prefix");
+      if (!e.grio.empty()) comment += ", GRIO " + e.grio;
+      if (!e.reason.empty()) comment += ", " + e.reason;
+      m.S("comment", comment);
+      m.End().EndArr();
+      m.End();
+    }
+    m.EndArr().End();
+  }
+  m.EndArr().End();
+  JsonDoc map_doc = m.Doc();
+  JsonDoc plan = ParseJson(plan_definition_json);
+  service.Write([&](WriteContext& ctx) {
+    JsonDoc map_copy, plan_copy;
+    map_copy.CopyFrom(map_doc, map_copy.GetAllocator());
+    plan_copy.CopyFrom(plan, plan_copy.GetAllocator());
+    auto same = [&](const std::string& type, const std::string& id, const JsonDoc& doc) {
+      auto row = ctx.store().ReadCurrent(type, id);
+      if (!row || row->deleted) return false;
+      JsonDoc stored = ParseJson(row->content);
+      RemoveMember(stored, "meta");
+      JsonDoc mine;
+      mine.CopyFrom(doc, mine.GetAllocator());
+      RemoveMember(mine, "meta");
+      return stored == mine;
+    };
+    if (!same("ConceptMap", "fls-fracture-codes", map_copy)) ctx.Update("ConceptMap", "fls-fracture-codes", map_copy);
+    auto plan_id = StringMember(plan_copy, "id");
+    if (plan_id && !same("PlanDefinition", std::string(*plan_id), plan_copy)) {
+      ctx.Update("PlanDefinition", std::string(*plan_id), plan_copy);
+    }
+    auto site = ctx.store().ReadCurrent("Organization", config.default_site_id);
+    if (!site) {
+      JsonDoc od = ParseJson(R"({"resourceType":"Organization","id":")" + config.default_site_id +
+                             R"j(","active":true,"name":"FLS site (default)"})j");
+      ctx.Update("Organization", config.default_site_id, od);
+    }
+  });
+}
+
+}  // namespace fls::fhir
