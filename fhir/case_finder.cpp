@@ -169,6 +169,13 @@ class CaseFinder : public TransactionListener {
     return row;
   }
 
+  // Locks the resource's row first, so that the read sees the last committed version and no
+  // concurrent transaction can write a version in between (no lost update of the case).
+  std::optional<db::VersionRow> ReadForUpdate(WriteContext& ctx, const std::string& type, const std::string& id) {
+    ctx.store().LockCurrent(type, id);
+    return Read(ctx, type, id);
+  }
+
   // Reads what the rules need about one Condition; nullopt when it is not a fracture code at all.
   std::optional<Pending> Load(WriteContext& ctx, const std::string& condition_id, const std::string& encounter_hint) {
     auto row = Read(ctx, "Condition", condition_id);
@@ -405,7 +412,7 @@ class CaseFinder : public TransactionListener {
     if (upgrade_site) cases.SetIndexSite(d.case_id, p.event.classification.site);
     // Ribs: severe when 3 or more at once (pathway.md section 1).
     if (p.event.classification.grio == "ribs" && cases.CountFractures(d.case_id, "ribs") >= 3) grio = "severe";
-    auto current = Read(ctx, "EpisodeOfCare", d.case_id);
+    auto current = ReadForUpdate(ctx, "EpisodeOfCare", d.case_id);
     if (current) {
       JsonDoc ep = ParseJson(current->content);
       auto& a = ep.GetAllocator();
@@ -466,7 +473,7 @@ class CaseFinder : public TransactionListener {
       if (!c.open) continue;
       cases.Close(c.episode_id, "deceased", now_us_);
       cases.AppendEvent(c.episode_id, now_us_, c.stage, "deceased", "deceased", "Patient.deceased recorded", "data");
-      if (auto ep_row = Read(ctx, "EpisodeOfCare", c.episode_id)) {
+      if (auto ep_row = ReadForUpdate(ctx, "EpisodeOfCare", c.episode_id)) {
         JsonDoc ep = ParseJson(ep_row->content);
         auto& a = ep.GetAllocator();
         SetMember(ep, "status", MakeString("finished", a), a);
@@ -482,7 +489,7 @@ class CaseFinder : public TransactionListener {
         ctx.Update("EpisodeOfCare", c.episode_id, ep);
       }
       for (const auto& task_id : ctx.Search("Task", "focus=EpisodeOfCare/" + c.episode_id + "&status=" + kOpenTaskStatuses, 500)) {
-        auto t = Read(ctx, "Task", task_id);
+        auto t = ReadForUpdate(ctx, "Task", task_id);
         if (!t) continue;
         JsonDoc td = ParseJson(t->content);
         auto& a = td.GetAllocator();

@@ -1,0 +1,346 @@
+// Case finding through the real server: pushes over HTTP, cases read back over HTTP, against the
+// PostgreSQL of ./deploy/fls test (a scratch database of its own).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+ServerProcess* g_server = nullptr;
+
+class CaseEnv : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    db_ = std::make_unique<ScratchDatabase>();
+    // A look-back wide enough for Synthea's decades of history.
+    server_ = std::make_unique<ServerProcess>(std::map<std::string, std::string>{{"FLS_CASE_LOOKBACK_DAYS", "40000"}});
+    ASSERT_TRUE(server_->WaitReady(30000)) << server_->LogTail();
+    g_server = server_.get();
+  }
+  void TearDown() override {
+    g_server = nullptr;
+    server_.reset();
+    db_.reset();
+  }
+
+ private:
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<ServerProcess> server_;
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new CaseEnv);
+
+Response Get(const std::string& t) { return Http(g_server->port(), "GET", t); }
+Response Post(const std::string& t, const std::string& b) { return Http(g_server->port(), "POST", t, b); }
+Response Put(const std::string& t, const std::string& b) { return Http(g_server->port(), "PUT", t, b); }
+
+std::string Unique() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng() % 1000000000000ULL);
+}
+
+int Total(const Response& r) {
+  auto d = r.Json();
+  return d.IsObject() && d.HasMember("total") ? d["total"].GetInt() : -1;
+}
+
+std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
+  std::vector<rapidjson::Value*> out;
+  if (!d.IsObject() || !d.HasMember("entry")) return out;
+  for (auto& e : d["entry"].GetArray()) {
+    if (e.HasMember("resource")) out.push_back(&e["resource"]);
+  }
+  return out;
+}
+
+std::string Today(int plus_days = 0) {
+  time_t t = time(nullptr) + plus_days * 86400;
+  tm g;
+  gmtime_r(&t, &g);
+  char buf[16];
+  strftime(buf, sizeof buf, "%Y-%m-%d", &g);
+  return buf;
+}
+
+std::string CreatePatient(const std::string& birth, const std::string& extra = "") {
+  Response r = Post("/Patient", R"({"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":")" +
+                                    Unique() + R"("}],"birthDate":")" + birth + "\"" + extra + "}");
+  EXPECT_EQ(r.status, 201) << r.body;
+  return r.Json()["id"].GetString();
+}
+
+std::string Condition(const std::string& patient, const std::string& system, const std::string& code,
+                      const std::string& onset, const std::string& extra = "") {
+  return R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+         R"("},"code":{"coding":[{"system":")" + system + R"(","code":")" + code + R"("}]},"onsetDateTime":")" + onset +
+         "\"" + extra + "}";
+}
+
+// An admission: Encounter at a site + fracture Condition, as one transaction.
+std::string Admission(const std::string& patient, const std::string& org, const std::string& code,
+                      const std::string& day, const std::string& extra_conditions = "") {
+  std::string enc = "urn:uuid:" + std::string("aaaaaaaa-0000-4000-8000-") + std::string(12 - std::min<size_t>(12, Unique().size()), '0') + Unique().substr(0, 12);
+  return R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":")" + enc + R"(","resource":{"resourceType":"Encounter","status":"finished","class":{"code":"EMER"},
+      "subject":{"reference":"Patient/)" + patient + R"("},"serviceProvider":{"reference":"Organization/)" + org +
+         R"("},"period":{"start":")" + day + R"(T10:00:00+01:00"}},"request":{"method":"POST","url":"Encounter"}},
+    {"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+         R"("},"encounter":{"reference":")" + enc + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":")" +
+         code + R"("}]}},"request":{"method":"POST","url":"Condition"}})" + extra_conditions + "]}";
+}
+
+std::string Org() {
+  Response r = Post("/Organization", R"({"resourceType":"Organization","name":"CHU )" + Unique() + R"("})");
+  return r.Json()["id"].GetString();
+}
+
+TEST(CaseFinding, AHipFractureOpensACaseWithPlanAndTaskInTheSamePush) {
+  std::string patient = CreatePatient("1950-03-04");
+  std::string org = Org();
+  Response push = Post("/", Admission(patient, org, "S72.001A", Today(-2)));
+  ASSERT_EQ(push.status, 200) << push.body;
+
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  auto ep = Entries(cases);
+  ASSERT_EQ(ep.size(), 1u);
+  auto& e = *ep[0];
+  EXPECT_STREQ(e["status"].GetString(), "planned");
+  EXPECT_EQ(std::string(e["managingOrganization"]["reference"].GetString()), "Organization/" + org);
+  EXPECT_STREQ(e["extension"][0]["valueCode"].GetString(), "identified");
+  EXPECT_STREQ(e["diagnosis"][0]["role"]["coding"][0]["code"].GetString(), "index-fracture");
+  std::string episode = e["id"].GetString();
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?stage=identified&patient=" + patient)), 1);
+
+  auto plans = Get("/CarePlan?patient=" + patient).Json();
+  ASSERT_EQ(Entries(plans).size(), 1u);
+  EXPECT_EQ(std::string((*Entries(plans)[0])["instantiatesCanonical"][0].GetString()),
+            "http://fls-server.org/fhir/PlanDefinition/capture-the-fracture");
+
+  // The coordinator's worklist: open tasks of the site, by due date.
+  auto tasks = Get("/Task?owner=Organization/" + org + "&status=requested&_sort=period").Json();
+  auto t = Entries(tasks);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_STREQ((*t[0])["code"]["coding"][0]["code"].GetString(), "assess-enrol");
+  EXPECT_EQ(std::string((*t[0])["focus"]["reference"].GetString()), "EpisodeOfCare/" + episode);
+  EXPECT_EQ(std::string((*t[0])["restriction"]["period"]["end"].GetString()), Today(14));
+
+  // Published with the case: the pathway and the code list.
+  EXPECT_EQ(Get("/PlanDefinition/capture-the-fracture").status, 200);
+  EXPECT_EQ(Get("/ConceptMap/fls-fracture-codes").status, 200);
+  EXPECT_EQ(Get("/Organization/fls-default-site").status, 200);
+}
+
+TEST(CaseFinding, WhatDoesNotOpenACase) {
+  struct Row {
+    std::string name, birth, system, code, onset, extra;
+    int cases, reviews;
+  };
+  const std::string icd = "http://hl7.org/fhir/sid/icd-10";
+  std::vector<Row> rows = {
+      {"49 on the fracture date", "1976-06-02", icd, "S72.0", "2026-06-01", "", 0, 0},
+      {"50 on the fracture date", "1976-06-01", icd, "S72.0", "2026-06-01", "", 1, 0},
+      {"entered in error", "1950-01-01", icd, "S72.0", "2026-06-01",
+       R"(,"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"entered-in-error"}]})", 0, 0},
+      {"refuted", "1950-01-01", icd, "S72.0", "2026-06-01",
+       R"(,"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"refuted"}]})", 0, 0},
+      {"skull", "1950-01-01", icd, "S02.0", "2026-06-01", "", 0, 0},
+      {"toe", "1950-01-01", icd, "S92.4", "2026-06-01", "", 0, 0},
+      {"finger", "1950-01-01", icd, "S62.6", "2026-06-01", "", 0, 0},
+      {"cancer-related pathological", "1950-01-01", icd, "M84.5", "2026-06-01", "", 0, 1},
+      {"stress fracture", "1950-01-01", icd, "M84.3", "2026-06-01", "", 0, 1},
+      {"not a fracture", "1950-01-01", icd, "S73.0", "2026-06-01", "", 0, 0},
+  };
+  for (const auto& r : rows) {
+    std::string patient = CreatePatient(r.birth);
+    Response c = Post("/Condition", Condition(patient, r.system, r.code, r.onset, r.extra));
+    ASSERT_EQ(c.status, 201) << r.name << ": " << c.body;
+    EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient)), r.cases) << r.name;
+    EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=review-fracture")), r.reviews) << r.name;
+  }
+}
+
+TEST(CaseFinding, HighEnergyTraumaOpensAFlaggedCase) {
+  std::string patient = CreatePatient("1950-01-01");
+  std::string extra = R"(,{"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+                      R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"V43.52XA"}]}},"request":{"method":"POST","url":"Condition"}})";
+  // The V code must share the encounter: put it on the same urn:uuid encounter by building the bundle by hand.
+  std::string bundle = Admission(patient, Org(), "S32.010A", Today(-1));
+  auto enc_pos = bundle.find("urn:uuid:");
+  std::string enc = bundle.substr(enc_pos, bundle.find('"', enc_pos) - enc_pos);
+  std::string v = R"(,{"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+                  R"("},"encounter":{"reference":")" + enc + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"V43.52XA"}]}},"request":{"method":"POST","url":"Condition"}})";
+  bundle.insert(bundle.rfind(']'), v);
+  (void)extra;
+  ASSERT_EQ(Post("/", bundle).status, 200);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&flag=high-energy-trauma")), 1);
+}
+
+TEST(CaseFinding, EightConcurrentPushesOfOneAdmissionLeaveOneCase) {
+  std::string patient = CreatePatient("1945-07-14");
+  std::string org = Org();
+  std::string day = Today(-3);
+  std::vector<int> statuses(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] { statuses[i] = Post("/", Admission(patient, org, "S72.001A", day)).status; });
+  }
+  for (auto& t : threads) t.join();
+  for (int s : statuses) EXPECT_EQ(s, 200);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  ASSERT_EQ(Entries(cases).size(), 1u);
+  EXPECT_EQ((*Entries(cases)[0])["diagnosis"].Size(), 8u) << "every push's Condition is on the one case";
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=assess-enrol")), 1);
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_case WHERE patient_id = '" + patient + "'"), "1");
+}
+
+TEST(CaseFinding, AFailedPushLeavesNoCase) {
+  std::string patient = CreatePatient("1950-01-01");
+  std::string bundle = Admission(patient, Org(), "S72.001A", Today(-1),
+                                 R"(,{"request":{"method":"GET","url":"Patient/no-such-patient"}})");
+  EXPECT_EQ(Post("/", bundle).status, 404);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient)), 0);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient)), 0);
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_case WHERE patient_id = '" + patient + "'"), "0");
+}
+
+TEST(CaseFinding, RefractureOnAnOpenCaseAndANewCaseAfterDeath) {
+  std::string patient = CreatePatient("1940-01-01");
+  std::string org = Org();
+  ASSERT_EQ(Post("/", Admission(patient, org, "S52.501A", Today(-200))).status, 200);
+  ASSERT_EQ(Post("/", Admission(patient, org, "S72.001A", Today(-10))).status, 200);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  ASSERT_EQ(Entries(cases).size(), 1u);
+  auto& diag = (*Entries(cases)[0])["diagnosis"];
+  ASSERT_EQ(diag.Size(), 2u);
+  EXPECT_STREQ(diag[1]["role"]["coding"][0]["code"].GetString(), "refracture");
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=review-refracture")), 1);
+
+  // Death closes the open case and cancels its open tasks.
+  Response p = Get("/Patient/" + patient);
+  std::string body = p.body;
+  body.insert(body.rfind('}'), R"(,"deceasedDateTime":")" + Today(-1) + R"(T08:00:00Z")");
+  ASSERT_EQ(Put("/Patient/" + patient, body).status, 200);
+  auto closed = Get("/EpisodeOfCare?patient=" + patient).Json();
+  EXPECT_STREQ((*Entries(closed)[0])["status"].GetString(), "finished");
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&stage=deceased")), 1);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=cancelled")), 2);
+}
+
+TEST(CaseFinding, AClosedCaseThenTheSameFractureOrANewOne) {
+  std::string patient = CreatePatient("1940-01-01");
+  std::string org = Org();
+  ASSERT_EQ(Post("/", Admission(patient, org, "S72.001A", Today(-300))).status, 200);
+  std::string episode = Sql("SELECT episode_id FROM fls_case WHERE patient_id = '" + patient + "'");
+  // Close it as the pathway would (withdrawn); $event arrives with the pathway state machine.
+  Sql("UPDATE fls_case SET open = false, stage = 'withdrawn' WHERE episode_id = '" + episode + "'");
+  ASSERT_EQ(Post("/", Admission(patient, org, "S72.001D", Today(-300 + 89))).status, 200);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient)), 1) << "89 days later at the same site: the same fracture";
+  ASSERT_EQ(Post("/", Admission(patient, org, "S72.001A", Today(-300 + 91 + 1))).status, 200);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient + "&_sort=date").Json();
+  ASSERT_EQ(Entries(cases).size(), 2u) << "91 days later: a new case";
+  auto& second = *Entries(cases)[1];
+  bool refracture_of = false;
+  for (auto& x : second["extension"].GetArray()) {
+    if (std::string(x["url"].GetString()).find("refracture-of") != std::string::npos) {
+      refracture_of = std::string(x["valueReference"]["reference"].GetString()) == "EpisodeOfCare/" + episode;
+    }
+  }
+  EXPECT_TRUE(refracture_of);
+}
+
+TEST(CaseFinding, ACaseOpenedByHand) {
+  std::string patient = CreatePatient("1960-01-01");
+  std::string referral = R"({"resourceType":"EpisodeOfCare","status":"planned","patient":{"reference":"Patient/)" + patient + R"("}})";
+  Response r = Post("/EpisodeOfCare", referral);
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string id = r.Json()["id"].GetString();
+  auto e = Get("/EpisodeOfCare/" + id).Json();
+  EXPECT_EQ(std::string(e["managingOrganization"]["reference"].GetString()), "Organization/fls-default-site");
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=assess-enrol")), 1);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?stage=identified&patient=" + patient)), 1);
+  Response again = Post("/EpisodeOfCare", referral);
+  EXPECT_EQ(again.status, 422) << "one open case per patient";
+  Response nobody = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"planned","patient":{"reference":"Patient/nobody"}})");
+  EXPECT_EQ(nobody.status, 422);
+  Response active = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/)" +
+                                               CreatePatient("1960-01-01") + R"("}})");
+  EXPECT_EQ(active.status, 422);
+}
+
+// Ground truth from the files themselves: a patient has a case when at least one Condition is a
+// fragility fracture (a fracture code of the list, at 50 or over on the onset date, not entered in
+// error or refuted); every such Condition is on that case; the case is closed when the patient died.
+TEST(CaseFinding, EverySyntheaPatientGetsTheCasesTheFilesCallFor) {
+  namespace fs = std::filesystem;
+  const std::set<std::string> fracture_codes = {"359817006", "5913000",  "704330001", "33737001", "263102004",
+                                                "65966004",  "16114001", "58150001",  "443165006", "125605004"};
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(SharedDir() + "/testdata/synthea-r4-transaction")) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  int patients = 0, with_cases = 0;
+  for (const auto& f : files) {
+    std::string body = ReadFile(f.string());
+    Response r = Post("/", body);
+    ASSERT_EQ(r.status, 200) << f.filename();
+    rapidjson::Document in;
+    in.Parse(body.c_str());
+    std::string birth, ident;
+    bool deceased = false;
+    int expected_fractures = 0;
+    for (auto& e : in["entry"].GetArray()) {
+      auto& res = e["resource"];
+      std::string type = res["resourceType"].GetString();
+      if (type == "Patient") {
+        birth = res["birthDate"].GetString();
+        ident = res["identifier"][0]["value"].GetString();
+        deceased = res.HasMember("deceasedDateTime");
+      }
+    }
+    if (ident.empty()) continue;
+    ++patients;
+    int by = std::stoi(birth.substr(0, 4)), bm = std::stoi(birth.substr(5, 2)), bd = std::stoi(birth.substr(8, 2));
+    for (auto& e : in["entry"].GetArray()) {
+      auto& res = e["resource"];
+      if (std::string(res["resourceType"].GetString()) != "Condition") continue;
+      bool fracture = false;
+      for (auto& c : res["code"]["coding"].GetArray()) {
+        fracture = fracture || (std::string(c["system"].GetString()) == "http://snomed.info/sct" &&
+                                fracture_codes.count(c["code"].GetString()));
+      }
+      if (!fracture || !res.HasMember("onsetDateTime")) continue;
+      if (res.HasMember("verificationStatus")) {
+        std::string v = res["verificationStatus"]["coding"][0]["code"].GetString();
+        if (v == "entered-in-error" || v == "refuted") continue;
+      }
+      std::string onset = res["onsetDateTime"].GetString();
+      int y = std::stoi(onset.substr(0, 4)), m = std::stoi(onset.substr(5, 2)), d = std::stoi(onset.substr(8, 2));
+      int age = y - by - ((m < bm || (m == bm && d < bd)) ? 1 : 0);
+      if (age >= 50) ++expected_fractures;
+    }
+    Response p = Get("/Patient?identifier=https://github.com/synthetichealth/synthea%7C" + ident);
+    ASSERT_EQ(Total(p), 1);
+    std::string pid = p.Json()["entry"][0]["resource"]["id"].GetString();
+    auto cases = Get("/EpisodeOfCare?patient=" + pid).Json();
+    auto list = Entries(cases);
+    EXPECT_EQ(list.size(), expected_fractures > 0 ? 1u : 0u) << f.filename() << ": " << expected_fractures << " fragility fractures";
+    if (!list.empty()) {
+      ++with_cases;
+      EXPECT_EQ(static_cast<int>((*list[0])["diagnosis"].Size()), expected_fractures) << f.filename();
+      EXPECT_STREQ((*list[0])["status"].GetString(), deceased ? "finished" : "planned") << f.filename();
+    }
+  }
+  EXPECT_EQ(patients, 31);
+  EXPECT_GT(with_cases, 0) << "the data set holds fragility fractures";
+  std::cout << "Synthea: " << patients << " patients, " << with_cases << " with an FLS case\n";
+}
+
+}  // namespace
+}  // namespace fls::test
