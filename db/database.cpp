@@ -185,6 +185,31 @@ void Database::Transact(const std::function<void(ResourceStore&)>& fn) {
   }
 }
 
+void Database::Read(const std::function<void(ResourceStore&)>& fn) {
+  for (int attempt = 1;; ++attempt) {
+    size_t slot = Lease();
+    try {
+      soci::session& sql = Connected(slot);
+      try {
+        ResourceStore store(sql);
+        fn(store);
+        GiveBack(slot, false);
+        return;
+      } catch (const soci::soci_error& e) {
+        throw Translate(e, &sql);
+      }
+    } catch (const DbError& e) {
+      bool broken = e.kind() == DbErrorKind::kUnavailable;
+      GiveBack(slot, broken);
+      if (broken && attempt < 2) continue;
+      throw;
+    } catch (...) {
+      GiveBack(slot, false);
+      throw;
+    }
+  }
+}
+
 void Database::Migrate() {
   namespace fs = std::filesystem;
   std::vector<fs::path> files;

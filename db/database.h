@@ -73,6 +73,11 @@ class Database {
   // DbError. A lost connection is never retried here: the outcome of a write is then unknown.
   void Transact(const std::function<void(ResourceStore&)>& fn);
 
+  // Runs read-only statements without an explicit transaction (each statement sees the data
+  // committed when it starts): one round trip per statement instead of three. Reads are
+  // idempotent, so a connection found dead is replaced and fn is run once more.
+  void Read(const std::function<void(ResourceStore&)>& fn);
+
   const DbConfig& config() const { return config_; }
 
  private:

@@ -38,10 +38,18 @@ class Params {
   std::vector<std::string> names_;
 };
 
-soci::rowset<soci::row> Query(soci::session& sql, const std::string& text, const Params& params) {
-  soci::details::prepare_temp_type prep = sql.prepare << text;
-  for (size_t i = 0; i < params.values().size(); ++i) prep, soci::use(params.values()[i], params.names()[i]);
-  return soci::rowset<soci::row>(prep);
+// Runs a query as a one-time statement (PQexecParams: one round trip, where a rowset would
+// prepare, execute and deallocate) and calls f on each row.
+template <typename F>
+void ForEachRow(soci::session& sql, const std::string& text, const Params& params, F&& f) {
+  soci::row row;
+  soci::statement st(sql);
+  for (size_t i = 0; i < params.values().size(); ++i) st.exchange(soci::use(params.values()[i], params.names()[i]));
+  st.exchange(soci::into(row));
+  st.alloc();
+  st.prepare(text, soci::details::st_one_time_query);
+  st.define_and_bind();
+  for (bool got = st.execute(true); got; got = st.fetch()) f(static_cast<const soci::row&>(row));
 }
 
 void Exec(soci::session& sql, const std::string& text, const Params& params) {
@@ -305,10 +313,10 @@ std::vector<VersionRow> ResourceStore::ReadCurrentMany(const std::string& type,
                   "WHERE r.res_type = " + params.Add(type) +
                   " AND r.res_id = ANY(string_to_array(" + params.Add(joined) + ", ','))";
   std::unordered_map<std::string, VersionRow> by_id;
-  for (const auto& r : Query(sql_, q, params)) {
+  ForEachRow(sql_, q, params, [&](const soci::row& r) {
     VersionRow v = RowToVersion(r, type);
     by_id.emplace(v.id, std::move(v));
-  }
+  });
   for (const auto& id : ids) {
     auto it = by_id.find(id);
     if (it != by_id.end()) out.push_back(std::move(it->second));
@@ -323,8 +331,9 @@ std::optional<VersionRow> ResourceStore::ReadVersion(const std::string& type, co
                   ", (content IS NULL)::int, content::text FROM resource_version WHERE res_type = " +
                   params.Add(type) + " AND res_id = " + params.Add(id) +
                   " AND version_id = " + params.Add(std::to_string(version)) + "::int";
-  for (const auto& r : Query(sql_, q, params)) return RowToVersion(r, type);
-  return std::nullopt;
+  std::optional<VersionRow> out;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { out = RowToVersion(r, type); });
+  return out;
 }
 
 bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
@@ -491,15 +500,32 @@ std::vector<std::string> ResourceStore::SearchIds(const SearchSpec& spec, int li
   std::string q = "SELECT r.res_id FROM resource r WHERE " + WhereSql(spec, params) +
                   " ORDER BY r.res_id LIMIT " + std::to_string(limit);
   std::vector<std::string> ids;
-  for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { ids.push_back(r.get<std::string>(0)); });
   return ids;
+}
+
+SearchPage ResourceStore::SearchAfter(const SearchSpec& spec, int count, const std::string& after_id) {
+  Params params;
+  std::string q = "SELECT r.res_id FROM resource r WHERE " + WhereSql(spec, params);
+  if (!after_id.empty()) q += " AND r.res_id > " + params.Add(after_id);
+  q += " ORDER BY r.res_id LIMIT " + std::to_string(count + 1);
+  std::vector<std::string> ids;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { ids.push_back(r.get<std::string>(0)); });
+  SearchPage page;
+  if (static_cast<int>(ids.size()) > count) {
+    ids.pop_back();
+    page.has_more = true;
+  }
+  page.rows = ReadCurrentMany(spec.type, ids);
+  return page;
 }
 
 long long ResourceStore::Count(const SearchSpec& spec) {
   Params params;
   std::string q = "SELECT count(*) FROM resource r WHERE " + WhereSql(spec, params);
-  for (const auto& r : Query(sql_, q, params)) return r.get<long long>(0);
-  return 0;
+  long long n = 0;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { n = r.get<long long>(0); });
+  return n;
 }
 
 SearchPage ResourceStore::Search(const SearchSpec& spec, int count, bool want_total) {
@@ -511,7 +537,7 @@ SearchPage ResourceStore::Search(const SearchSpec& spec, int count, bool want_to
     std::string order = OrderSql(spec, params);
     std::string q = "SELECT r.res_id FROM resource r WHERE " + where + " ORDER BY " + order +
                     " LIMIT " + std::to_string(count + 1);
-    for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+    ForEachRow(sql_, q, params, [&](const soci::row& r) { ids.push_back(r.get<std::string>(0)); });
   }
   if (count == 0) {
     page.total = static_cast<int>(Count(spec));
@@ -561,7 +587,7 @@ std::optional<SearchPage> ResourceStore::SnapshotPage(const std::string& snapsho
                   "::uuid AND pos > " + params.Add(std::to_string(offset)) +
                   "::int ORDER BY pos LIMIT " + std::to_string(count);
   std::vector<std::string> ids;
-  for (const auto& r : Query(sql_, q, params)) ids.push_back(r.get<std::string>(0));
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { ids.push_back(r.get<std::string>(0)); });
   SearchPage page;
   page.total = total;
   page.snapshot_id = snapshot_id;
@@ -582,13 +608,13 @@ HistoryPage ResourceStore::History(const HistoryQuery& hq) {
                   ", (content IS NULL)::int, content::text, res_type, method, seq FROM resource_version WHERE " +
                   where + " ORDER BY seq DESC LIMIT " + std::to_string(hq.count + 1);
   HistoryPage page;
-  for (const auto& r : Query(sql_, q, params)) {
+  ForEachRow(sql_, q, params, [&](const soci::row& r) {
     HistoryPage::Entry e;
     e.row = RowToVersion(r, r.get<std::string>(5));
     e.row.method = r.get<std::string>(6);
     e.seq = r.get<long long>(7);
     page.entries.push_back(std::move(e));
-  }
+  });
   if (static_cast<int>(page.entries.size()) > hq.count) {
     page.entries.pop_back();
     page.has_more = true;
@@ -598,7 +624,7 @@ HistoryPage ResourceStore::History(const HistoryQuery& hq) {
     std::string cq = "SELECT count(*) FROM resource_version WHERE res_type = " + cp.Add(*hq.type) +
                      " AND res_id = " + cp.Add(*hq.id);
     if (hq.since) cq += " AND last_updated >= " + cp.Add(*hq.since) + "::timestamptz";
-    for (const auto& r : Query(sql_, cq, cp)) page.total = static_cast<int>(r.get<long long>(0));
+    ForEachRow(sql_, cq, cp, [&](const soci::row& r) { page.total = static_cast<int>(r.get<long long>(0)); });
   }
   return page;
 }

@@ -155,6 +155,10 @@ class ResourceStore {
 
   // First page of a search; stores a snapshot when there is more than one page.
   SearchPage Search(const SearchSpec& spec, int count, bool want_total);
+  // A page in id order after `after_id` (keyset paging: ids never change, so every match that
+  // exists throughout is seen exactly once whatever others write). has_more says whether there
+  // is a next page; total is not computed.
+  SearchPage SearchAfter(const SearchSpec& spec, int count, const std::string& after_id);
   // Ids of every match (for conditional operations), at most `limit`.
   std::vector<std::string> SearchIds(const SearchSpec& spec, int limit);
   // A further page of a stored snapshot; nullopt when the snapshot expired or never existed.

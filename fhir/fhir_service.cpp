@@ -122,7 +122,7 @@ Outcome FhirService::ReadOutcome(const db::VersionRow& row, const RequestInfo& i
 
 Outcome FhirService::Read(const std::string& type, const std::string& id) {
   std::optional<db::VersionRow> row;
-  db_.Transact([&](db::ResourceStore& st) { row = st.ReadCurrent(type, id); });
+  db_.Read([&](db::ResourceStore& st) { row = st.ReadCurrent(type, id); });
   if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
   if (row->deleted) throw FhirError(ErrorCode::kGone, type + "/" + id + " was deleted");
   Outcome o = ReadOutcome(*row, RequestInfo{}, 200);
@@ -134,7 +134,7 @@ Outcome FhirService::VRead(const std::string& type, const std::string& id, const
   auto v = ParseETagVersion(version);
   if (!v) throw FhirError(ErrorCode::kNotFound, "version '" + version + "' is not a version of " + type + "/" + id);
   std::optional<db::VersionRow> row;
-  db_.Transact([&](db::ResourceStore& st) { row = st.ReadVersion(type, id, *v); });
+  db_.Read([&](db::ResourceStore& st) { row = st.ReadVersion(type, id, *v); });
   if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + "/_history/" + version + " is not known");
   if (row->deleted) {
     throw FhirError(ErrorCode::kGone, type + "/" + id + "/_history/" + version + " is a deletion");
@@ -402,35 +402,53 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
                             const RequestInfo& info) {
   SearchRequest req = parser_.Parse(type, query, info.lenient);
   int count = req.summary_count ? 0 : req.count;
-  db::SearchPage page;
-  bool gone = false;
-  db_.Transact([&](db::ResourceStore& st) {
-    if (!req.snapshot_id.empty()) {
-      auto p = st.SnapshotPage(req.snapshot_id, type, req.snapshot_offset, std::max(count, 1));
-      if (!p) {
-        gone = true;
-        return;
-      }
-      page = std::move(*p);
-    } else {
-      page = st.Search(req.spec, count, req.total == SearchRequest::Total::kAccurate);
-    }
-  });
-  if (gone) {
-    throw FhirError(ErrorCode::kGone, "this page's search has expired; run the search again");
-  }
   std::string type_url = info.base_url + "/" + type;
+  std::string self = type_url + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
+  bool id_order = req.spec.sort.empty() ||
+                  (req.spec.sort.size() == 1 && req.spec.sort[0].table == db::SearchPredicate::Table::kId &&
+                   !req.spec.sort[0].descending);
+  db::SearchPage page;
   BundleLinks links;
-  if (!page.snapshot_id.empty()) {
-    auto page_url = [&](int offset) {
-      return type_url + "?_getpages=" + page.snapshot_id + "&_getpagesoffset=" + std::to_string(offset) +
-             "&_count=" + std::to_string(count);
-    };
-    links.self = page_url(page.offset);
-    if (page.has_more) links.next = page_url(page.offset + count);
-    if (page.offset > 0) links.previous = page_url(std::max(0, page.offset - count));
+  if (req.snapshot_id.empty() && id_order && count > 0) {
+    // Id order: keyset paging, no snapshot (ids never change, so pages neither repeat nor skip).
+    db_.Read([&](db::ResourceStore& st) {
+      page = st.SearchAfter(req.spec, count, req.cursor);
+      bool want_total = req.total != SearchRequest::Total::kNone && req.cursor.empty();
+      if (want_total) {
+        page.total = page.has_more ? static_cast<int>(st.Count(req.spec)) : static_cast<int>(page.rows.size());
+      }
+    });
+    std::string sep = req.canonical_query.empty() ? "?" : "&";
+    std::string page_base = self + sep + "_count=" + std::to_string(count) +
+                            (req.spec.sort.empty() ? "" : "&_sort=_id");
+    links.self = req.cursor.empty() ? self : page_base + "&_cursor=" + req.cursor;
+    if (page.has_more && !page.rows.empty()) links.next = page_base + "&_cursor=" + page.rows.back().id;
   } else {
-    links.self = type_url + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
+    bool gone = false;
+    db_.Transact([&](db::ResourceStore& st) {
+      if (!req.snapshot_id.empty()) {
+        auto p = st.SnapshotPage(req.snapshot_id, type, req.snapshot_offset, std::max(count, 1));
+        if (!p) {
+          gone = true;
+          return;
+        }
+        page = std::move(*p);
+      } else {
+        page = st.Search(req.spec, count, req.total == SearchRequest::Total::kAccurate);
+      }
+    });
+    if (gone) throw FhirError(ErrorCode::kGone, "this page's search has expired; run the search again");
+    if (!page.snapshot_id.empty()) {
+      auto page_url = [&](int offset) {
+        return type_url + "?_getpages=" + page.snapshot_id + "&_getpagesoffset=" + std::to_string(offset) +
+               "&_count=" + std::to_string(count);
+      };
+      links.self = page_url(page.offset);
+      if (page.has_more) links.next = page_url(page.offset + count);
+      if (page.offset > 0) links.previous = page_url(std::max(0, page.offset - count));
+    } else {
+      links.self = self;
+    }
   }
   std::optional<int> total = page.total;
   if (req.total == SearchRequest::Total::kNone) total.reset();
@@ -474,7 +492,7 @@ Outcome FhirService::History(const std::string& type, const std::string& id,
   }
   db::HistoryPage page;
   bool exists = true;
-  db_.Transact([&](db::ResourceStore& st) {
+  db_.Read([&](db::ResourceStore& st) {
     page = st.History(hq);
     if (hq.id && page.entries.empty() && !hq.before_seq) exists = st.ReadCurrent(type, id).has_value();
   });

@@ -133,7 +133,7 @@ Alt ParseReferenceValue(const std::string& param, const SearchParamDef& def, con
 
 bool IsControl(const std::string& name) {
   static const char* kControl[] = {"_count", "_sort", "_total", "_format", "_pretty", "_summary",
-                                   "_getpages", "_getpagesoffset", "_elements"};
+                                   "_getpages", "_getpagesoffset", "_elements", "_cursor"};
   for (const char* c : kControl) {
     if (name == c) return true;
   }
@@ -210,6 +210,9 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
         }
         if (!ok) Bad(full, "not a page token of this server");
         req.snapshot_id = v;
+      } else if (full == "_cursor") {
+        if (!IsValidId(qp.value)) Bad(full, "not a page token of this server");
+        req.cursor = qp.value;
       } else if (full == "_getpagesoffset") {
         req.snapshot_offset = ParseInt(full, qp.value, 0);
       } else if (full == "_sort") {

@@ -27,7 +27,8 @@ struct SearchRequest {
   int count = 0;
   enum class Total { kDefault, kNone, kEstimate, kAccurate } total = Total::kDefault;
   bool summary_count = false;
-  std::string snapshot_id;  // a further page of an earlier search
+  std::string snapshot_id;  // a further page of an earlier sorted search
+  std::string cursor;       // a further page of an id-ordered search: the last id seen
   int snapshot_offset = 0;
   // The filter parameters in a canonical order, encoded (self links, conditional keys).
   std::string canonical_query;

@@ -492,6 +492,39 @@ TEST(Paging, EveryMatchExactlyOnceWhileOthersWrite) {
   EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), created);
 }
 
+TEST(Paging, IdOrderPagesNeverRepeatOrSkipWhileOthersWrite) {
+  std::string tag = Unique();
+  std::set<std::string> created;
+  for (int i = 0; i < 45; ++i) created.insert(IdOf(Post("/Patient", PatientJson("keyset-" + tag, "K" + std::to_string(i)))));
+  Response r = Get("/Patient?identifier=keyset-" + tag + "&_count=7");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Total(r), 45);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    int i = 0;
+    while (!stop) {
+      Post("/Patient", PatientJson("keyset-" + tag, "Late" + std::to_string(i++)));
+      std::string id = *std::next(created.begin(), i % created.size());
+      std::string body = PatientJson("keyset-" + tag, "Moved");
+      body.insert(1, "\"id\":\"" + id + "\",");
+      Put("/Patient/" + id, body);
+    }
+  });
+  std::vector<std::string> seen;
+  for (int pages = 0; pages < 40; ++pages) {
+    for (auto& id : EntryIds(r)) seen.push_back(id);
+    std::string next = NextLink(r);
+    if (next.empty()) break;
+    r = Get(next);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  stop = true;
+  writer.join();
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), seen.size()) << "a match was repeated";
+  for (const auto& id : created) EXPECT_TRUE(unique.count(id)) << "a match was skipped: " << id;
+}
+
 // ---------------------------------------------------------------- bundles
 
 TEST(Bundle, TransactionResolvesReferencesAndConditionals) {
