@@ -102,6 +102,25 @@ bool CaseStore::ClaimReview(const std::string& condition_id, const std::string& 
   return inserted == 1;
 }
 
+std::vector<CaseFractureRow> CaseStore::FracturesOf(const std::string& episode_id) {
+  std::vector<CaseFractureRow> out;
+  soci::rowset<soci::row> rows =
+      (sql_.prepare << "SELECT condition_id, role, site, grio, coalesce(encounter_id, '') FROM fls_case_fracture "
+                       "WHERE episode_id = :e ORDER BY condition_id",
+       soci::use(episode_id));
+  for (const auto& r : rows) {
+    CaseFractureRow f;
+    f.condition_id = r.get<std::string>(0);
+    f.episode_id = episode_id;
+    f.role = r.get<std::string>(1);
+    f.site = r.get<std::string>(2);
+    f.grio = r.get<std::string>(3);
+    f.encounter_id = r.get<std::string>(4);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 int CaseStore::CountFractures(const std::string& episode_id, const std::string& site) {
   int n = 0;
   sql_ << "SELECT count(*)::int FROM fls_case_fracture WHERE episode_id = :e AND site = :s", soci::use(episode_id),

@@ -55,6 +55,7 @@ class CaseStore {
   // Returns false when the Condition already has a review Task.
   bool ClaimReview(const std::string& condition_id, const std::string& task_id,
                    const std::string& patient_id, const std::string& reason);
+  std::vector<CaseFractureRow> FracturesOf(const std::string& episode_id);
   int CountFractures(const std::string& episode_id, const std::string& site);
 
  private:

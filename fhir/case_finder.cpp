@@ -251,7 +251,47 @@ class CaseFinder : public TransactionListener {
     return out;
   }
 
+  bool InError(const std::string& verification) {
+    return verification == "entered-in-error" || verification == "refuted";
+  }
+
+  // A Condition on a case that is now entered in error or refuted (workflow::DecideRetraction).
+  void Retract(WriteContext& ctx, db::CaseStore& cases, Pending& p, const db::CaseRow& c) {
+    int valid = 0;
+    for (const auto& f : cases.FracturesOf(c.episode_id)) {
+      if (f.condition_id == p.event.condition_id || f.role != "index-fracture") continue;
+      auto row = Read(ctx, "Condition", f.condition_id);
+      if (!row) continue;
+      JsonDoc cd = ParseJson(row->content);
+      auto ver = Codings(cd, "verificationStatus");
+      if (ver.empty() || !InError(ver[0].code)) ++valid;
+    }
+    switch (workflow::DecideRetraction(c.open, c.stage, valid)) {
+      case workflow::Retraction::kNothing:
+        return;
+      case workflow::Retraction::kCancelCase:
+        CloseCase(ctx, cases, c, "excluded", "cancelled", "index fracture " + p.event.verification, "",
+                  "the index fracture was " + p.event.verification);
+        return;
+      case workflow::Retraction::kReviewTask:
+        WriteTask(ctx, NewUuid(), "review-diagnosis", "Review diagnosis",
+                  "A fracture on this case is now " + p.event.verification +
+                      ": check whether the case still stands (exclude it if not).",
+                  p.patient_id, "EpisodeOfCare/" + c.episode_id, c.site_org.empty() ? Site(p) : c.site_org,
+                  "Condition/" + p.event.condition_id, "");
+        return;
+    }
+  }
+
   void Apply(WriteContext& ctx, db::CaseStore& cases, Pending& p) {
+    if (InError(p.event.verification)) {
+      for (const auto& c : cases.CasesOfPatient(p.patient_id)) {
+        if (std::find(c.condition_ids.begin(), c.condition_ids.end(), p.event.condition_id) != c.condition_ids.end()) {
+          Retract(ctx, cases, p, c);
+        }
+      }
+      return;
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto rows = cases.CasesOfPatient(p.patient_id);
       Decision d = workflow::Decide(p.event, {p.birth_day}, Summaries(rows), today_, config_.rules);
@@ -463,43 +503,50 @@ class CaseFinder : public TransactionListener {
               p.patient_id, "Condition/" + p.event.condition_id, Site(p), "Condition/" + p.event.condition_id, "");
   }
 
+  // Closes a case: the case table, the event log, the EpisodeOfCare (status, stage, period.end)
+  // and its open Tasks (cancelled).
+  void CloseCase(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& stage,
+                 const std::string& status, const std::string& event, const std::string& end,
+                 const std::string& reason) {
+    cases.Close(c.episode_id, stage, now_us_);
+    cases.AppendEvent(c.episode_id, now_us_, c.stage, stage, event, reason, "data");
+    if (auto ep_row = ReadForUpdate(ctx, "EpisodeOfCare", c.episode_id)) {
+      JsonDoc ep = ParseJson(ep_row->content);
+      auto& a = ep.GetAllocator();
+      SetMember(ep, "status", MakeString(status, a), a);
+      if (ep.HasMember("extension")) {
+        for (auto& x : ep["extension"].GetArray()) {
+          if (AsStringView(x["url"]) == canon_.stage_extension) x["valueCode"] = MakeString(stage, a);
+        }
+      }
+      JsonValue period(rapidjson::kObjectType);
+      if (ep.HasMember("period") && ep["period"].IsObject()) period.CopyFrom(ep["period"], a);
+      SetMember(period, "end", MakeString(end.empty() ? FormatFhirInstant(now_us_) : end, a), a);
+      SetMember(ep, "period", std::move(period), a);
+      ctx.Update("EpisodeOfCare", c.episode_id, ep);
+    }
+    for (const auto& task_id : ctx.Search("Task", "focus=EpisodeOfCare/" + c.episode_id + "&status=" + kOpenTaskStatuses, 500)) {
+      auto t = ReadForUpdate(ctx, "Task", task_id);
+      if (!t) continue;
+      JsonDoc td = ParseJson(t->content);
+      auto& a = td.GetAllocator();
+      SetMember(td, "status", MakeString("cancelled", a), a);
+      JsonValue why(rapidjson::kObjectType);
+      SetMember(why, "text", MakeString(reason, a), a);
+      SetMember(td, "statusReason", std::move(why), a);
+      SetMember(td, "lastModified", MakeString(FormatFhirInstant(now_us_), a), a);
+      ctx.Update("Task", task_id, td);
+    }
+  }
+
   void Deceased(WriteContext& ctx, db::CaseStore& cases, const std::string& patient_id) {
     auto pat = Read(ctx, "Patient", patient_id);
     if (!pat) return;
     JsonDoc pd = ParseJson(pat->content);
-    std::string end = FormatFhirInstant(now_us_);
+    std::string end;
     if (auto when = StringMember(pd, "deceasedDateTime")) end = std::string(*when);
     for (const auto& c : cases.CasesOfPatient(patient_id)) {
-      if (!c.open) continue;
-      cases.Close(c.episode_id, "deceased", now_us_);
-      cases.AppendEvent(c.episode_id, now_us_, c.stage, "deceased", "deceased", "Patient.deceased recorded", "data");
-      if (auto ep_row = ReadForUpdate(ctx, "EpisodeOfCare", c.episode_id)) {
-        JsonDoc ep = ParseJson(ep_row->content);
-        auto& a = ep.GetAllocator();
-        SetMember(ep, "status", MakeString("finished", a), a);
-        if (ep.HasMember("extension")) {
-          for (auto& x : ep["extension"].GetArray()) {
-            if (AsStringView(x["url"]) == canon_.stage_extension) x["valueCode"] = MakeString("deceased", a);
-          }
-        }
-        JsonValue period(rapidjson::kObjectType);
-        if (ep.HasMember("period") && ep["period"].IsObject()) period.CopyFrom(ep["period"], a);
-        SetMember(period, "end", MakeString(end, a), a);
-        SetMember(ep, "period", std::move(period), a);
-        ctx.Update("EpisodeOfCare", c.episode_id, ep);
-      }
-      for (const auto& task_id : ctx.Search("Task", "focus=EpisodeOfCare/" + c.episode_id + "&status=" + kOpenTaskStatuses, 500)) {
-        auto t = ReadForUpdate(ctx, "Task", task_id);
-        if (!t) continue;
-        JsonDoc td = ParseJson(t->content);
-        auto& a = td.GetAllocator();
-        SetMember(td, "status", MakeString("cancelled", a), a);
-        JsonValue reason(rapidjson::kObjectType);
-        SetMember(reason, "text", MakeString("patient deceased", a), a);
-        SetMember(td, "statusReason", std::move(reason), a);
-        SetMember(td, "lastModified", MakeString(FormatFhirInstant(now_us_), a), a);
-        ctx.Update("Task", task_id, td);
-      }
+      if (c.open) CloseCase(ctx, cases, c, "deceased", "finished", "deceased", end, "patient deceased");
     }
   }
 

@@ -172,4 +172,10 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
   return out;
 }
 
+Retraction DecideRetraction(bool case_open, const std::string& stage, int valid_index_fractures_left) {
+  if (!case_open) return Retraction::kNothing;
+  if (stage == "identified" && valid_index_fractures_left == 0) return Retraction::kCancelCase;
+  return Retraction::kReviewTask;
+}
+
 }  // namespace fls::workflow

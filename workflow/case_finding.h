@@ -94,4 +94,11 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
 
 const char* ActionName(Decision::Action action);
 
+// A Condition already on a case is now entered-in-error or refuted. While the case is still at
+// `identified` and no valid index fracture remains, nothing justifies it: it is cancelled
+// (stage excluded). Once work has started, or when other fractures remain, a person decides: a
+// review Task. Closed cases are left alone.
+enum class Retraction { kNothing, kCancelCase, kReviewTask };
+Retraction DecideRetraction(bool case_open, const std::string& stage, int valid_index_fractures_left);
+
 }  // namespace fls::workflow

@@ -256,6 +256,22 @@ TEST(CaseFinding, AClosedCaseThenTheSameFractureOrANewOne) {
   EXPECT_TRUE(refracture_of);
 }
 
+TEST(CaseFinding, AnIndexFractureEnteredInErrorCancelsAnUntouchedCase) {
+  std::string patient = CreatePatient("1950-01-01");
+  Response c = Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-5)));
+  ASSERT_EQ(c.status, 201);
+  std::string cond = c.Json()["id"].GetString();
+  ASSERT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&status=planned")), 1);
+  std::string body = Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-5),
+                               R"(,"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"entered-in-error"}]})");
+  body.insert(1, "\"id\":\"" + cond + "\",");
+  ASSERT_EQ(Put("/Condition/" + cond, body).status, 200);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&status=cancelled&stage=excluded")), 1);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0);
+  // The same Condition corrected back does not reopen anything by itself: it is on the closed case.
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_case WHERE patient_id = '" + patient + "' AND open"), "0");
+}
+
 TEST(CaseFinding, ACaseOpenedByHand) {
   std::string patient = CreatePatient("1960-01-01");
   std::string referral = R"({"resourceType":"EpisodeOfCare","status":"planned","patient":{"reference":"Patient/)" + patient + R"("}})";

@@ -192,5 +192,12 @@ TEST(CaseFinding, AnUnspecifiedSiteJoinsTheEventItBelongsTo) {
   EXPECT_EQ(d.action, Decision::Action::kAddToCase);
 }
 
+TEST(CaseFinding, AFractureEnteredInErrorAfterTheCaseOpened) {
+  EXPECT_EQ(DecideRetraction(true, "identified", 0), Retraction::kCancelCase);
+  EXPECT_EQ(DecideRetraction(true, "identified", 1), Retraction::kReviewTask) << "another fracture remains";
+  EXPECT_EQ(DecideRetraction(true, "investigating", 0), Retraction::kReviewTask) << "work has started";
+  EXPECT_EQ(DecideRetraction(false, "completed", 0), Retraction::kNothing);
+}
+
 }  // namespace
 }  // namespace fls::workflow
