@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "workflow/civil_date.h"
+
 namespace fls::fhir {
 
 namespace {
@@ -27,45 +29,23 @@ unsigned DaysInMonth(int y, unsigned m) {
 }
 }  // namespace
 
-int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void CivilFromDays(int64_t z, int& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t yy = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int>(yy + (m <= 2));
-}
-
 std::optional<DateRange> ParseFhirDate(std::string_view s) {
   int year = 0, month = 1, day = 1;
   if (!Digits(s, 0, 4, year) || year < 1) return std::nullopt;
   if (s.size() == 4) {
-    return DateRange{DaysFromCivil(year, 1, 1) * kUsPerDay, DaysFromCivil(year + 1, 1, 1) * kUsPerDay};
+    return DateRange{workflow::CivilDay(year, 1, 1) * kUsPerDay, workflow::CivilDay(year + 1, 1, 1) * kUsPerDay};
   }
   if (s[4] != '-' || !Digits(s, 5, 2, month) || month < 1 || month > 12) return std::nullopt;
   if (s.size() == 7) {
     int ny = month == 12 ? year + 1 : year;
     unsigned nm = month == 12 ? 1 : month + 1;
-    return DateRange{DaysFromCivil(year, month, 1) * kUsPerDay, DaysFromCivil(ny, nm, 1) * kUsPerDay};
+    return DateRange{workflow::CivilDay(year, month, 1) * kUsPerDay, workflow::CivilDay(ny, nm, 1) * kUsPerDay};
   }
   if (s.size() < 10 || s[7] != '-' || !Digits(s, 8, 2, day) || day < 1 ||
       static_cast<unsigned>(day) > DaysInMonth(year, month)) {
     return std::nullopt;
   }
-  int64_t day_start = DaysFromCivil(year, month, day) * kUsPerDay;
+  int64_t day_start = workflow::CivilDay(year, month, day) * kUsPerDay;
   if (s.size() == 10) return DateRange{day_start, day_start + kUsPerDay};
   if (s[10] != 'T') return std::nullopt;
   int hh = 0, mi = 0, ss = 0;
@@ -128,7 +108,7 @@ std::string FormatPgInstant(int64_t us) {
   int64_t rem = us - days * kUsPerDay;
   int y;
   unsigned m, d;
-  CivilFromDays(days, y, m, d);
+  workflow::CivilFromDays(days, y, m, d);
   int64_t secs = rem / kUsPerSec;
   char buf[48];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
@@ -150,7 +130,7 @@ std::string FormatHttpDate(int64_t us) {
   int64_t secs = (us % kUsPerDay) / kUsPerSec;
   int y;
   unsigned m, d;
-  CivilFromDays(days, y, m, d);
+  workflow::CivilFromDays(days, y, m, d);
   char buf[40];
   std::snprintf(buf, sizeof buf, "%s, %02u %s %04d %02d:%02d:%02d GMT", kDays[days % 7], d,
                 kMonths[m - 1], y, static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),

@@ -34,8 +34,5 @@ std::string FormatHttpDate(int64_t us);
 
 int64_t NowMicros();
 
-// Days since 1970-01-01 of a civil date (proleptic Gregorian), and back.
-int64_t DaysFromCivil(int y, unsigned m, unsigned d);
-void CivilFromDays(int64_t z, int& y, unsigned& m, unsigned& d);
 
 }  // namespace fls::fhir

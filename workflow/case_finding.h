@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "workflow/civil_date.h"
 #include "workflow/fracture_codes.h"
 
 namespace fls::workflow {
@@ -37,9 +38,6 @@ Classification Classify(const FractureCodeList& list, const std::vector<Coding>&
 
 // True when any coding is a transport accident (V01-V99): high-energy trauma.
 bool IsHighEnergy(const FractureCodeList& list, const std::vector<Coding>& codings);
-
-// Days since 1970-01-01 of a civil date.
-int64_t CivilDay(int y, unsigned m, unsigned d);
 
 // Completed years of age on `day`. A 29 February birthday is reached on 1 March in other years.
 int AgeOn(int64_t birth_day, int64_t day);

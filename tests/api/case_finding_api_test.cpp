@@ -14,32 +14,14 @@
 namespace fls::test {
 namespace {
 
-ServerProcess* g_server = nullptr;
+// A look-back wide enough for Synthea's decades of history.
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(
+    new SuiteServer(std::map<std::string, std::string>{{"FLS_CASE_LOOKBACK_DAYS", "40000"}}));
+int Port() { return SuiteServer::Server().port(); }
 
-class CaseEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    db_ = std::make_unique<ScratchDatabase>();
-    // A look-back wide enough for Synthea's decades of history.
-    server_ = std::make_unique<ServerProcess>(std::map<std::string, std::string>{{"FLS_CASE_LOOKBACK_DAYS", "40000"}});
-    ASSERT_TRUE(server_->WaitReady(30000)) << server_->LogTail();
-    g_server = server_.get();
-  }
-  void TearDown() override {
-    g_server = nullptr;
-    server_.reset();
-    db_.reset();
-  }
-
- private:
-  std::unique_ptr<ScratchDatabase> db_;
-  std::unique_ptr<ServerProcess> server_;
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new CaseEnv);
-
-Response Get(const std::string& t) { return Http(g_server->port(), "GET", t); }
-Response Post(const std::string& t, const std::string& b) { return Http(g_server->port(), "POST", t, b); }
-Response Put(const std::string& t, const std::string& b) { return Http(g_server->port(), "PUT", t, b); }
+Response Get(const std::string& t) { return Http(Port(), "GET", t); }
+Response Post(const std::string& t, const std::string& b) { return Http(Port(), "POST", t, b); }
+Response Put(const std::string& t, const std::string& b) { return Http(Port(), "PUT", t, b); }
 
 std::string Unique() {
   static std::mt19937_64 rng{std::random_device{}()};

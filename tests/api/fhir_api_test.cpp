@@ -22,30 +22,9 @@
 namespace fls::test {
 namespace {
 
-ServerProcess* g_server = nullptr;
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SuiteServer);
 
-class ServerEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    db_ = std::make_unique<ScratchDatabase>();
-    server_ = std::make_unique<ServerProcess>();
-    ASSERT_TRUE(server_->WaitReady(30000)) << server_->LogTail();
-    g_server = server_.get();
-  }
-  void TearDown() override {
-    g_server = nullptr;
-    server_.reset();
-    db_.reset();
-  }
-
- private:
-  std::unique_ptr<ScratchDatabase> db_;
-  std::unique_ptr<ServerProcess> server_;
-};
-
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new ServerEnv);
-
-int Port() { return g_server->port(); }
+int Port() { return SuiteServer::Server().port(); }
 Response Get(const std::string& t, std::map<std::string, std::string> h = {}) { return Http(Port(), "GET", t, "", h); }
 Response Post(const std::string& t, const std::string& b, std::map<std::string, std::string> h = {}) {
   return Http(Port(), "POST", t, b, h);

@@ -253,6 +253,25 @@ std::string ServerProcess::LogTail() const {
   return all.size() > 4000 ? all.substr(all.size() - 4000) : all;
 }
 
+namespace {
+ServerProcess* g_suite_server = nullptr;
+}  // namespace
+
+void SuiteServer::SetUp() {
+  db_ = std::make_unique<ScratchDatabase>();
+  server_ = std::make_unique<ServerProcess>(env_);
+  ASSERT_TRUE(server_->WaitReady(30000)) << server_->LogTail();
+  g_suite_server = server_.get();
+}
+
+void SuiteServer::TearDown() {
+  g_suite_server = nullptr;
+  server_.reset();
+  db_.reset();
+}
+
+ServerProcess& SuiteServer::Server() { return *g_suite_server; }
+
 std::string Sql(const std::string& query) {
   std::string cmd = "psql -X -At -v ON_ERROR_STOP=1 '" + TestDatabaseUrl() + "' -c \"" + query + "\"";
   std::string out;

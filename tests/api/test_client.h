@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
+
+#include <memory>
 
 namespace fls::test {
 
@@ -64,6 +67,21 @@ class ServerProcess {
   int port_ = 0;
   int pid_ = -1;
   std::string log_path_;
+};
+
+// The usual set-up of a black-box suite: a scratch database and one server on it for the whole
+// binary (register with ::testing::AddGlobalTestEnvironment). Server() is valid in tests.
+class SuiteServer : public ::testing::Environment {
+ public:
+  explicit SuiteServer(std::map<std::string, std::string> server_env = {}) : env_(std::move(server_env)) {}
+  void SetUp() override;
+  void TearDown() override;
+  static ServerProcess& Server();
+
+ private:
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<ServerProcess> server_;
 };
 
 // Runs SQL through psql against FLS_TEST_DATABASE_URL and returns the output (-At).

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "workflow/civil_date.h"
+
 namespace fls::fhir {
 namespace {
 
@@ -54,9 +56,11 @@ TEST(FhirDate, CivilDaysRoundTrip) {
   for (int64_t day = -800000; day <= 800000; day += 997) {
     int y;
     unsigned m, d;
-    CivilFromDays(day, y, m, d);
-    EXPECT_EQ(DaysFromCivil(y, m, d), day);
+    workflow::CivilFromDays(day, y, m, d);
+    EXPECT_EQ(workflow::CivilDay(y, m, d), day);
   }
+  EXPECT_EQ(workflow::CivilDay(1970, 1, 1), 0);
+  EXPECT_EQ(workflow::CivilDay(2000, 3, 1), 11017);
 }
 
 }  // namespace

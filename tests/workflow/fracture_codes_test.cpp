@@ -2,8 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
+#include "tests/support/source_files.h"
 
 #include "workflow/case_finding.h"
 
@@ -11,12 +10,7 @@ namespace fls::workflow {
 namespace {
 
 const FractureCodeList& Codes() {
-  static FractureCodeList list = [] {
-    std::ifstream in(std::string(FLS_SOURCE_DIR) + "/workflow/data/fracture-codes.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return FractureCodeList::Parse(ss.str());
-  }();
+  static FractureCodeList list = FractureCodeList::Parse(test::ReadSourceFile("workflow/data/fracture-codes.json"));
   return list;
 }
 
