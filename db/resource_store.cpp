@@ -336,48 +336,13 @@ std::optional<VersionRow> ResourceStore::ReadVersion(const std::string& type, co
   return out;
 }
 
-bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
-  // Claim (type, id) first: a duplicate id writes nothing. The resource row's foreign key to its
-  // version is deferred to commit.
-  int inserted = 0;
-  sql_ << "WITH ins AS (INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted) "
-          "VALUES (:t, :i, 1, (timestamptz 'epoch' + :u * interval '1 microsecond'), false) ON CONFLICT DO NOTHING RETURNING 1) "
-          "SELECT count(*)::int FROM ins",
-      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated_us), soci::into(inserted);
-  if (inserted == 0) return false;
-  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, 1, (timestamptz 'epoch' + :u * interval '1 microsecond'), :m, :c::jsonb)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.last_updated_us), soci::use(row.method),
-      soci::use(row.content);
-  WriteIndex(row.type, row.id, index);
-  return true;
-}
+namespace {
 
-void ResourceStore::InsertNextVersion(const VersionRow& row, const IndexRows& index) {
-  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), :m, :c::jsonb)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated_us),
-      soci::use(row.method), soci::use(row.content);
-  sql_ << "UPDATE resource SET version_id = :v, last_updated = (timestamptz 'epoch' + :u * interval '1 microsecond'), deleted = false "
-          "WHERE res_type = :t AND res_id = :i",
-      soci::use(row.version), soci::use(row.last_updated_us), soci::use(row.type), soci::use(row.id);
-  DeleteIndex(row.type, row.id);
-  WriteIndex(row.type, row.id, index);
-}
-
-void ResourceStore::InsertDeletion(const VersionRow& row) {
-  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
-          "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), 'DELETE', NULL)",
-      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated_us);
-  sql_ << "UPDATE resource SET version_id = :v, last_updated = (timestamptz 'epoch' + :u * interval '1 microsecond'), deleted = true "
-          "WHERE res_type = :t AND res_id = :i",
-      soci::use(row.version), soci::use(row.last_updated_us), soci::use(row.type), soci::use(row.id);
-  DeleteIndex(row.type, row.id);
-  DropConditionalKeys(row.type, row.id);
-}
-
-void ResourceStore::WriteIndex(const std::string& type, const std::string& id, const IndexRows& ix) {
-  // One statement for the five tables; each table's rows travel as one bound JSON array.
+// The index rows as data-modifying CTEs (", it AS (INSERT ...)...") to append to a WITH, each run
+// only when the CTE named `guard` returned a row (no guard: always). Binds into `params`.
+std::string IndexCtes(const std::string& type, const std::string& id, const IndexRows& ix,
+                                     Params& params, const std::string& guard) {
+  // Each table's rows travel as one bound JSON array, expanded by jsonb_to_recordset.
   std::string tokens = "[", strings = "[", dates = "[", refs = "[", qtys = "[";
   for (const auto& t : ix.tokens) {
     if (tokens.size() > 1) tokens += ',';
@@ -436,19 +401,82 @@ void ResourceStore::WriteIndex(const std::string& type, const std::string& id, c
   dates += ']';
   refs += ']';
   qtys += ']';
-  sql_ << "WITH a AS (INSERT INTO idx_token (res_type, res_id, param, system, code) "
-          "  SELECT :t1, :i1, x.p, x.s, x.c FROM jsonb_to_recordset(:j1::jsonb) AS x(p text, s text, c text)), "
-          "b AS (INSERT INTO idx_string (res_type, res_id, param, norm, exact) "
-          "  SELECT :t2, :i2, x.p, x.n, x.e FROM jsonb_to_recordset(:j2::jsonb) AS x(p text, n text, e text)), "
-          "c AS (INSERT INTO idx_date (res_type, res_id, param, lo, hi) "
-          "  SELECT :t3, :i3, x.p, x.l, x.h FROM jsonb_to_recordset(:j3::jsonb) AS x(p text, l timestamptz, h timestamptz)), "
-          "d AS (INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id) "
-          "  SELECT :t4, :i4, x.p, x.t, x.i FROM jsonb_to_recordset(:j4::jsonb) AS x(p text, t text, i text)) "
-          "INSERT INTO idx_quantity (res_type, res_id, param, value, system, code) "
-          "  SELECT :t5, :i5, x.p, x.v, x.s, x.c FROM jsonb_to_recordset(:j5::jsonb) AS x(p text, v numeric, s text, c text)",
-      soci::use(type), soci::use(id), soci::use(tokens), soci::use(type), soci::use(id),
-      soci::use(strings), soci::use(type), soci::use(id), soci::use(dates), soci::use(type),
-      soci::use(id), soci::use(refs), soci::use(type), soci::use(id), soci::use(qtys);
+  std::string when = guard.empty() ? "" : " WHERE EXISTS (SELECT 1 FROM " + guard + ")";
+  std::string out;
+  auto cte = [&](const char* name, bool empty, const std::string& insert, const std::string& json,
+                 const std::string& columns) {
+    if (empty) return;
+    out += ", " + std::string(name) + " AS (INSERT INTO " + insert + " SELECT " + params.Add(type) + ", " +
+           params.Add(id) + ", x.* FROM jsonb_to_recordset(CAST(" + params.Add(json) + " AS jsonb)) AS x(" + columns +
+           ")" + when + ")";
+  };
+  cte("it", ix.tokens.empty(), "idx_token (res_type, res_id, param, system, code)", tokens, "p text, s text, c text");
+  cte("is_", ix.strings.empty(), "idx_string (res_type, res_id, param, norm, exact)", strings, "p text, n text, e text");
+  cte("id_", ix.dates.empty(), "idx_date (res_type, res_id, param, lo, hi)", dates, "p text, l timestamptz, h timestamptz");
+  cte("ir", ix.references.empty(), "idx_reference (res_type, res_id, param, target_type, target_id)", refs,
+      "p text, t text, i text");
+  cte("iq", ix.quantities.empty(), "idx_quantity (res_type, res_id, param, value, system, code)", qtys,
+      "p text, v numeric, s text, c text");
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+std::string At(Params& params, long long us) {
+  return "(timestamptz 'epoch' + CAST(" + params.Add(std::to_string(us)) + " AS bigint) * interval '1 microsecond')";
+}
+
+}  // namespace
+
+bool ResourceStore::InsertNew(const VersionRow& row, const IndexRows& index) {
+  // One statement, one round trip: claim (type, id), then the version and the index rows, each
+  // only if the claim succeeded (a duplicate id writes nothing). The resource row's foreign key
+  // to its version is deferred to commit.
+  Params params;
+  std::string q = "WITH ins AS (INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted) VALUES (" +
+                  params.Add(row.type) + ", " + params.Add(row.id) + ", 1, " + At(params, row.last_updated_us) +
+                  ", false) ON CONFLICT DO NOTHING RETURNING 1), "
+                  "ver AS (INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
+                  "SELECT " + params.Add(row.type) + ", " + params.Add(row.id) + ", 1, " + At(params, row.last_updated_us) +
+                  ", " + params.Add(row.method) + ", CAST(" + params.Add(row.content) + " AS jsonb) FROM ins)" +
+                  IndexCtes(row.type, row.id, index, params, "ins") + " SELECT count(*)::int FROM ins";
+  int inserted = 0;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { inserted = r.get<int>(0); });
+  return inserted == 1;
+}
+
+void ResourceStore::InsertNextVersion(const VersionRow& row, const IndexRows& index) {
+  // One statement: the version, the pointer, the old index rows out and the new ones in (a
+  // statement's DELETE does not see the rows its sibling INSERT adds).
+  Params params;
+  std::string t = params.Add(row.type), i = params.Add(row.id);
+  std::string q = "WITH ver AS (INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, "
+                  "content) VALUES (" + t + ", " + i + ", CAST(" + params.Add(std::to_string(row.version)) +
+                  " AS integer), " + At(params, row.last_updated_us) + ", " + params.Add(row.method) + ", CAST(" +
+                  params.Add(row.content) + " AS jsonb)))," +
+                  " upd AS (UPDATE resource SET version_id = CAST(" + params.Add(std::to_string(row.version)) +
+                  " AS integer), last_updated = " + At(params, row.last_updated_us) +
+                  ", deleted = false WHERE res_type = " + params.Add(row.type) + " AND res_id = " + params.Add(row.id) + ")";
+  int n = 0;
+  for (const char* table : {"idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"}) {
+    q += ", del" + std::to_string(n++) + " AS (DELETE FROM " + table + " WHERE res_type = " + params.Add(row.type) +
+         " AND res_id = " + params.Add(row.id) + ")";
+  }
+  q += IndexCtes(row.type, row.id, index, params, "") + " SELECT 1";
+  ForEachRow(sql_, q, params, [](const soci::row&) {});
+}
+
+void ResourceStore::InsertDeletion(const VersionRow& row) {
+  sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
+          "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), 'DELETE', NULL)",
+      soci::use(row.type), soci::use(row.id), soci::use(row.version), soci::use(row.last_updated_us);
+  sql_ << "UPDATE resource SET version_id = :v, last_updated = (timestamptz 'epoch' + :u * interval '1 microsecond'), deleted = true "
+          "WHERE res_type = :t AND res_id = :i",
+      soci::use(row.version), soci::use(row.last_updated_us), soci::use(row.type), soci::use(row.id);
+  DeleteIndex(row.type, row.id);
+  DropConditionalKeys(row.type, row.id);
 }
 
 void ResourceStore::DeleteIndex(const std::string& type, const std::string& id) {

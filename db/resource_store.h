@@ -170,7 +170,6 @@ class ResourceStore {
 
  private:
   friend class CaseStore;
-  void WriteIndex(const std::string& type, const std::string& id, const IndexRows& index);
   void DeleteIndex(const std::string& type, const std::string& id);
   std::vector<VersionRow> ReadCurrentMany(const std::string& type, const std::vector<std::string>& ids);
 
