@@ -720,6 +720,27 @@ TEST(BadInput, EachGetsItsStatusAndAnOutcomeAndTheServerKeepsServing) {
   EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before) << "a refused request wrote something";
 }
 
+TEST(BadInput, RequestLinesNoClientShouldSendAreRefusedAndTheServerKeepsServing) {
+  // Raw bytes in the request target are refused by the HTTP layer itself (cpprestsdk answers 400
+  // before the server sees the request, so that answer carries no OperationOutcome).
+  const std::string raw[] = {
+      "GET /Patient?name=Dupr\xC3\xA9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      "GET /Patient?name=\xFF\xFE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      "GET /Pat ient HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      "NONSENSE\r\n\r\n",
+      "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n{}",
+  };
+  for (const auto& bytes : raw) {
+    Response r = RawHttp(Port(), bytes);
+    EXPECT_TRUE(r.status == 0 || (r.status >= 400 && r.status < 500)) << r.status << " for " << bytes.substr(0, 40);
+    EXPECT_EQ(Get("/healthz").status, 200) << "server down after: " << bytes.substr(0, 40);
+  }
+  // Percent-encoded, the same characters are fine, and invalid UTF-8 gets an OperationOutcome.
+  EXPECT_EQ(Get("/Patient?name=Dupr%C3%A9").status, 200);
+  ExpectOutcome(Get("/Patient?name=%FF%FE"), 400, "percent-encoded invalid UTF-8");
+  ExpectOutcome(Get("/Patient/%FF"), 400, "invalid UTF-8 in the path");
+}
+
 TEST(BadInput, OversizedBodyGets413BeforeItIsAllSent) {
   // Announce 40 MiB and stream it: the 413 must come back long before the upload would end.
   const size_t announced = 40u << 20;
