@@ -4,6 +4,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <set>
 
@@ -36,6 +37,16 @@ std::optional<int64_t> DayOf(std::string_view s) {
   int d = s.size() >= 10 ? num(8, 2) : 1;
   if (y < 1 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
   return workflow::CivilDay(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+}
+
+// The civil day of an instant in the process's time zone (TZ, set once at start-up to the FLS
+// site's zone, fhir-contract.md: "due on the 3rd" means the site's 3rd).
+int64_t LocalDay(int64_t epoch_seconds) {
+  time_t t = static_cast<time_t>(epoch_seconds);
+  tm local{};
+  localtime_r(&t, &local);
+  return workflow::CivilDay(local.tm_year + 1900, static_cast<unsigned>(local.tm_mon + 1),
+                            static_cast<unsigned>(local.tm_mday));
 }
 
 std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
@@ -132,7 +143,7 @@ class CaseFinder : public TransactionListener {
     writing_ = true;
     now_us_ = NowMicros();
     now_us_ -= now_us_ % 1000;
-    today_ = now_us_ / kUsPerDay;
+    today_ = LocalDay(now_us_ / 1000000);
     db::CaseStore cases(ctx.store());
     for (const auto& id : referrals_) Referral(ctx, cases, id);
     // Site-specific fractures before site-unspecified ones, so that an event's index site is the

@@ -27,6 +27,7 @@ std::string Usage() {
          "                  [--public-url=URL] [--shutdown-grace-s=N] [--default-count=N]\n"
          "                  [--max-count=N] [--max-bundle-entries=N] [--case-lookback-days=N]\n"
          "                  [--default-site=ORGANIZATION_ID] [--canonical-base=URL]\n"
+         "                  [--timezone=IANA_ZONE]\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -35,7 +36,7 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "max-body-bytes", "json-max-depth", "home", "public-url",
                                  "shutdown-grace-s", "default-count", "max-count",
                                  "max-bundle-entries", "case-lookback-days", "default-site",
-                                 "canonical-base"};
+                                 "canonical-base", "timezone"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -82,6 +83,12 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   }
   if (auto v = get("default-site")) c.default_site = *v;
   if (auto v = get("canonical-base")) c.canonical_base = *v;
+  if (auto v = get("timezone")) c.timezone = *v;
+  for (char ch : c.timezone) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' || ch == '-' || ch == '+')) {
+      throw std::invalid_argument("timezone must be an IANA zone name such as Europe/Paris");
+    }
+  }
   while (!c.canonical_base.empty() && c.canonical_base.back() == '/') c.canonical_base.pop_back();
   if (c.database_url.empty()) throw std::invalid_argument("FLS_DATABASE_URL (or --database-url) is required");
   if (c.threads == 0) {

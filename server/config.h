@@ -25,6 +25,7 @@ struct Config {
   int case_lookback_days = 365;      // FLS_CASE_LOOKBACK_DAYS: older fractures are history
   std::string default_site = "fls-default-site";  // FLS_DEFAULT_SITE: Organization id
   std::string canonical_base = "http://fls-server.org/fhir";  // FLS_CANONICAL_BASE
+  std::string timezone = "Europe/Paris";  // FLS_TIMEZONE: the site's zone, for "today" and due dates
 };
 
 // Throws std::invalid_argument naming the bad setting. `env` is getenv in production.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -60,6 +61,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config.home.empty()) config.home = FLS_HOME_DEFAULT;
+  // The site's time zone, once, before any thread starts: localtime_r then reads it safely.
+  if (!std::filesystem::exists("/usr/share/zoneinfo/" + config.timezone)) {
+    server::Log("warn", "time zone not found in /usr/share/zoneinfo; dates are computed in UTC",
+                {{"timezone", config.timezone}});
+  }
+  setenv("TZ", config.timezone.c_str(), 1);
+  tzset();
 
   // cpprest's default pool of 40 threads hurts on small machines (cpp-stack.md pitfall 5). Its
   // threads only do socket I/O here (requests run on HttpServer's workers): one per core.

@@ -42,10 +42,20 @@ std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
   return out;
 }
 
+// Today in the site's zone (the server's default FLS_TIMEZONE), as the server counts due dates.
 std::string Today(int plus_days = 0) {
-  time_t t = time(nullptr) + plus_days * 86400;
+  static const bool zone_set = [] {
+    setenv("TZ", "Europe/Paris", 1);
+    tzset();
+    return true;
+  }();
+  (void)zone_set;
+  time_t now = time(nullptr);
   tm g;
-  gmtime_r(&t, &g);
+  localtime_r(&now, &g);
+  g.tm_mday += plus_days;
+  g.tm_hour = 12;  // away from daylight-saving edges
+  mktime(&g);
   char buf[16];
   strftime(buf, sizeof buf, "%Y-%m-%d", &g);
   return buf;

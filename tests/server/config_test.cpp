@@ -37,9 +37,12 @@ TEST(Config, DefaultsAndValidation) {
   EXPECT_EQ(c.port, 8080);
   EXPECT_EQ(c.max_body_bytes, 32u << 20);
   EXPECT_GE(c.threads, 4);
+  EXPECT_EQ(c.timezone, "Europe/Paris");
+  EXPECT_EQ(c.case_lookback_days, 365);
+  EXPECT_EQ(Load({"--timezone=America/Argentina/Buenos_Aires"}).timezone, "America/Argentina/Buenos_Aires");
   for (std::vector<const char*> bad : std::vector<std::vector<const char*>>{
            {"--port=0"}, {"--port=70000"}, {"--port=abc"}, {"--threads=0"}, {"--nope=1"}, {"positional"},
-           {"--max-body-bytes=10"}}) {
+           {"--max-body-bytes=10"}, {"--timezone=../../etc/passwd"}, {"--timezone=Europe/Paris;rm"}}) {
     EXPECT_THROW(Load(bad), std::invalid_argument) << bad[0];
   }
   g_env.clear();
