@@ -14,7 +14,7 @@ std::vector<CaseRow> CaseStore::CasesOfPatient(const std::string& patient_id) {
   soci::rowset<soci::row> rows =
       (sql_.prepare << "SELECT episode_id, patient_id, coalesce(site_org, ''), open::int, stage, index_site, "
                        "(index_day - date '1970-01-01'), coalesce(index_encounter, ''), coalesce(refracture_of, ''), "
-                       "high_energy::int, source, (extract(epoch FROM opened_at) * 1000000)::bigint "
+                       "high_energy::int, source, (extract(epoch FROM opened_at) * 1000000)::bigint, voided::int "
                        "FROM fls_case WHERE patient_id = :p ORDER BY open DESC, opened_at",
        soci::use(patient_id));
   for (const auto& r : rows) {
@@ -31,6 +31,7 @@ std::vector<CaseRow> CaseStore::CasesOfPatient(const std::string& patient_id) {
     c.high_energy = r.get<int>(9) != 0;
     c.source = r.get<std::string>(10);
     c.opened_at_us = r.get<long long>(11);
+    c.voided = r.get<int>(12) != 0;
     cases.push_back(std::move(c));
   }
   for (auto& c : cases) {
@@ -40,6 +41,16 @@ std::vector<CaseRow> CaseStore::CasesOfPatient(const std::string& patient_id) {
     for (const auto& r : conds) c.condition_ids.push_back(r.get<std::string>(0));
   }
   return cases;
+}
+
+std::optional<CaseRow> CaseStore::Case(const std::string& episode_id) {
+  std::string patient;
+  sql_ << "SELECT patient_id FROM fls_case WHERE episode_id = :e", soci::use(episode_id), soci::into(patient);
+  if (!sql_.got_data()) return std::nullopt;
+  for (auto& c : CasesOfPatient(patient)) {
+    if (c.episode_id == episode_id) return c;
+  }
+  return std::nullopt;
 }
 
 bool CaseStore::InsertOpenCase(const CaseRow& c) {
@@ -76,10 +87,11 @@ void CaseStore::SetIndexSite(const std::string& episode_id, const std::string& s
   sql_ << "UPDATE fls_case SET index_site = :s WHERE episode_id = :e", soci::use(site), soci::use(episode_id);
 }
 
-void CaseStore::Close(const std::string& episode_id, const std::string& stage, long long at_us) {
-  sql_ << "UPDATE fls_case SET open = false, stage = :s, closed_at = timestamptz 'epoch' + :at * interval '1 microsecond' "
-          "WHERE episode_id = :e",
-      soci::use(stage), soci::use(at_us), soci::use(episode_id);
+void CaseStore::Close(const std::string& episode_id, const std::string& stage, long long at_us, bool voided) {
+  int v = voided ? 1 : 0;
+  sql_ << "UPDATE fls_case SET open = false, stage = :s, voided = :v <> 0, "
+          "closed_at = timestamptz 'epoch' + :at * interval '1 microsecond' WHERE episode_id = :e",
+      soci::use(stage), soci::use(v), soci::use(at_us), soci::use(episode_id);
 }
 
 void CaseStore::AppendEvent(const std::string& episode_id, long long at_us, const std::string& from_stage,

@@ -21,6 +21,7 @@ struct CaseRow {
   std::string index_encounter;
   std::string refracture_of;
   bool high_energy = false;
+  bool voided = false;  // cancelled: its index fracture was entered in error
   std::string source;
   long long opened_at_us = 0;
   std::vector<std::string> condition_ids;
@@ -40,6 +41,8 @@ class CaseStore {
  public:
   explicit CaseStore(ResourceStore& store);
 
+  // One case by its EpisodeOfCare id (without its Condition ids).
+  std::optional<CaseRow> Case(const std::string& episode_id);
   // Every case of the patient (open first), with its Condition ids.
   std::vector<CaseRow> CasesOfPatient(const std::string& patient_id);
   // Inserts an open case. Returns false, writing nothing, when the patient already has an open
@@ -48,7 +51,7 @@ class CaseStore {
   // Returns false when the Condition is already on a case.
   bool AddFracture(const CaseFractureRow& row);
   void SetIndexSite(const std::string& episode_id, const std::string& site);
-  void Close(const std::string& episode_id, const std::string& stage, long long at_us);
+  void Close(const std::string& episode_id, const std::string& stage, long long at_us, bool voided = false);
   void AppendEvent(const std::string& episode_id, long long at_us, const std::string& from_stage,
                    const std::string& to_stage, const std::string& event, const std::string& reason,
                    const std::string& source);

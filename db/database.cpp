@@ -23,7 +23,8 @@ DbErrorKind KindOf(const std::string& state) {
       state == "53300") {
     return DbErrorKind::kUnavailable;
   }
-  if (state.rfind("22", 0) == 0 || state == "54001") return DbErrorKind::kBadInput;
+  if (state.rfind("22", 0) == 0 || state == "54000" || state == "54001") return DbErrorKind::kBadInput;
+  if (state == "57014") return DbErrorKind::kTooCostly;
   return DbErrorKind::kOther;
 }
 
@@ -54,12 +55,15 @@ Database::~Database() = default;
 std::string Database::ConnectString() const {
   // Quiet NOTICEs (cpp-stack.md pitfall 11) and a bounded connect time.
   const std::string& url = config_.url;
+  std::string timeout = std::to_string(config_.statement_timeout_ms);
   std::string extra_kv = "connect_timeout=" + std::to_string(config_.connect_timeout_s) +
-                         " application_name=fls-server options='-c client_min_messages=warning'";
+                         " application_name=fls-server options='-c client_min_messages=warning -c statement_timeout=" +
+                         timeout + "'";
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
     std::string sep = url.find('?') == std::string::npos ? "?" : "&";
     return url + sep + "connect_timeout=" + std::to_string(config_.connect_timeout_s) +
-           "&application_name=fls-server&options=-c%20client_min_messages%3Dwarning";
+           "&application_name=fls-server&options=-c%20client_min_messages%3Dwarning%20-c%20statement_timeout%3D" +
+           timeout;
   }
   return url + " " + extra_kv;
 }

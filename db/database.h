@@ -27,7 +27,8 @@ enum class DbErrorKind {
   kUnavailable,    // cannot reach the database, or no connection free in time: 503
   kUniqueViolation,
   kRetryable,      // serialization failure or deadlock that survived the retries
-  kBadInput,       // the database refused a value (22xxx) or it nests too deep (54001): 400
+  kBadInput,       // the database refused a value (22xxx, 54000) or it nests too deep (54001): 400
+  kTooCostly,      // the statement ran past statement_timeout (57014): 400 too-costly
   kOther,
 };
 
@@ -49,6 +50,7 @@ struct DbConfig {
   int pool_size = 8;
   int lease_timeout_ms = 10000;    // waiting longer for a free connection answers 503
   int connect_timeout_s = 3;
+  int statement_timeout_ms = 30000;  // no request may hold a session longer
   std::string migrations_dir;      // folder of NNN_name.sql files
 };
 

@@ -117,7 +117,12 @@ class CaseFinder : public TransactionListener {
       : codes_(codes), config_(config), canon_(config.canonical_base) {}
 
   void OnWrite(const WrittenResource& w) override {
-    if (writing_ || w.deleted) return;
+    if (writing_) return;
+    if (w.type == "EpisodeOfCare" && !w.created) {
+      changed_cases_.emplace_back(w.id, w.deleted);
+      return;
+    }
+    if (w.deleted) return;
     if (w.type == "Condition") {
       conditions_.emplace_back(w.id, "");
     } else if (w.type == "Encounter" && w.resource) {
@@ -129,6 +134,7 @@ class CaseFinder : public TransactionListener {
         if (parsed && parsed->type == "Condition") conditions_.emplace_back(parsed->id, w.id);
       }
     } else if (w.type == "Patient" && w.resource) {
+      patients_.push_back(w.id);  // its Conditions may have arrived before it
       if (Member(*w.resource, "deceasedDateTime") ||
           (Member(*w.resource, "deceasedBoolean") && (*w.resource)["deceasedBoolean"].IsTrue())) {
         deceased_.push_back(w.id);
@@ -139,13 +145,22 @@ class CaseFinder : public TransactionListener {
   }
 
   void BeforeCommit(WriteContext& ctx) override {
-    if (conditions_.empty() && deceased_.empty() && referrals_.empty()) return;
+    if (conditions_.empty() && deceased_.empty() && referrals_.empty() && patients_.empty() &&
+        changed_cases_.empty()) {
+      return;
+    }
     writing_ = true;
     now_us_ = NowMicros();
     now_us_ -= now_us_ % 1000;
     today_ = LocalDay(now_us_ / 1000000);
     db::CaseStore cases(ctx.store());
+    for (const auto& [id, deleted] : changed_cases_) GuardCaseChange(ctx, cases, id, deleted);
     for (const auto& id : referrals_) Referral(ctx, cases, id);
+    for (const auto& patient : patients_) {
+      for (const auto& cond : ctx.Search("Condition", "patient=Patient/" + patient, 1000)) {
+        conditions_.emplace_back(cond, "");
+      }
+    }
     // Site-specific fractures before site-unspecified ones, so that an event's index site is the
     // specific one whatever the order of the push.
     std::vector<std::pair<std::string, std::string>> todo;
@@ -157,10 +172,16 @@ class CaseFinder : public TransactionListener {
     for (const auto& [id, enc] : todo) {
       if (auto p = Load(ctx, id, enc)) pending.push_back(std::move(*p));
     }
+    // Oldest first, so that the index fracture is the earliest whatever the order of the push;
+    // on one day, site-specific fractures before site-unspecified ones.
     std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
+      int64_t da = a.event.fracture_day.value_or(INT64_MAX), db = b.event.fracture_day.value_or(INT64_MAX);
+      if (da != db) return da < db;
       return (a.event.classification.site == "unspecified") < (b.event.classification.site == "unspecified");
     });
     for (auto& p : pending) Apply(ctx, cases, p);
+    std::sort(deceased_.begin(), deceased_.end());
+    deceased_.erase(std::unique(deceased_.begin(), deceased_.end()), deceased_.end());
     for (const auto& id : deceased_) Deceased(ctx, cases, id);
     writing_ = false;
   }
@@ -168,6 +189,8 @@ class CaseFinder : public TransactionListener {
  private:
   struct Pending {
     workflow::FractureEvent event;
+    bool deceased = false;
+    std::string death;  // deceasedDateTime, when given
     std::string patient_id;
     std::string site_org;
     std::optional<int64_t> birth_day;
@@ -241,6 +264,12 @@ class CaseFinder : public TransactionListener {
     if (auto pat = Read(ctx, "Patient", p.patient_id)) {
       JsonDoc pd = ParseJson(pat->content);
       if (auto birth = StringMember(pd, "birthDate")) p.birth_day = DayOf(*birth);
+      if (auto death = StringMember(pd, "deceasedDateTime")) {
+        p.deceased = true;
+        p.death = std::string(*death);
+      } else if (const JsonValue* dead = Member(pd, "deceasedBoolean"); dead && dead->IsTrue()) {
+        p.deceased = true;
+      }
     } else {
       return std::nullopt;  // no such patient (yet): nothing to attach a case to
     }
@@ -253,6 +282,7 @@ class CaseFinder : public TransactionListener {
       workflow::CaseSummary s;
       s.id = r.episode_id;
       s.open = r.open;
+      s.voided = r.voided;
       s.index_site = r.index_site;
       s.index_day = r.index_day.value_or(0);
       s.index_encounter = r.index_encounter;
@@ -268,6 +298,11 @@ class CaseFinder : public TransactionListener {
 
   // A Condition on a case that is now entered in error or refuted (workflow::DecideRetraction).
   void Retract(WriteContext& ctx, db::CaseStore& cases, Pending& p, const db::CaseRow& c) {
+    // Once per Condition: a feed that re-sends the corrected record must not pile up Tasks.
+    if (!cases.ClaimReview(p.event.condition_id + "#" + p.event.verification, c.episode_id, p.patient_id,
+                           "retraction")) {
+      return;
+    }
     int valid = 0;
     for (const auto& f : cases.FracturesOf(c.episode_id)) {
       if (f.condition_id == p.event.condition_id || f.role != "index-fracture") continue;
@@ -282,7 +317,7 @@ class CaseFinder : public TransactionListener {
         return;
       case workflow::Retraction::kCancelCase:
         CloseCase(ctx, cases, c, "excluded", "cancelled", "index fracture " + p.event.verification, "",
-                  "the index fracture was " + p.event.verification);
+                  "the index fracture was " + p.event.verification, true);
         return;
       case workflow::Retraction::kReviewTask:
         WriteTask(ctx, NewUuid(), "review-diagnosis", "Review diagnosis",
@@ -313,7 +348,12 @@ class CaseFinder : public TransactionListener {
           Review(ctx, cases, p, d.reason);
           return;
         case Decision::Action::kOpenCase:
-          if (OpenCase(ctx, cases, p, d, rows)) return;
+          if (OpenCase(ctx, cases, p, d, rows)) {
+            // Recorded (it counts as an identified fracture), then closed with the patient's
+            // other cases once every fracture of this push is on it.
+            if (p.deceased) deceased_.push_back(p.patient_id);
+            return;
+          }
           continue;  // a concurrent push opened the patient's case first: decide again
         case Decision::Action::kAddToCase:
         case Decision::Action::kAddRefracture:
@@ -518,8 +558,8 @@ class CaseFinder : public TransactionListener {
   // and its open Tasks (cancelled).
   void CloseCase(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& stage,
                  const std::string& status, const std::string& event, const std::string& end,
-                 const std::string& reason) {
-    cases.Close(c.episode_id, stage, now_us_);
+                 const std::string& reason, bool voided = false) {
+    cases.Close(c.episode_id, stage, now_us_, voided);
     cases.AppendEvent(c.episode_id, now_us_, c.stage, stage, event, reason, "data");
     if (auto ep_row = ReadForUpdate(ctx, "EpisodeOfCare", c.episode_id)) {
       JsonDoc ep = ParseJson(ep_row->content);
@@ -558,6 +598,44 @@ class CaseFinder : public TransactionListener {
     if (auto when = StringMember(pd, "deceasedDateTime")) end = std::string(*when);
     for (const auto& c : cases.CasesOfPatient(patient_id)) {
       if (c.open) CloseCase(ctx, cases, c, "deceased", "finished", "deceased", end, "patient deceased");
+    }
+  }
+
+  static std::string ExpectedStatus(const db::CaseRow& c) {
+    if (c.stage == "identified") return "planned";
+    if (c.stage == "excluded" || c.stage == "withdrawn") return "cancelled";
+    if (!c.open) return "finished";
+    return "active";
+  }
+
+  // Until the pathway's $event exists, a client may edit an FLS case's details but not move it
+  // (status, stage) nor delete it: the case table and the event log must keep saying what the
+  // EpisodeOfCare says.
+  void GuardCaseChange(WriteContext& ctx, db::CaseStore& cases, const std::string& episode_id, bool deleted) {
+    auto row = cases.Case(episode_id);
+    if (!row) return;  // not an FLS case the server knows
+    if (deleted) {
+      throw FhirError(ErrorCode::kUnprocessable,
+                      "an FLS case is not deleted: exclude or withdraw it through the pathway (EpisodeOfCare/" +
+                          episode_id + ")");
+    }
+    auto current = Read(ctx, "EpisodeOfCare", episode_id);
+    if (!current) return;
+    JsonDoc ep = ParseJson(current->content);
+    std::string stage;
+    if (const JsonValue* ext = Member(ep, "extension"); ext && ext->IsArray()) {
+      for (const auto& x : ext->GetArray()) {
+        if (StringMember(x, "url") == std::optional<std::string_view>(canon_.stage_extension)) {
+          stage = std::string(StringMember(x, "valueCode").value_or(""));
+        }
+      }
+    }
+    std::string status(StringMember(ep, "status").value_or(""));
+    if (stage != row->stage || status != ExpectedStatus(*row)) {
+      throw FhirError(ErrorCode::kUnprocessable,
+                      "the case is at stage " + row->stage + " (status " + ExpectedStatus(*row) +
+                          "); its stage and status change through the pathway, not by update",
+                      "EpisodeOfCare.status");
     }
   }
 
@@ -641,6 +719,8 @@ class CaseFinder : public TransactionListener {
   std::vector<std::pair<std::string, std::string>> conditions_;  // (Condition id, Encounter id hint)
   std::vector<std::string> deceased_;
   std::vector<std::string> referrals_;
+  std::vector<std::string> patients_;
+  std::vector<std::pair<std::string, bool>> changed_cases_;  // (EpisodeOfCare id, deleted)
 };
 
 }  // namespace

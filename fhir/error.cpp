@@ -21,6 +21,7 @@ constexpr ErrorInfo kTable[] = {
     {413, "too-costly", "payload-too-large"},
     {415, "not-supported", "unsupported-media-type"},
     {422, "business-rule", "unprocessable"},
+    {400, "too-costly", "too-costly"},
     {500, "exception", "internal"},
     {501, "not-supported", "not-implemented"},
     {503, "transient", "service-unavailable"},

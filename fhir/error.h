@@ -23,6 +23,7 @@ enum class ErrorCode {
   kPayloadTooLarge,       // 413
   kUnsupportedMediaType,  // 415
   kUnprocessable,         // 422 business rule refused
+  kTooCostly,             // 400 the request would cost too much (a search past the time limit)
   kInternal,              // 500
   kNotImplemented,        // 501
   kServiceUnavailable,    // 503 database unreachable, draining

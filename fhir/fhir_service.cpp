@@ -32,6 +32,26 @@ int64_t NowInstant() {
 
 }  // namespace
 
+FhirError FromDbError(const db::DbError& e, const std::string& request_id) {
+  std::string ref = request_id.empty() ? "" : " (request " + request_id + ")";
+  switch (e.kind()) {
+    case db::DbErrorKind::kUnavailable:
+    case db::DbErrorKind::kRetryable: {
+      FhirError err(ErrorCode::kServiceUnavailable, "the database is unavailable; retry later" + ref);
+      err.headers.emplace_back("Retry-After", "5");
+      return err;
+    }
+    case db::DbErrorKind::kBadInput:
+      return FhirError(ErrorCode::kBadRequest, "a value was refused by the store (too long or not storable)" + ref);
+    case db::DbErrorKind::kTooCostly:
+      return FhirError(ErrorCode::kTooCostly, "the request took longer than the server allows; narrow it" + ref);
+    case db::DbErrorKind::kUniqueViolation:
+      return FhirError(ErrorCode::kConflict, "a concurrent change conflicts with this one; retry" + ref);
+    default:
+      return FhirError(ErrorCode::kInternal, "internal error" + ref);
+  }
+}
+
 std::optional<int> ParseETagVersion(std::string_view etag) {
   if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
@@ -92,7 +112,15 @@ void FhirService::Write(const std::function<void(WriteContext&)>& fn) {
     for (const auto& factory : listener_factories_) ctx.listeners_.push_back(factory());
     fn(ctx);
     for (size_t i = 0; i < ctx.listeners_.size(); ++i) ctx.listeners_[i]->BeforeCommit(ctx);
+    for (const auto& fn : ctx.after_listeners_) fn();
   });
+}
+
+void FhirService::Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo& info) const {
+  if (out.id.empty() || out.resource_type.empty() || (out.status != 200 && out.status != 201)) return;
+  auto row = st.ReadCurrent(out.resource_type, out.id);
+  if (!row || row->deleted || row->version == out.version) return;
+  out = ReadOutcome(*row, info, out.status);
 }
 
 Outcome WriteContext::Create(const std::string& type, JsonDoc& doc, const std::string& id) {
@@ -307,6 +335,7 @@ Outcome FhirService::Create(const std::string& type, std::string_view body, cons
   Outcome out;
   Write([&](WriteContext& ctx) {
     db::ResourceStore& st = ctx.store();
+    ctx.AfterListeners([&] { Refresh(st, out, info); });
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());  // a retried transaction starts from the body again
     std::string id = NewUuid();
@@ -336,6 +365,7 @@ Outcome FhirService::Update(const std::string& type, const std::string& id, std:
   }
   Outcome out;
   Write([&](WriteContext& ctx) {
+    ctx.AfterListeners([&] { Refresh(ctx.store(), out, info); });
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
     out = DoUpdate(ctx, type, id, doc, info);
@@ -352,6 +382,7 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
   Outcome out;
   Write([&](WriteContext& ctx) {
     db::ResourceStore& st = ctx.store();
+    ctx.AfterListeners([&] { Refresh(st, out, info); });
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
     auto ids = st.SearchIds(req.spec, 2);

@@ -73,12 +73,15 @@ class WriteContext {
   Outcome Update(const std::string& type, const std::string& id, JsonDoc& doc);
   // The ids of the current resources matching a search query ("patient=Patient/1&status=active").
   std::vector<std::string> Search(const std::string& type, const std::string& query, int limit = 100);
+  // Runs after the listeners, still inside the transaction (to report their changes).
+  void AfterListeners(std::function<void()> fn) { after_listeners_.push_back(std::move(fn)); }
 
  private:
   friend class FhirService;
   FhirService& service_;
   db::ResourceStore& store_;
   std::vector<std::unique_ptr<class TransactionListener>> listeners_;
+  std::vector<std::function<void()>> after_listeners_;
 };
 
 // Sees every write of a transaction and may add its own before the commit, so that what it
@@ -151,6 +154,8 @@ class FhirService {
   std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
                                     const std::vector<QueryParam>& query, int limit) const;
   Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;
+  // A listener may have written a later version of what the use case wrote: answer with it.
+  void Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo& info) const;
   void Notify(WriteContext& ctx, const WrittenResource& w) const;
 
   db::Database& db_;
@@ -161,6 +166,10 @@ class FhirService {
   const ServiceConfig config_;
   std::vector<ListenerFactory> listener_factories_;
 };
+
+// The FhirError a database failure means for the client (SQLSTATE classes in db/database.cpp).
+// The message is safe for clients; `request_id` ties it to the log line with the details.
+FhirError FromDbError(const db::DbError& error, const std::string& request_id);
 
 // Parses an ETag / If-Match value (W/"3", "3", 3) into a version number; nullopt if malformed.
 std::optional<int> ParseETagVersion(std::string_view etag);

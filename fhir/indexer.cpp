@@ -44,9 +44,13 @@ void CollectSegments(const JsonValue& node, const std::vector<std::string_view>&
   if (const JsonValue* child = Member(node, seg)) CollectSegments(*child, segs, i + 1, out);
 }
 
+// Values longer than this are stored but not indexed (a btree row holds about 2.7 kB): such an
+// identifier or code cannot be searched, which no real one needs.
+constexpr size_t kMaxIndexedToken = 1024;
+
 void AddToken(db::IndexRows& rows, const std::string& param, std::optional<std::string> system,
               std::string code) {
-  if (code.empty()) return;
+  if (code.empty() || code.size() > kMaxIndexedToken || (system && system->size() > kMaxIndexedToken)) return;
   rows.tokens.push_back({param, std::move(system), std::move(code)});
 }
 
@@ -74,7 +78,7 @@ void AddString(db::IndexRows& rows, const std::string& param, std::string_view v
   if (value.empty()) return;
   std::string norm = NormalizeForSearch(value);
   for (auto& start : WordStarts(norm)) {
-    rows.strings.push_back({param, std::move(start), std::string(value)});
+    rows.strings.push_back({param, std::move(start), Utf8Prefix(value, kMaxIndexedToken)});
   }
 }
 
@@ -136,6 +140,7 @@ void ExtractReferences(const JsonValue& v, const SearchParamDef& def, db::IndexR
     for (const auto& t : def.targets) ok = ok || (parsed->type && *parsed->type == t);
     if (!ok) return;
   }
+  if (parsed->id.size() > kMaxIndexedToken) return;
   rows.references.push_back({def.name, parsed->type, parsed->id});
 }
 
@@ -172,15 +177,18 @@ std::optional<ParsedReference> ParseReference(std::string_view ref, bool (*is_ty
   // Strip a version: .../_history/n
   std::string_view core = ref;
   if (auto h = core.find("/_history/"); h != std::string_view::npos) core = core.substr(0, h);
+  bool absolute = core.find("://") != std::string_view::npos;
   auto last = core.rfind('/');
   if (last != std::string_view::npos && last > 0) {
     std::string_view id = core.substr(last + 1);
     auto prev = core.rfind('/', last - 1);
     std::string_view type = core.substr(prev == std::string_view::npos ? 0 : prev + 1,
                                         last - (prev == std::string_view::npos ? 0 : prev + 1));
-    bool absolute = core.find("://") != std::string_view::npos;
-    if (type_ok(type) && IsValidId(id) && (absolute || prev == std::string_view::npos)) {
-      return ParsedReference{std::string(type), std::string(id)};
+    if (type_ok(type) && IsValidId(id)) {
+      // An absolute URL names a resource on another server: it keeps its type but its id is the
+      // whole URL, so it never matches a local resource of the same id.
+      if (absolute) return ParsedReference{std::string(type), std::string(core)};
+      if (prev == std::string_view::npos) return ParsedReference{std::string(type), std::string(id)};
     }
   }
   return ParsedReference{std::nullopt, std::string(ref)};

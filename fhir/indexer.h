@@ -13,9 +13,10 @@
 
 namespace fls::fhir {
 
-// A reference split into its target type and id ("Patient/1", "http://x/fhir/Patient/1/_history/2"
-// -> Patient, 1). External or unparseable references keep the whole string as the id and no type.
-// Contained references ("#x") give nullopt.
+// A reference split into its target type and id ("Patient/1", "Patient/1/_history/2" -> Patient,
+// 1). An absolute URL ("http://x/fhir/Patient/1") is another server's resource: type Patient, id
+// the whole URL (without _history). Unparseable references keep the whole string as the id and
+// no type. Contained references ("#x") give nullopt.
 struct ParsedReference {
   std::optional<std::string> type;
   std::string id;

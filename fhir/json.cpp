@@ -4,7 +4,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "fhir/error.h"
@@ -37,12 +39,23 @@ class LimitingHandler {
     }
     return doc_.String(str, length, copy);
   }
+  // Duplicate member names are refused: the checks would read the first and PostgreSQL's jsonb
+  // would keep the last (RFC 8259 leaves the meaning open; FHIR JSON forbids them).
   bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+    if (!keys_.empty() && !keys_.back().emplace(str, length).second) {
+      problem_ = "duplicate member \"" + std::string(str, std::min<size_t>(length, 64)) + "\" in an object";
+      return false;
+    }
     return doc_.Key(str, length, copy);
   }
-  bool StartObject() { return Enter() && doc_.StartObject(); }
+  bool StartObject() {
+    if (!Enter()) return false;
+    keys_.emplace_back();
+    return doc_.StartObject();
+  }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
+    keys_.pop_back();
     return doc_.EndObject(n);
   }
   bool StartArray() { return Enter() && doc_.StartArray(); }
@@ -66,6 +79,7 @@ class LimitingHandler {
   int depth_ = 0;
   std::string scratch_;
   std::string problem_;
+  std::vector<std::unordered_set<std::string>> keys_;  // member names of each open object
 };
 
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |

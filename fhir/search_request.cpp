@@ -180,6 +180,9 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
   req.count = limits_.default_count;
   std::vector<std::pair<std::string, std::string>> canonical;
 
+  if (params.size() > 64) {
+    throw FhirError(ErrorCode::kBadRequest, "a search takes at most 64 parameters");
+  }
   for (const auto& qp : params) {
     const std::string& full = qp.name;
     if (full.size() > 200 || qp.value.size() > 8192) Bad(full.substr(0, 64), "too long");
@@ -311,7 +314,9 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
         Bad(full, "not supported");
     }
     if (!pred.missing) {
-      for (const auto& raw : SplitEscaped(qp.value, ',')) {
+      auto values = SplitEscaped(qp.value, ',');
+      if (values.size() > 100) Bad(full, "at most 100 comma-separated values");
+      for (const auto& raw : values) {
         Alt a;
         switch (pred.table) {
           case Table::kId:
@@ -326,7 +331,8 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
             if (modifier == "exact") {
               a.string_mode = Alt::StringMode::kExact;
             } else {
-              a.text = NormalizeForSearch(a.text);
+              // Only the first kIndexedPrefix bytes of each value are indexed.
+              a.text = Utf8Prefix(NormalizeForSearch(a.text), kIndexedPrefix);
               a.string_mode = modifier == "contains" ? Alt::StringMode::kContains : Alt::StringMode::kPrefix;
             }
             if (a.text.empty()) Bad(full, "empty value");

@@ -73,12 +73,19 @@ std::string NormalizeForSearch(std::string_view s) {
   return out;
 }
 
+std::string Utf8Prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t n = max_bytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n));
+}
+
 std::vector<std::string> WordStarts(const std::string& normalized) {
   std::vector<std::string> out;
-  out.push_back(normalized);
-  for (size_t i = 1; i < normalized.size(); ++i) {
+  out.push_back(Utf8Prefix(normalized, kIndexedPrefix));
+  for (size_t i = 1; i < normalized.size() && out.size() < kMaxWordStarts; ++i) {
     if (IsWordChar(normalized[i]) && !IsWordChar(normalized[i - 1])) {
-      out.push_back(normalized.substr(i));
+      out.push_back(Utf8Prefix(std::string_view(normalized).substr(i), kIndexedPrefix));
     }
   }
   return out;
@@ -117,6 +124,9 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space)
     }
   }
   if (!IsValidUtf8(out)) return std::nullopt;
+  for (unsigned char c : out) {
+    if (c < 0x20 || c == 0x7F) return std::nullopt;  // NUL would cut a bound value short
+  }
   return out;
 }
 

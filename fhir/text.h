@@ -14,7 +14,14 @@ std::string NormalizeForSearch(std::string_view utf8);
 
 // The normalised value and every suffix of it that starts a word, so that a prefix match on any
 // of them is "starts with, from the start of a word" ("jean-pierre" -> "jean-pierre", "pierre").
+// Bounded: at most kMaxWordStarts suffixes of at most kIndexedPrefix bytes each (cut on a UTF-8
+// boundary), so a long value costs linear, not quadratic, work and fits a btree row.
+inline constexpr size_t kIndexedPrefix = 128;
+inline constexpr size_t kMaxWordStarts = 16;
 std::vector<std::string> WordStarts(const std::string& normalized);
+
+// The first `max_bytes` of a UTF-8 string, cut before a continuation byte.
+std::string Utf8Prefix(std::string_view s, size_t max_bytes);
 
 bool IsValidUtf8(std::string_view s);
 

@@ -202,12 +202,21 @@ class BundleProcessor {
     std::vector<Outcome> results(reqs.size());
     svc_.Write([&](WriteContext& ctx) {
       db::ResourceStore& st = ctx.store();
+      ctx.AfterListeners([&] {
+        for (const auto& e : reqs) {
+          if (e.method != "GET" && e.method != "HEAD") svc_.Refresh(st, results[e.index], info_);
+        }
+      });
       // Fresh copies each attempt: a retried transaction starts again from the Bundle.
       std::vector<JsonDoc> docs(reqs.size());
       std::map<std::string, std::string> resolved;  // fullUrl -> Type/id
       std::vector<std::string> target_ids(reqs.size());
       std::vector<bool> matched(reqs.size(), false);
       std::map<std::string, size_t> seen_targets;
+      // ifNoneExist criteria already decided in this Bundle: a second entry with the same
+      // criteria is the same resource as the first (not a second create).
+      std::map<std::string, size_t> criteria_owner;
+      std::map<size_t, size_t> same_as;
 
       // 1. Decide every entry's target id (R4: ids are assigned before references are rewritten).
       for (const auto& e : reqs) {
@@ -216,10 +225,21 @@ class BundleProcessor {
           if (e.method == "POST") {
             std::string id = NewUuid();
             if (e.if_none_exist) {
-              if (auto found = svc_.FindForConditionalCreate(st, e.type, *e.if_none_exist, id)) {
+              std::string criteria =
+                  e.type + "?" + svc_.parser_.Parse(e.type, ParseQueryString(*e.if_none_exist), false).canonical_query;
+              if (auto first = criteria_owner.find(criteria); first != criteria_owner.end()) {
+                id = target_ids[first->second];
+                matched[e.index] = true;
+                same_as[e.index] = first->second;
+              } else if (auto found = svc_.FindForConditionalCreate(st, e.type, *e.if_none_exist, id)) {
                 id = found->id;
                 matched[e.index] = true;
                 results[e.index] = *found;
+                results[e.index].location = info_.base_url + "/" + e.type + "/" + found->id + "/_history/" +
+                                            std::to_string(found->version);
+                criteria_owner[criteria] = e.index;
+              } else {
+                criteria_owner[criteria] = e.index;
               }
             }
             target_ids[e.index] = id;
@@ -245,7 +265,7 @@ class BundleProcessor {
           }
           if (!target_ids[e.index].empty() && e.method != "GET") {
             std::string key = e.type + "/" + target_ids[e.index];
-            if (!matched[e.index] && seen_targets.count(key)) {
+            if (!matched[e.index] && seen_targets.count(key) && !same_as.count(e.index)) {
               throw FhirError(ErrorCode::kBadRequest, key + " is the target of two entries of this transaction");
             }
             seen_targets[key] = e.index;
@@ -255,6 +275,7 @@ class BundleProcessor {
           EntryFail(e.index, err);
         }
       }
+      same_as_ = same_as;
       // 2. Rewrite references to other entries (urn:uuid: fullUrls) and conditional references.
       for (const auto& e : reqs) {
         if (!e.resource || matched[e.index]) continue;
@@ -315,6 +336,10 @@ class BundleProcessor {
         }
       }
     });
+    for (const auto& [entry, first] : same_as_) {
+      results[entry] = results[first];
+      results[entry].status = 200;
+    }
     return Response("transaction-response", reqs, results, {});
   }
 
@@ -374,6 +399,9 @@ class BundleProcessor {
         }
       } catch (const FhirError& err) {
         errors.emplace(e.index, err);
+      } catch (const db::DbError& err) {
+        // This entry's own transaction rolled back; the others stand (R4 batch semantics).
+        errors.emplace(e.index, FromDbError(err, ""));
       }
     }
     return Response("batch-response", reqs, results, errors);
@@ -445,6 +473,7 @@ class BundleProcessor {
   FhirService& svc_;
   const RequestInfo& info_;
   std::map<size_t, FhirError> failures_;  // batch entries refused before processing
+  std::map<size_t, size_t> same_as_;       // transaction entries that are another entry's resource
 };
 
 Outcome FhirService::ProcessBundle(std::string_view body, const RequestInfo& info) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fhir/error.h"
+#include "fhir/fhir_service.h"
 #include "fhir/fhir_date.h"
 #include "fhir/text.h"
 #include "server/log.h"
@@ -56,32 +57,21 @@ HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error, const st
     resp.status = fhir::Describe(e.code()).http_status;
     resp.body = fhir::OperationOutcomeJson(e);
     resp.headers = e.headers;
-    if (e.code() == ErrorCode::kServiceUnavailable) resp.headers.emplace_back("Retry-After", "5");
+    bool has_retry = false;
+    for (const auto& h : resp.headers) has_retry = has_retry || h.first == "Retry-After";
+    if (e.code() == ErrorCode::kServiceUnavailable && !has_retry) resp.headers.emplace_back("Retry-After", "5");
   };
   try {
     std::rethrow_exception(error);
   } catch (const fhir::FhirError& e) {
     from(e);
   } catch (const db::DbError& e) {
-    switch (e.kind()) {
-      case db::DbErrorKind::kUnavailable:
-      case db::DbErrorKind::kRetryable:
-        Log("warn", "database unavailable", {{"rid", request_id}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
-        from(fhir::FhirError(ErrorCode::kServiceUnavailable,
-                             "the database is unavailable; retry later (request " + request_id + ")"));
-        break;
-      case db::DbErrorKind::kBadInput:
-        Log("info", "database refused a value", {{"rid", request_id}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
-        from(fhir::FhirError(ErrorCode::kBadRequest, "a value was refused by the store (request " + request_id + ")"));
-        break;
-      case db::DbErrorKind::kUniqueViolation:
-        Log("info", "unique violation", {{"rid", request_id}, {"error", e.what()}});
-        from(fhir::FhirError(ErrorCode::kConflict, "a concurrent change conflicts with this one; retry"));
-        break;
-      default:
-        Log("error", "database error", {{"rid", request_id}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
-        from(fhir::FhirError(ErrorCode::kInternal, "internal error (request " + request_id + ")"));
-    }
+    Log(e.kind() == db::DbErrorKind::kOther ? "error" : "warn", "database error",
+        {{"rid", request_id}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
+    fhir::FhirError mapped = fhir::FromDbError(e, request_id);
+    resp.status = fhir::Describe(mapped.code()).http_status;
+    resp.body = fhir::OperationOutcomeJson(mapped);
+    resp.headers = mapped.headers;
   } catch (const std::bad_alloc&) {
     Log("error", "out of memory", {{"rid", request_id}});
     from(fhir::FhirError(ErrorCode::kPayloadTooLarge, "the request needs more memory than the server allows"));
@@ -307,13 +297,15 @@ class HttpServer::Impl {
          {"status", std::to_string(resp.status)}, {"ms", std::to_string(ms).substr(0, 8)}});
     // Observe the reply's outcome: an unobserved pplx exception terminates the process
     // (cpp-stack.md pitfall 4).
-    p->req.reply(out).then([](pplx::task<void> t) {
+    // The request counts as in flight until its response is written, so that Drain() does not
+    // close the listener under a response still being sent.
+    p->req.reply(out).then([this](pplx::task<void> t) {
       try {
         t.get();
       } catch (...) {
       }
+      --in_flight_;
     });
-    --in_flight_;
   }
 
   const Config& config_;

@@ -130,13 +130,21 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
     if (same_event(c) || same_fracture(c)) {
       out.action = Decision::Action::kAddToCase;
       out.reason = same_event(c) ? "same fracture event" : "same site within " + std::to_string(window) + " days";
+    } else if (day < c.index_day) {
+      // Reported late: a fracture before the index one is part of the history the case already
+      // addresses, not a fracture under follow-up.
+      out.action = Decision::Action::kAddToCase;
+      out.reason = "a fracture before the index fracture";
     } else {
       out.action = Decision::Action::kAddRefracture;
       out.reason = "new fracture while the case is open";
     }
     return out;
   }
+  bool any_closed = false;
   for (const auto& c : cases) {
+    if (c.voided) continue;
+    any_closed = true;
     if (same_event(c) || same_fracture(c)) {
       out.action = Decision::Action::kAddToCase;
       out.case_id = c.id;
@@ -145,7 +153,7 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
     }
   }
   out.action = Decision::Action::kOpenCase;
-  out.refracture_of_closed = !cases.empty();
+  out.refracture_of_closed = any_closed;
   out.reason = out.refracture_of_closed ? "refracture after a closed case" : "fragility fracture";
   return out;
 }

@@ -60,6 +60,7 @@ struct PatientFacts {
 struct CaseSummary {
   std::string id;  // EpisodeOfCare id
   bool open = true;
+  bool voided = false;  // cancelled because its index fracture was entered in error: ignored
   std::string index_site;
   int64_t index_day = 0;
   std::string index_encounter;

@@ -260,8 +260,60 @@ TEST(CaseFinding, AnIndexFractureEnteredInErrorCancelsAnUntouchedCase) {
   ASSERT_EQ(Put("/Condition/" + cond, body).status, 200);
   EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&status=cancelled&stage=excluded")), 1);
   EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0);
-  // The same Condition corrected back does not reopen anything by itself: it is on the closed case.
+  // Re-sending the same record changes nothing more.
+  ASSERT_EQ(Put("/Condition/" + cond, body).status, 200);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient)), 1) << "no Task piles up";
+  // The same Condition corrected back does not reopen anything by itself: it is on the voided case.
   EXPECT_EQ(Sql("SELECT count(*) FROM fls_case WHERE patient_id = '" + patient + "' AND open"), "0");
+  // A new, correct record of the fracture opens a case: the voided one does not count.
+  ASSERT_EQ(Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-5))).status, 201);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&status=planned")), 1);
+}
+
+TEST(CaseFinding, AConditionPushedBeforeItsPatient) {
+  std::string id = "late-" + Unique();
+  ASSERT_EQ(Put("/Condition/c" + id, R"({"resourceType":"Condition","id":"c)" + id + R"(","subject":{"reference":"Patient/)" +
+                                          id + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10","code":"S72.0"}]},"onsetDateTime":")" +
+                                          Today(-3) + "\"}").status, 201);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + id)), 0);
+  ASSERT_EQ(Put("/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"(","birthDate":"1940-01-01"})").status, 201);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + id)), 1) << "the Patient's arrival finds its fracture";
+}
+
+TEST(CaseFinding, APatientAlreadyDeadGetsARecordedClosedCase) {
+  std::string patient = CreatePatient("1930-01-01", R"(,"deceasedDateTime":")" + Today(-1) + R"(T06:00:00Z")");
+  ASSERT_EQ(Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-4))).status, 201);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&stage=deceased&status=finished")), 1);
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0) << "nobody to call";
+}
+
+TEST(CaseFinding, AReferenceToAnotherServersPatientIsNotOurs) {
+  std::string patient = CreatePatient("1940-01-01");
+  ASSERT_EQ(Post("/Condition", R"({"resourceType":"Condition","subject":{"reference":"https://other.example/fhir/Patient/)" + patient +
+                                   R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10","code":"S72.0"}]},"onsetDateTime":")" +
+                                   Today(-3) + "\"}").status, 201);
+  EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient)), 0);
+  EXPECT_EQ(Total(Get("/Condition?patient=" + patient)), 0);
+}
+
+TEST(CaseFinding, ACaseMovesOnlyThroughThePathway) {
+  std::string patient = CreatePatient("1945-01-01");
+  ASSERT_EQ(Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-3))).status, 201);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  ASSERT_EQ(Entries(cases).size(), 1u);
+  std::string id = (*Entries(cases)[0])["id"].GetString();
+  Response current = Get("/EpisodeOfCare/" + id);
+  std::string body = current.body;
+  // An edit that keeps status and stage is fine.
+  std::string edited = body;
+  edited.insert(edited.rfind('}'), R"(,"careManager":{"display":"Nurse Martin"})");
+  EXPECT_EQ(Put("/EpisodeOfCare/" + id, edited).status, 200);
+  // Moving it by update, or deleting it, is refused: nothing changes.
+  std::string moved = Get("/EpisodeOfCare/" + id).body;
+  moved.replace(moved.find("\"planned\""), 9, "\"finished\"");
+  EXPECT_EQ(Put("/EpisodeOfCare/" + id, moved).status, 422);
+  EXPECT_EQ(Http(Port(), "DELETE", "/EpisodeOfCare/" + id).status, 422);
+  EXPECT_STREQ(Get("/EpisodeOfCare/" + id).Json()["status"].GetString(), "planned");
 }
 
 TEST(CaseFinding, ACaseOpenedByHand) {
@@ -270,6 +322,7 @@ TEST(CaseFinding, ACaseOpenedByHand) {
   Response r = Post("/EpisodeOfCare", referral);
   ASSERT_EQ(r.status, 201) << r.body;
   std::string id = r.Json()["id"].GetString();
+  EXPECT_EQ(r.Header("etag"), Get("/EpisodeOfCare/" + id).Header("etag")) << "the answer is what was committed";
   auto e = Get("/EpisodeOfCare/" + id).Json();
   EXPECT_EQ(std::string(e["managingOrganization"]["reference"].GetString()), "Organization/fls-default-site");
   EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=assess-enrol")), 1);

@@ -707,6 +707,13 @@ TEST(BadInput, EachGetsItsStatusAndAnOutcomeAndTheServerKeepsServing) {
       {"bundle that is not a transaction", "POST", "/", R"({"resourceType":"Bundle","type":"collection"})", {}, 400},
       {"If-Match not an ETag", "PUT", "/Patient/abc", R"({"resourceType":"Patient","id":"abc"})", {{"If-Match", "yesterday"}}, 400},
       {"unknown path", "GET", "/no/such/thing/here/at/all", "", {}, 404},
+      {"duplicate member", "POST", "/Patient", R"({"resourceType":"Patient","id":"x","id":"spoof"})", {}, 400},
+      {"NUL in a query", "GET", "/Patient?identifier=12%00999", "", {}, 400},
+      {"too many search parameters", "GET", "/Patient?" + [] {
+         std::string q;
+         for (int i = 0; i < 65; ++i) q += "gender=male&";
+         return q;
+       }(), "", {}, 400},
   };
   std::string before = Sql("SELECT count(*) FROM resource_version");
   for (const auto& c : cases) {
@@ -739,6 +746,36 @@ TEST(BadInput, RequestLinesNoClientShouldSendAreRefusedAndTheServerKeepsServing)
   EXPECT_EQ(Get("/Patient?name=Dupr%C3%A9").status, 200);
   ExpectOutcome(Get("/Patient?name=%FF%FE"), 400, "percent-encoded invalid UTF-8");
   ExpectOutcome(Get("/Patient/%FF"), 400, "invalid UTF-8 in the path");
+}
+
+TEST(BadInput, LongValuesAreStoredAndShortOnesStillFound) {
+  std::string words;
+  for (int i = 0; i < 8000; ++i) words += "ab ";
+  std::string long_id(4000, 'x');
+  Response r = Post("/Patient", R"({"resourceType":"Patient","name":[{"text":")" + words + R"(","family":"Longname"}],"identifier":[{"system":"urn:x","value":")" +
+                                    long_id + R"("}]})");
+  ASSERT_EQ(r.status, 201) << r.body.substr(0, 300);
+  EXPECT_EQ(Total(Get("/Patient?family=longname")), 1);
+  EXPECT_EQ(Get("/Patient/" + IdOf(r)).status, 200);
+}
+
+TEST(Bundle, TwoEntriesWithTheSameIfNoneExistAreOneResource) {
+  std::string ident = Unique();
+  std::string entry = R"({"fullUrl":"urn:uuid:%U","resource":)" + PatientJson(ident) +
+                      R"(,"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:oid:1.2.250.1.213.1.4.8|)" + ident + R"("}})";
+  auto with = [&](const char* uuid) {
+    std::string e = entry;
+    e.replace(e.find("%U"), 2, uuid);
+    return e;
+  };
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)" +
+                       with("44444444-4444-4444-8444-444444444444") + "," + with("55555555-5555-4555-8555-555555555555") + "]}";
+  Response r = Post("/", bundle);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Total(Get("/Patient?identifier=" + ident)), 1);
+  auto d = r.Json();
+  EXPECT_EQ(std::string(d["entry"][0]["fullUrl"].GetString()), std::string(d["entry"][1]["fullUrl"].GetString()));
+  EXPECT_EQ(Post("/Patient", PatientJson(ident), {{"If-None-Exist", "identifier=urn:oid:1.2.250.1.213.1.4.8|" + ident}}).status, 200);
 }
 
 TEST(BadInput, OversizedBodyGets413BeforeItIsAllSent) {

@@ -49,6 +49,8 @@ TEST(Json, RefusesBadInputWith400) {
       {"too deep", deep},
       {"U+0001 in a string", "{\"a\":\"\\u0001x\"}"},
       {"single quotes", "{'a':1}"},
+      {"duplicate member", R"({"id":"x","id":"spoof"})"},
+      {"duplicate nested member", R"({"meta":{"versionId":"1","versionId":"99"}})"},
   };
   for (const auto& r : rows) {
     try {

@@ -80,7 +80,7 @@ TEST(SearchRequest, ReferencesQuantitiesSortCountTotal) {
   auto ref = Parse("Encounter", "patient=123&subject:Patient=456&service-provider=http://x/fhir/Organization/9");
   EXPECT_EQ(ref.spec.where[0].any_of[0].target_type, "Patient") << "the parameter has one target type";
   EXPECT_EQ(ref.spec.where[1].any_of[0].target_type, "Patient");
-  EXPECT_EQ(ref.spec.where[2].any_of[0].target_id, "9");
+  EXPECT_EQ(ref.spec.where[2].any_of[0].target_id, "http://x/fhir/Organization/9");
   auto q = Parse("Observation", "value-quantity=ge5.40|http://unitsofmeasure.org|mmol/L");
   const auto& qa = q.spec.where[0].any_of[0];
   EXPECT_EQ(qa.prefix, "ge");

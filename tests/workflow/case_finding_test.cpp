@@ -165,6 +165,8 @@ TEST(CaseFinding, OneFractureOneCaseAndThe90DayWindow) {
        {Case("e1", false, "hip", index)}, Decision::Action::kOpenCase, true},
       {"other site after a closed case: a new case, refracture", Wrist("c1", index + 200),
        {Case("e1", false, "hip", index)}, Decision::Action::kOpenCase, true},
+      {"other site, earlier than the open case's index: history of the case", Wrist("c1", index - 150),
+       {Case("e1", true, "hip", index)}, Decision::Action::kAddToCase, false},
       {"open case wins over closed ones", Wrist("c1", index + 200),
        {Case("e2", true, "ankle", index + 150), Case("e1", false, "hip", index)}, Decision::Action::kAddRefracture,
        false},
@@ -177,6 +179,15 @@ TEST(CaseFinding, OneFractureOneCaseAndThe90DayWindow) {
       EXPECT_FALSE(d.case_id.empty()) << r.name;
     }
   }
+}
+
+TEST(CaseFinding, ACaseVoidedByAnErrorIsIgnored) {
+  const int64_t index = D(2026, 6, 1);
+  CaseSummary voided = Case("e1", false, "hip", index);
+  voided.voided = true;
+  Decision d = Decide(Hip("c2", index), kSeventy, {voided}, kToday, Rules());
+  EXPECT_EQ(d.action, Decision::Action::kOpenCase) << "the corrected fracture opens a case";
+  EXPECT_FALSE(d.refracture_of_closed) << "a voided case is no earlier fracture";
 }
 
 TEST(CaseFinding, AnUnspecifiedSiteJoinsTheEventItBelongsTo) {
