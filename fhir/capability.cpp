@@ -45,10 +45,14 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
   kv("documentation",
      "JSON only. Conditional create (If-None-Exist), conditional update and delete, If-Match on "
      "update and delete, transaction and batch Bundles with urn:uuid and conditional references. "
-     "Search paging is stable: a search larger than one page is snapshotted and every page reads "
-     "the snapshot. Unknown search parameters are refused with 400 unless the request carries "
-     "Prefer: handling=lenient. Task's period parameter also covers restriction.period (the FLS "
-     "due date).");
+     "Search paging is stable: searches in id order (the default) page by id (_cursor); searches "
+     "sorted on other values snapshot their matches and every page reads the snapshot "
+     "(_getpages). Unknown search parameters are refused with 400 unless the request carries "
+     "Prefer: handling=lenient. At most 64 parameters and 100 comma-separated values each. String "
+     "search matches the first 128 bytes of each word start; values over 1024 bytes are stored but "
+     "not searchable. Absolute references are other servers' resources. DELETE of an unknown id "
+     "answers 204. Task's period parameter also covers restriction.period (the FLS due date); "
+     "EpisodeOfCare is searchable by stage and flag.");
   w.Key("resource");
   w.StartArray();
   for (const auto& type : schema.ResourceTypes()) {

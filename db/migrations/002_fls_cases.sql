@@ -1,6 +1,8 @@
--- FLS cases: a projection of the EpisodeOfCare resources that case finding writes, kept in the
--- same transactions, so that the rules can ask "what cases does this patient have" cheaply and
--- so that the database itself refuses a second open case for one patient.
+-- FLS cases: the pathway state of the EpisodeOfCare resources that are FLS cases, written in the
+-- same transactions as those resources (clients may edit a case's details, but its status and
+-- stage change only through the server, and a case is never deleted), so that the rules can ask
+-- "what cases does this patient have" cheaply and the database itself refuses a second open
+-- case for one patient.
 
 CREATE TABLE fls_case (
   episode_id      text        PRIMARY KEY,   -- EpisodeOfCare id
