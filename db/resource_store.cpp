@@ -268,6 +268,16 @@ std::string OrderSql(const SearchSpec& spec, Params& params) {
 
 std::atomic<int64_t> g_last_snapshot_cleanup{0};
 
+// Ids joined for string_to_array(:ids, ','): ids are [A-Za-z0-9.-], no separator inside.
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string joined;
+  for (const auto& id : ids) {
+    if (!joined.empty()) joined += ',';
+    joined += id;
+  }
+  return joined;
+}
+
 std::string NewSnapshotId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t a = rng(), b = rng();
@@ -301,11 +311,7 @@ std::vector<VersionRow> ResourceStore::ReadCurrentMany(const std::string& type,
                                                        const std::vector<std::string>& ids) {
   std::vector<VersionRow> out;
   if (ids.empty()) return out;
-  std::string joined;
-  for (const auto& id : ids) {
-    if (!joined.empty()) joined += ',';
-    joined += id;  // ids are [A-Za-z0-9.-]: no separator or quoting inside
-  }
+  std::string joined = JoinIds(ids);
   Params params;
   std::string q = "SELECT r.res_id, r.version_id, " + InstantText("r.last_updated") +
                   ", r.deleted::int, v.content::text FROM resource r JOIN resource_version v "
@@ -546,6 +552,45 @@ SearchPage ResourceStore::SearchAfter(const SearchSpec& spec, int count, const s
   }
   page.rows = ReadCurrentMany(spec.type, ids);
   return page;
+}
+
+std::vector<VersionRow> ResourceStore::ReferencedBy(const std::string& type, const std::vector<std::string>& ids,
+                                                    const std::string& param,
+                                                    const std::optional<std::string>& target_type, int limit) {
+  if (ids.empty()) return {};
+  Params params;
+  std::string q = "SELECT DISTINCT x.target_type, x.target_id FROM idx_reference x WHERE x.res_type = " +
+                  params.Add(type) + " AND x.param = " + params.Add(param) +
+                  " AND x.res_id = ANY(string_to_array(" + params.Add(JoinIds(ids)) + ", ','))" +
+                  " AND x.target_type IS NOT NULL AND x.target_id NOT LIKE '%/%'";
+  if (target_type) q += " AND x.target_type = " + params.Add(*target_type);
+  q += " ORDER BY 1, 2 LIMIT " + std::to_string(limit);
+  std::map<std::string, std::vector<std::string>> by_type;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) {
+    by_type[r.get<std::string>(0)].push_back(r.get<std::string>(1));
+  });
+  std::vector<VersionRow> out;
+  for (const auto& [t, targets] : by_type) {
+    for (auto& row : ReadCurrentMany(t, targets)) {
+      if (!row.deleted) out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+std::vector<VersionRow> ResourceStore::Referring(const std::string& source_type, const std::string& param,
+                                                 const std::string& target_type,
+                                                 const std::vector<std::string>& target_ids, int limit) {
+  if (target_ids.empty()) return {};
+  Params params;
+  std::string q = "SELECT DISTINCT x.res_id FROM idx_reference x JOIN resource r ON r.res_type = x.res_type "
+                  "AND r.res_id = x.res_id AND NOT r.deleted WHERE x.res_type = " + params.Add(source_type) +
+                  " AND x.param = " + params.Add(param) + " AND x.target_type = " + params.Add(target_type) +
+                  " AND x.target_id = ANY(string_to_array(" + params.Add(JoinIds(target_ids)) + ", ','))" +
+                  " ORDER BY 1 LIMIT " + std::to_string(limit);
+  std::vector<std::string> ids;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { ids.push_back(r.get<std::string>(0)); });
+  return ReadCurrentMany(source_type, ids);
 }
 
 long long ResourceStore::Count(const SearchSpec& spec) {

@@ -159,6 +159,16 @@ class ResourceStore {
   // exists throughout is seen exactly once whatever others write). has_more says whether there
   // is a next page; total is not computed.
   SearchPage SearchAfter(const SearchSpec& spec, int count, const std::string& after_id);
+  // _include: the current resources that `param` of the given resources points to (local
+  // references only), at most `limit`.
+  std::vector<VersionRow> ReferencedBy(const std::string& type, const std::vector<std::string>& ids,
+                                       const std::string& param, const std::optional<std::string>& target_type,
+                                       int limit);
+  // _revinclude: the current resources of `source_type` whose `param` points to one of the given
+  // resources, at most `limit`.
+  std::vector<VersionRow> Referring(const std::string& source_type, const std::string& param,
+                                    const std::string& target_type, const std::vector<std::string>& target_ids,
+                                    int limit);
   // Ids of every match (for conditional operations), at most `limit`.
   std::vector<std::string> SearchIds(const SearchSpec& spec, int limit);
   // A further page of a stored snapshot; nullopt when the snapshot expired or never existed.

@@ -49,15 +49,15 @@ void Start(Writer& w, const char* type, std::optional<int> total) {
 
 std::string SearchsetBundle(const std::vector<db::VersionRow>& rows, const std::string& base_url,
                             std::optional<int> total, const BundleLinks& links,
-                            const std::vector<Issue>& warnings) {
+                            const std::vector<Issue>& warnings, const std::vector<db::VersionRow>& included) {
   rapidjson::StringBuffer sb;
   Writer w(sb);
   Start(w, "searchset", total);
   Links(w, links);
   w.Key("entry");
   w.StartArray();
-  for (const auto& row : rows) {
-    if (row.deleted) continue;
+  auto entry = [&](const db::VersionRow& row, const char* mode) {
+    if (row.deleted) return;
     w.StartObject();
     w.Key("fullUrl");
     Str(w, base_url + "/" + row.type + "/" + row.id);
@@ -66,10 +66,12 @@ std::string SearchsetBundle(const std::vector<db::VersionRow>& rows, const std::
     w.Key("search");
     w.StartObject();
     w.Key("mode");
-    w.String("match");
+    w.String(mode);
     w.EndObject();
     w.EndObject();
-  }
+  };
+  for (const auto& row : rows) entry(row, "match");
+  for (const auto& row : included) entry(row, "include");
   if (!warnings.empty()) {
     // R4 search.html#errors: an OperationOutcome entry with mode "outcome".
     std::string oo = OperationOutcomeJson(warnings, "informational");

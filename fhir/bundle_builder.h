@@ -15,9 +15,11 @@ struct BundleLinks {
   std::string self, next, previous;
 };
 
+// `included` are _include/_revinclude resources (search.mode "include").
 std::string SearchsetBundle(const std::vector<db::VersionRow>& rows, const std::string& base_url,
                             std::optional<int> total, const BundleLinks& links,
-                            const std::vector<Issue>& warnings);
+                            const std::vector<Issue>& warnings,
+                            const std::vector<db::VersionRow>& included = {});
 
 std::string HistoryBundle(const std::vector<db::HistoryPage::Entry>& entries,
                           const std::string& base_url, std::optional<int> total,

@@ -52,7 +52,8 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
      "search matches the first 128 bytes of each word start; values over 1024 bytes are stored but "
      "not searchable. Absolute references are other servers' resources. DELETE of an unknown id "
      "answers 204. Task's period parameter also covers restriction.period (the FLS due date); "
-     "EpisodeOfCare is searchable by stage and flag.");
+     "EpisodeOfCare is searchable by stage and flag. _include and _revinclude work one level deep "
+     "(up to 1000 included resources a page).");
   w.Key("resource");
   w.StartArray();
   for (const auto& type : schema.ResourceTypes()) {
@@ -77,6 +78,12 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
     w.Key("conditionalUpdate");
     w.Bool(true);
     kv("conditionalDelete", "single");
+    w.Key("searchInclude");
+    w.StartArray();
+    for (const auto& def : registry.ForType(type)) {
+      if (def.type == ParamType::kReference) str(type + ":" + def.name);
+    }
+    w.EndArray();
     w.Key("searchParam");
     w.StartArray();
     for (const auto& def : registry.ForType(type)) {

@@ -4,6 +4,8 @@
 #include "fhir/fhir_date.h"
 #include "fhir/text.h"
 
+#include <set>
+
 namespace fls::fhir {
 
 namespace {
@@ -481,12 +483,37 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
       links.self = self;
     }
   }
+  std::vector<db::VersionRow> included;
+  if (!page.rows.empty() && (!req.includes.empty() || !req.revincludes.empty())) {
+    db_.Read([&](db::ResourceStore& st) { included = Included(st, type, req, page.rows); });
+  }
   std::optional<int> total = page.total;
   if (req.total == SearchRequest::Total::kNone) total.reset();
   Outcome o;
   o.status = 200;
-  o.body = SearchsetBundle(page.rows, info.base_url, total, links, req.warnings);
+  o.body = SearchsetBundle(page.rows, info.base_url, total, links, req.warnings, included);
   return o;
+}
+
+std::vector<db::VersionRow> FhirService::Included(db::ResourceStore& st, const std::string& type,
+                                                  const SearchRequest& req,
+                                                  const std::vector<db::VersionRow>& matches) const {
+  constexpr int kMaxIncluded = 1000;
+  std::vector<std::string> ids;
+  std::set<std::string> seen;
+  for (const auto& m : matches) {
+    ids.push_back(m.id);
+    seen.insert(m.type + "/" + m.id);
+  }
+  std::vector<db::VersionRow> out;
+  auto add = [&](std::vector<db::VersionRow> rows) {
+    for (auto& r : rows) {
+      if (static_cast<int>(out.size()) < kMaxIncluded && seen.insert(r.type + "/" + r.id).second) out.push_back(std::move(r));
+    }
+  };
+  for (const auto& inc : req.includes) add(st.ReferencedBy(type, ids, inc.param, inc.target_type, kMaxIncluded));
+  for (const auto& inc : req.revincludes) add(st.Referring(inc.source_type, inc.param, type, ids, kMaxIncluded));
+  return out;
 }
 
 Outcome FhirService::History(const std::string& type, const std::string& id,

@@ -154,6 +154,9 @@ class FhirService {
   std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
                                     const std::vector<QueryParam>& query, int limit) const;
   Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;
+  // The _include / _revinclude resources of a page of matches.
+  std::vector<db::VersionRow> Included(db::ResourceStore& st, const std::string& type, const SearchRequest& req,
+                                       const std::vector<db::VersionRow>& matches) const;
   // A listener may have written a later version of what the use case wrote: answer with it.
   void Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo& info) const;
   void Notify(WriteContext& ctx, const WrittenResource& w) const;

@@ -133,7 +133,8 @@ Alt ParseReferenceValue(const std::string& param, const SearchParamDef& def, con
 
 bool IsControl(const std::string& name) {
   static const char* kControl[] = {"_count", "_sort", "_total", "_format", "_pretty", "_summary",
-                                   "_getpages", "_getpagesoffset", "_elements", "_cursor"};
+                                   "_getpages", "_getpagesoffset", "_elements", "_cursor",
+                                   "_include", "_revinclude"};
   for (const char* c : kControl) {
     if (name == c) return true;
   }
@@ -213,6 +214,22 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
         }
         if (!ok) Bad(full, "not a page token of this server");
         req.snapshot_id = v;
+      } else if (full == "_include" || full == "_revinclude") {
+        auto parts = SplitEscaped(qp.value, ':');
+        if (parts.size() < 2 || parts.size() > 3) Bad(full, "expected Type:parameter[:TargetType]");
+        SearchRequest::Include inc{parts[0], parts[1], std::nullopt};
+        if (parts.size() == 3) inc.target_type = parts[2];
+        const SearchParamDef* def = registry_.Find(inc.source_type, inc.param);
+        if (!def || def->type != ParamType::kReference) {
+          Bad(full, "'" + qp.value + "' names no reference parameter");
+        }
+        if (full == "_include" && inc.source_type != type) Bad(full, "must start with " + std::string(type));
+        if (full == "_revinclude" && inc.target_type && *inc.target_type != type) {
+          Bad(full, "the target type must be " + std::string(type));
+        }
+        if (req.includes.size() + req.revincludes.size() >= 10) Bad(full, "at most 10 includes");
+        (full == "_include" ? req.includes : req.revincludes).push_back(inc);
+        canonical.emplace_back(full, qp.value);
       } else if (full == "_cursor") {
         if (!IsValidId(qp.value)) Bad(full, "not a page token of this server");
         req.cursor = qp.value;

@@ -33,6 +33,13 @@ struct SearchRequest {
   // The filter parameters in a canonical order, encoded (self links, conditional keys).
   std::string canonical_query;
   std::vector<Issue> warnings;  // parameters ignored under Prefer: handling=lenient
+  // _include=Source:param[:Target] and _revinclude=Source:param[:Target] (one level).
+  struct Include {
+    std::string source_type;
+    std::string param;
+    std::optional<std::string> target_type;
+  };
+  std::vector<Include> includes, revincludes;
 };
 
 struct SearchLimits {

@@ -123,6 +123,18 @@ TEST(CaseFinding, AHipFractureOpensACaseWithPlanAndTaskInTheSamePush) {
   EXPECT_EQ(std::string((*t[0])["focus"]["reference"].GetString()), "EpisodeOfCare/" + episode);
   EXPECT_EQ(std::string((*t[0])["restriction"]["period"]["end"].GetString()), Today(14));
 
+  // The worklist with what a coordinator's screen shows beside each task.
+  auto with = Get("/Task?owner=Organization/" + org + "&status=requested&_include=Task:patient&_include=Task:focus").Json();
+  std::set<std::string> modes;
+  for (auto& entry : with["entry"].GetArray()) {
+    modes.insert(std::string(entry["resource"]["resourceType"].GetString()) + ":" + entry["search"]["mode"].GetString());
+  }
+  EXPECT_EQ(modes, (std::set<std::string>{"Task:match", "Patient:include", "EpisodeOfCare:include"}));
+  auto rev = Get("/EpisodeOfCare?patient=" + patient + "&_revinclude=Task:focus").Json();
+  ASSERT_EQ(rev["entry"].Size(), 2u);
+  EXPECT_STREQ(rev["entry"][1]["resource"]["resourceType"].GetString(), "Task");
+  EXPECT_STREQ(rev["entry"][1]["search"]["mode"].GetString(), "include");
+
   // Published with the case: the pathway and the code list.
   EXPECT_EQ(Get("/PlanDefinition/capture-the-fracture").status, 200);
   EXPECT_EQ(Get("/ConceptMap/fls-fracture-codes").status, 200);

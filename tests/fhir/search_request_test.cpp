@@ -97,6 +97,18 @@ TEST(SearchRequest, ReferencesQuantitiesSortCountTotal) {
   EXPECT_EQ(Parse("Patient", "").count, 20);
 }
 
+TEST(SearchRequest, IncludesNameReferenceParameters) {
+  auto r = Parse("Task", "_include=Task:patient&_include=Task:focus:EpisodeOfCare&_revinclude=Communication:based-on");
+  ASSERT_EQ(r.includes.size(), 2u);
+  EXPECT_EQ(r.includes[1].target_type, "EpisodeOfCare");
+  ASSERT_EQ(r.revincludes.size(), 1u);
+  EXPECT_EQ(r.revincludes[0].source_type, "Communication");
+  for (const char* bad : {"_include=Task", "_include=Task:status", "_include=Patient:organization",
+                          "_include=Task:nope", "_revinclude=Task:focus:Patient"}) {
+    EXPECT_THROW(Parse("Task", bad), FhirError) << bad;
+  }
+}
+
 TEST(SearchRequest, CanonicalQueryIsOrderIndependent) {
   EXPECT_EQ(Parse("Patient", "name=a&identifier=x|1&_count=3").canonical_query,
             Parse("Patient", "identifier=x%7C1&name=a").canonical_query);
