@@ -4,15 +4,13 @@
 
 #include <algorithm>
 
-#include "fhir/schema_validator.h"
+#include "tests/support/fhir_fixture.h"
 
 namespace fls::fhir {
 namespace {
 
 struct Fixture {
-  std::unique_ptr<SchemaValidator> schema =
-      SchemaValidator::Load(std::string(FLS_SOURCE_DIR) + "/fhir/data/fhir.schema.json");
-  SearchParamRegistry registry{*schema, "http://fls-server.org/fhir"};
+  const SearchParamRegistry& registry = test::TestRegistry();
   Indexer indexer{registry};
 };
 

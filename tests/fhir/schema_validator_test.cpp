@@ -3,16 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+
+#include "tests/support/fhir_fixture.h"
 #include <fstream>
 #include <sstream>
 
 namespace fls::fhir {
 namespace {
 
-const SchemaValidator& Schema() {
-  static auto v = SchemaValidator::Load(std::string(FLS_SOURCE_DIR) + "/fhir/data/fhir.schema.json");
-  return *v;
-}
+const SchemaValidator& Schema() { return test::TestSchema(); }
 
 std::vector<Issue> Check(const std::string& json) { return Schema().Validate(ParseJson(json)); }
 

@@ -2,16 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include "fhir/schema_validator.h"
+#include "tests/support/fhir_fixture.h"
 
 namespace fls::fhir {
 namespace {
 
 struct Fixture {
-  std::unique_ptr<SchemaValidator> schema =
-      SchemaValidator::Load(std::string(FLS_SOURCE_DIR) + "/fhir/data/fhir.schema.json");
-  SearchParamRegistry registry{*schema, "http://fls-server.org/fhir"};
-  SearchParser parser{registry, SearchLimits{20, 1000}};
+  SearchParser parser{test::TestRegistry(), SearchLimits{20, 1000}};
 };
 
 Fixture& F() {
