@@ -601,7 +601,7 @@ long long ResourceStore::Count(const SearchSpec& spec) {
   return n;
 }
 
-SearchPage ResourceStore::Search(const SearchSpec& spec, int count, bool want_total) {
+SearchPage ResourceStore::Search(const SearchSpec& spec, int count) {
   SearchPage page;
   std::vector<std::string> ids;
   if (count > 0) {
@@ -643,7 +643,6 @@ SearchPage ResourceStore::Search(const SearchSpec& spec, int count, bool want_to
   sql_ << "WITH t AS (SELECT count(*)::int AS n FROM search_snapshot_row WHERE search_id = :s::uuid) "
           "UPDATE search_snapshot SET total = t.n FROM t WHERE search_id = :s2::uuid RETURNING total",
       soci::use(sid), soci::use(sid), soci::into(total);
-  (void)want_total;
   auto rest = SnapshotPage(sid, spec.type, 0, count);
   return rest ? *rest : page;
 }

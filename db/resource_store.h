@@ -153,8 +153,9 @@ class ResourceStore {
                                   const std::string& old_owner, const std::string& new_owner);
   void DropConditionalKeys(const std::string& type, const std::string& id);
 
-  // First page of a search; stores a snapshot when there is more than one page.
-  SearchPage Search(const SearchSpec& spec, int count, bool want_total);
+  // First page of a search; stores a snapshot when there is more than one page (the total is
+  // then known; with count 0 only the total is computed).
+  SearchPage Search(const SearchSpec& spec, int count);
   // A page in id order after `after_id` (keyset paging: ids never change, so every match that
   // exists throughout is seen exactly once whatever others write). has_more says whether there
   // is a next page; total is not computed.

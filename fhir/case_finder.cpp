@@ -365,9 +365,8 @@ class CaseFinder : public TransactionListener {
 
   std::string Site(const Pending& p) const { return p.site_org.empty() ? config_.default_site_id : p.site_org; }
 
-  std::string Grio(const db::CaseStore&, const workflow::Classification& k) const {
-    return k.grio == "ribs" ? "non-severe" : k.grio;
-  }
+  // The GRIO class of one fracture; ribs are non-severe until three are on the case (AddToCase).
+  static std::string Grio(const workflow::Classification& k) { return k.grio == "ribs" ? "non-severe" : k.grio; }
 
   void AddDiagnosis(Json& j, const Pending& p, const char* role, int rank, const std::string& grio) {
     j.Obj();
@@ -401,7 +400,7 @@ class CaseFinder : public TransactionListener {
       }
     }
     if (!cases.InsertOpenCase(row)) return false;
-    std::string grio = Grio(cases, p.event.classification);
+    std::string grio = Grio(p.event.classification);
     cases.AddFracture({p.event.condition_id, episode, "index-fracture", p.event.classification.site, grio,
                        p.event.fracture_day, p.event.encounter_id});
     cases.AppendEvent(episode, now_us_, "", "identified", "identify", d.reason, "data");
@@ -489,7 +488,7 @@ class CaseFinder : public TransactionListener {
                  const std::vector<db::CaseRow>& rows) {
     bool refracture = d.action == Decision::Action::kAddRefracture;
     const char* role = refracture ? "refracture" : "index-fracture";
-    std::string grio = Grio(cases, p.event.classification);
+    std::string grio = Grio(p.event.classification);
     if (!cases.AddFracture({p.event.condition_id, d.case_id, role, p.event.classification.site, grio,
                             p.event.fracture_day, p.event.encounter_id})) {
       return;

@@ -467,7 +467,7 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
         }
         page = std::move(*p);
       } else {
-        page = st.Search(req.spec, count, req.total == SearchRequest::Total::kAccurate);
+        page = st.Search(req.spec, count);
       }
     });
     if (gone) throw FhirError(ErrorCode::kGone, "this page's search has expired; run the search again");

@@ -356,7 +356,7 @@ class BundleProcessor {
       return svc_.ReadOutcome(*row, info_, 200);
     }
     SearchRequest req = svc_.parser_.Parse(e.type, ParseQueryString(e.query), info_.lenient);
-    auto page = st.Search(req.spec, req.count, false);
+    auto page = st.Search(req.spec, req.count);
     BundleLinks links;
     links.self = info_.base_url + "/" + e.type + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
     Outcome o;
