@@ -87,6 +87,17 @@ void CaseStore::SetIndexSite(const std::string& episode_id, const std::string& s
   sql_ << "UPDATE fls_case SET index_site = :s WHERE episode_id = :e", soci::use(site), soci::use(episode_id);
 }
 
+void CaseStore::SetIndex(const std::string& episode_id, const std::string& site, long long day,
+                         const std::string& encounter_id) {
+  sql_ << "UPDATE fls_case SET index_site = :s, index_day = date '1970-01-01' + CAST(:d AS integer), "
+          "index_encounter = :enc WHERE episode_id = :e",
+      soci::use(site), soci::use(day), soci::use(encounter_id), soci::use(episode_id);
+}
+
+void CaseStore::SetSite(const std::string& episode_id, const std::string& site_org) {
+  sql_ << "UPDATE fls_case SET site_org = :o WHERE episode_id = :e", soci::use(site_org), soci::use(episode_id);
+}
+
 void CaseStore::Close(const std::string& episode_id, const std::string& stage, long long at_us, bool voided) {
   int v = voided ? 1 : 0;
   sql_ << "UPDATE fls_case SET open = false, stage = :s, voided = :v <> 0, "

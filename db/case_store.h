@@ -51,6 +51,8 @@ class CaseStore {
   // Returns false when the Condition is already on a case.
   bool AddFracture(const CaseFractureRow& row);
   void SetIndexSite(const std::string& episode_id, const std::string& site);
+  void SetIndex(const std::string& episode_id, const std::string& site, long long day, const std::string& encounter_id);
+  void SetSite(const std::string& episode_id, const std::string& site_org);
   void Close(const std::string& episode_id, const std::string& stage, long long at_us, bool voided = false);
   void AppendEvent(const std::string& episode_id, long long at_us, const std::string& from_stage,
                    const std::string& to_stage, const std::string& event, const std::string& reason,

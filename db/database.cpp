@@ -240,6 +240,7 @@ void Database::Migrate() {
       }
       PQclear(res);
     };
+    exec("SET statement_timeout = 0");  // a long migration is not a slow request
     exec("SELECT pg_advisory_lock(7314159)");
     try {
       exec("CREATE TABLE IF NOT EXISTS schema_migration (version integer PRIMARY KEY, name text NOT NULL, "
@@ -276,6 +277,7 @@ void Database::Migrate() {
       throw;
     }
     exec("SELECT pg_advisory_unlock(7314159)");
+    exec("RESET statement_timeout");
   } catch (const soci::soci_error& e) {
     broken = true;
     GiveBack(slot, broken);

@@ -134,7 +134,7 @@ class CaseFinder : public TransactionListener {
         if (parsed && parsed->type == "Condition") conditions_.emplace_back(parsed->id, w.id);
       }
     } else if (w.type == "Patient" && w.resource) {
-      patients_.push_back(w.id);  // its Conditions may have arrived before it
+      if (w.created) patients_.push_back(w.id);  // its Conditions may have arrived before it
       if (Member(*w.resource, "deceasedDateTime") ||
           (Member(*w.resource, "deceasedBoolean") && (*w.resource)["deceasedBoolean"].IsTrue())) {
         deceased_.push_back(w.id);
@@ -174,7 +174,9 @@ class CaseFinder : public TransactionListener {
     }
     // Oldest first, so that the index fracture is the earliest whatever the order of the push;
     // on one day, site-specific fractures before site-unspecified ones.
+    // By patient first: two pushes lock the patients' cases in the same order (no deadlock).
     std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
+      if (a.patient_id != b.patient_id) return a.patient_id < b.patient_id;
       int64_t da = a.event.fracture_day.value_or(INT64_MAX), db = b.event.fracture_day.value_or(INT64_MAX);
       if (da != db) return da < db;
       return (a.event.classification.site == "unspecified") < (b.event.classification.site == "unspecified");
@@ -284,7 +286,7 @@ class CaseFinder : public TransactionListener {
       s.open = r.open;
       s.voided = r.voided;
       s.index_site = r.index_site;
-      s.index_day = r.index_day.value_or(0);
+      if (r.index_day) s.index_day = *r.index_day;
       s.index_encounter = r.index_encounter;
       s.condition_ids = r.condition_ids;
       out.push_back(std::move(s));
@@ -396,7 +398,9 @@ class CaseFinder : public TransactionListener {
     row.opened_at_us = now_us_;
     if (d.refracture_of_closed) {
       for (const auto& r : rows) {
-        if (!r.open) row.refracture_of = r.episode_id;
+        if (!r.open && !r.voided && (!r.index_day || *r.index_day <= *p.event.fracture_day)) {
+          row.refracture_of = r.episode_id;
+        }
       }
     }
     if (!cases.InsertOpenCase(row)) return false;
@@ -404,7 +408,8 @@ class CaseFinder : public TransactionListener {
     cases.AddFracture({p.event.condition_id, episode, "index-fracture", p.event.classification.site, grio,
                        p.event.fracture_day, p.event.encounter_id});
     cases.AppendEvent(episode, now_us_, "", "identified", "identify", d.reason, "data");
-    WriteCaseResources(ctx, row, plan, task, [&](Json& j) { AddDiagnosis(j, p, "index-fracture", 1, grio); },
+    WriteCaseResources(ctx, row, plan, p.deceased ? "" : task,
+                       [&](Json& j) { AddDiagnosis(j, p, "index-fracture", 1, grio); },
                        "Condition/" + p.event.condition_id, d.high_energy);
     return true;
   }
@@ -452,11 +457,12 @@ class CaseFinder : public TransactionListener {
       c.S("created", now);
       c.Arr("supportingInfo").Obj().S("reference", episode_ref).End().EndArr();
       if (!reason_ref.empty()) c.Arr("addresses").Obj().S("reference", reason_ref).End().EndArr();
-      c.Arr("activity").Obj().Ref("reference", "Task/" + task).End().EndArr();
+      if (!task.empty()) c.Arr("activity").Obj().Ref("reference", "Task/" + task).End().EndArr();
       c.End();
       JsonDoc doc = c.Doc();
       ctx.Create("CarePlan", doc, plan);
     }
+    if (task.empty()) return;  // nobody to assess: the patient has died
     std::string description = "Assess the patient and enrol them in the FLS programme (consent, contact, referring physician), or exclude with a reason.";
     if (high_energy) description += " High-energy trauma is recorded on the admission: confirm a fragility fracture or exclude.";
     WriteTask(ctx, task, "assess-enrol", "Assess and enrol", description, row.patient_id, episode_ref, row.site_org,
@@ -497,9 +503,11 @@ class CaseFinder : public TransactionListener {
     for (const auto& r : rows) {
       if (r.episode_id == d.case_id) row = &r;
     }
-    bool upgrade_site = !refracture && row && row->index_site == "unspecified" &&
-                        p.event.classification.site != "unspecified";
-    if (upgrade_site) cases.SetIndexSite(d.case_id, p.event.classification.site);
+    if (row && !row->index_day) {
+      cases.SetIndex(d.case_id, p.event.classification.site, *p.event.fracture_day, p.event.encounter_id);
+    } else if (!refracture && row && row->index_site == "unspecified" && p.event.classification.site != "unspecified") {
+      cases.SetIndexSite(d.case_id, p.event.classification.site);
+    }
     // Ribs: severe when 3 or more at once (pathway.md section 1).
     if (p.event.classification.grio == "ribs" && cases.CountFractures(d.case_id, "ribs") >= 3) grio = "severe";
     auto current = ReadForUpdate(ctx, "EpisodeOfCare", d.case_id);
@@ -571,7 +579,15 @@ class CaseFinder : public TransactionListener {
       }
       JsonValue period(rapidjson::kObjectType);
       if (ep.HasMember("period") && ep["period"].IsObject()) period.CopyFrom(ep["period"], a);
-      SetMember(period, "end", MakeString(end.empty() ? FormatFhirInstant(now_us_) : end, a), a);
+      // period.end is the date of death when known, but never before period.start (FHIR per-1):
+      // a death recorded before the case opened ends the case when it opened.
+      std::string end_text = end.empty() ? FormatFhirInstant(now_us_) : end;
+      if (auto start = StringMember(period, "start")) {
+        auto s_range = ParseFhirDate(*start);
+        auto e_range = ParseFhirDate(end_text);
+        if (s_range && e_range && e_range->lo_us < s_range->lo_us) end_text = std::string(*start);
+      }
+      SetMember(period, "end", MakeString(end_text, a), a);
       SetMember(ep, "period", std::move(period), a);
       ctx.Update("EpisodeOfCare", c.episode_id, ep);
     }
@@ -629,6 +645,16 @@ class CaseFinder : public TransactionListener {
         }
       }
     }
+    auto patient = RefId(ep, "patient", "Patient");
+    if (!patient || *patient != row->patient_id) {
+      throw FhirError(ErrorCode::kUnprocessable,
+                      "an FLS case stays with its patient (Patient/" + row->patient_id +
+                          "); exclude it and refer the right patient instead",
+                      "EpisodeOfCare.patient");
+    }
+    if (auto site = RefId(ep, "managingOrganization", "Organization"); site && *site != row->site_org) {
+      cases.SetSite(episode_id, *site);  // a transfer to another FLS site
+    }
     std::string status(StringMember(ep, "status").value_or(""));
     if (stage != row->stage || status != ExpectedStatus(*row)) {
       throw FhirError(ErrorCode::kUnprocessable,
@@ -648,7 +674,7 @@ class CaseFinder : public TransactionListener {
       throw FhirError(ErrorCode::kUnprocessable, "an FLS referral must name an existing Patient", "EpisodeOfCare.patient");
     }
     auto status = StringMember(ep, "status");
-    if (!status || (*status != "planned" && *status != "waitlist")) {
+    if (!status || *status != "planned") {
       throw FhirError(ErrorCode::kUnprocessable,
                       "a new FLS case starts as planned (identified); use $event to move it along the pathway",
                       "EpisodeOfCare.status");
@@ -674,7 +700,7 @@ class CaseFinder : public TransactionListener {
         throw FhirError(ErrorCode::kUnprocessable, "Patient/" + *patient + " already has an open FLS case: EpisodeOfCare/" +
                                                        existing.episode_id);
       }
-      c.refracture_of = existing.episode_id;
+      if (!existing.voided) c.refracture_of = existing.episode_id;
     }
     if (!cases.InsertOpenCase(c)) {
       throw FhirError(ErrorCode::kConflict, "a concurrent change opened a case for Patient/" + *patient + "; retry");

@@ -26,11 +26,14 @@ struct ServiceConfig {
   JsonLimits json;
   SearchLimits search;
   int max_bundle_entries = 10000;
+  // Where database failures that become part of an answer (batch entries) are logged.
+  std::function<void(const std::string& request_id, const db::DbError& error)> on_db_error;
 };
 
 // What a client asked for beyond the URL and body.
 struct RequestInfo {
   std::string base_url;                     // e.g. http://127.0.0.1:8080 (no trailing slash)
+  std::string request_id;                   // for messages that point at the log
   std::string prefer_return;                // minimal | representation | OperationOutcome
   bool lenient = false;                     // Prefer: handling=lenient
   std::optional<std::string> if_match;      // ETag, W/"n" or "n"

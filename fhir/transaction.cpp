@@ -401,7 +401,8 @@ class BundleProcessor {
         errors.emplace(e.index, err);
       } catch (const db::DbError& err) {
         // This entry's own transaction rolled back; the others stand (R4 batch semantics).
-        errors.emplace(e.index, FromDbError(err, ""));
+        if (svc_.config_.on_db_error) svc_.config_.on_db_error(info_.request_id, err);
+        errors.emplace(e.index, FromDbError(err, info_.request_id));
       }
     }
     return Response("batch-response", reqs, results, errors);

@@ -52,6 +52,7 @@ void CheckAccept(const HttpRequest& req, const std::vector<fhir::QueryParam>& qu
 fhir::RequestInfo Info(const HttpRequest& req) {
   fhir::RequestInfo info;
   info.base_url = req.base_url;
+  info.request_id = req.request_id;
   if (const std::string* prefer = req.Header("prefer")) {
     std::string p = Lower(*prefer);
     if (p.find("return=minimal") != std::string::npos) info.prefer_return = "minimal";

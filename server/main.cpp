@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
   service_config.search.default_count = config.default_count;
   service_config.search.max_count = config.max_count;
   service_config.max_bundle_entries = config.max_bundle_entries;
+  service_config.on_db_error = [](const std::string& rid, const db::DbError& e) {
+    server::Log("warn", "database error in a batch entry", {{"rid", rid}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
+  };
   service_ptr = std::make_unique<fhir::FhirService>(database, *schema, registry, service_config);
   fhir::FhirService& service = *service_ptr;
   service.AddListener(fhir::MakeCaseFinder(*codes, case_config));

@@ -119,18 +119,22 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
 
   const int window = rules.same_fracture_window_days;
   auto same_event = [&](const CaseSummary& c) {
-    return (!event.encounter_id.empty() && event.encounter_id == c.index_encounter) || day == c.index_day;
+    return (!event.encounter_id.empty() && event.encounter_id == c.index_encounter) || (c.index_day && day == *c.index_day);
   };
   auto same_fracture = [&](const CaseSummary& c) {
-    return SameSite(k.site, c.index_site) && std::llabs(day - c.index_day) <= window;
+    return c.index_day && SameSite(k.site, c.index_site) && std::llabs(day - *c.index_day) <= window;
   };
   for (const auto& c : cases) {
     if (!c.open) continue;
     out.case_id = c.id;
-    if (same_event(c) || same_fracture(c)) {
+    if (!c.index_day) {
+      // A referral names the patient before the hospital's feed names the fracture.
+      out.action = Decision::Action::kAddToCase;
+      out.reason = "the first fracture of a referred case";
+    } else if (same_event(c) || same_fracture(c)) {
       out.action = Decision::Action::kAddToCase;
       out.reason = same_event(c) ? "same fracture event" : "same site within " + std::to_string(window) + " days";
-    } else if (day < c.index_day) {
+    } else if (day < *c.index_day) {
       // Reported late: a fracture before the index one is part of the history the case already
       // addresses, not a fracture under follow-up.
       out.action = Decision::Action::kAddToCase;
@@ -141,19 +145,20 @@ Decision Decide(const FractureEvent& event, const PatientFacts& patient,
     }
     return out;
   }
-  bool any_closed = false;
+  bool any_closed_before = false;
   for (const auto& c : cases) {
     if (c.voided) continue;
-    any_closed = true;
     if (same_event(c) || same_fracture(c)) {
       out.action = Decision::Action::kAddToCase;
       out.case_id = c.id;
       out.reason = "the same fracture as closed case " + c.id;
       return out;
     }
+    // Only a case whose index fracture came first makes this one a refracture.
+    if (!c.index_day || *c.index_day <= day) any_closed_before = true;
   }
   out.action = Decision::Action::kOpenCase;
-  out.refracture_of_closed = any_closed;
+  out.refracture_of_closed = any_closed_before;
   out.reason = out.refracture_of_closed ? "refracture after a closed case" : "fragility fracture";
   return out;
 }

@@ -62,7 +62,7 @@ struct CaseSummary {
   bool open = true;
   bool voided = false;  // cancelled because its index fracture was entered in error: ignored
   std::string index_site;
-  int64_t index_day = 0;
+  std::optional<int64_t> index_day;  // none: a referral that named no fracture yet
   std::string index_encounter;
   std::vector<std::string> condition_ids;  // every Condition on the case
 };
@@ -71,7 +71,8 @@ struct Decision {
   enum class Action {
     kIgnore,          // reason says why
     kOpenCase,        // a new case (refracture_of_closed when the patient had a closed case)
-    kAddToCase,       // the same fracture event or the same fracture again: an index diagnosis
+    kAddToCase,       // the same fracture event or the same fracture again (or the first fracture
+                      // of a referred case): an index diagnosis
     kAddRefracture,   // a new fracture while the case is open: a refracture diagnosis
     kReviewTask,      // no case: the coordinator reviews (reason says why)
   };

@@ -296,7 +296,11 @@ TEST(CaseFinding, APatientAlreadyDeadGetsARecordedClosedCase) {
   std::string patient = CreatePatient("1930-01-01", R"(,"deceasedDateTime":")" + Today(-1) + R"(T06:00:00Z")");
   ASSERT_EQ(Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-4))).status, 201);
   EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&stage=deceased&status=finished")), 1);
-  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0) << "nobody to call";
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient)), 0) << "nobody to assess";
+  auto ep = Get("/EpisodeOfCare?patient=" + patient).Json();
+  std::string start = ep["entry"][0]["resource"]["period"]["start"].GetString();
+  std::string end = ep["entry"][0]["resource"]["period"]["end"].GetString();
+  EXPECT_LE(start, end) << "a period never ends before it starts";
 }
 
 TEST(CaseFinding, AReferenceToAnotherServersPatientIsNotOurs) {
@@ -325,6 +329,10 @@ TEST(CaseFinding, ACaseMovesOnlyThroughThePathway) {
   moved.replace(moved.find("\"planned\""), 9, "\"finished\"");
   EXPECT_EQ(Put("/EpisodeOfCare/" + id, moved).status, 422);
   EXPECT_EQ(Http(Port(), "DELETE", "/EpisodeOfCare/" + id).status, 422);
+  std::string other = Get("/EpisodeOfCare/" + id).body;
+  std::string someone = CreatePatient("1950-01-01");
+  other.replace(other.find("Patient/" + patient), ("Patient/" + patient).size(), "Patient/" + someone);
+  EXPECT_EQ(Put("/EpisodeOfCare/" + id, other).status, 422) << "a case stays with its patient";
   EXPECT_STREQ(Get("/EpisodeOfCare/" + id).Json()["status"].GetString(), "planned");
 }
 
@@ -343,6 +351,16 @@ TEST(CaseFinding, ACaseOpenedByHand) {
   EXPECT_EQ(again.status, 422) << "one open case per patient";
   Response nobody = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"planned","patient":{"reference":"Patient/nobody"}})");
   EXPECT_EQ(nobody.status, 422);
+  Response waitlist = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"waitlist","patient":{"reference":"Patient/)" +
+                                                 CreatePatient("1960-01-01") + R"("}})");
+  EXPECT_EQ(waitlist.status, 422);
+  // The hospital's feed then names the fracture: it becomes the referred case's index fracture.
+  ASSERT_EQ(Post("/Condition", Condition(patient, "http://hl7.org/fhir/sid/icd-10", "S72.0", Today(-7))).status, 201);
+  auto referred = Get("/EpisodeOfCare/" + id).Json();
+  auto& diag = referred["diagnosis"];
+  ASSERT_GE(diag.Size(), 1u);
+  EXPECT_STREQ(diag[diag.Size() - 1]["role"]["coding"][0]["code"].GetString(), "index-fracture");
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=review-refracture")), 0);
   Response active = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/)" +
                                                CreatePatient("1960-01-01") + R"("}})");
   EXPECT_EQ(active.status, 422);

@@ -181,6 +181,21 @@ TEST(CaseFinding, OneFractureOneCaseAndThe90DayWindow) {
   }
 }
 
+TEST(CaseFinding, AReferredCaseTakesTheFirstPushedFracture) {
+  CaseSummary referred = Case("e1", true, "unspecified", 0, {});
+  referred.index_day.reset();
+  Decision d = Decide(Hip("c1", D(2026, 11, 15)), kSeventy, {referred}, kToday, Rules());
+  EXPECT_EQ(d.action, Decision::Action::kAddToCase) << d.reason;
+  EXPECT_EQ(d.case_id, "e1");
+}
+
+TEST(CaseFinding, AFractureBeforeAClosedCaseIsNoRefractureOfIt) {
+  const int64_t index = D(2026, 6, 1);
+  Decision d = Decide(Wrist("c1", index - 100), kSeventy, {Case("e1", false, "hip", index)}, kToday, Rules());
+  EXPECT_EQ(d.action, Decision::Action::kOpenCase);
+  EXPECT_FALSE(d.refracture_of_closed);
+}
+
 TEST(CaseFinding, ACaseVoidedByAnErrorIsIgnored) {
   const int64_t index = D(2026, 6, 1);
   CaseSummary voided = Case("e1", false, "hip", index);
