@@ -591,6 +591,17 @@ class CaseFinder : public TransactionListener {
       SetMember(ep, "period", std::move(period), a);
       ctx.Update("EpisodeOfCare", c.episode_id, ep);
     }
+    // The case's plan ends with it (one open case per patient: its active FLS plan is this one's).
+    for (const auto& plan_id : ctx.Search("CarePlan", "patient=Patient/" + c.patient_id +
+                                                          "&status=active&instantiates-canonical=" +
+                                                          PercentEncode(canon_.plan_definition), 10)) {
+      auto plan = ReadForUpdate(ctx, "CarePlan", plan_id);
+      if (!plan) continue;
+      JsonDoc pd = ParseJson(plan->content);
+      auto& a = pd.GetAllocator();
+      SetMember(pd, "status", MakeString(voided ? "entered-in-error" : stage == "completed" ? "completed" : "revoked", a), a);
+      ctx.Update("CarePlan", plan_id, pd);
+    }
     for (const auto& task_id : ctx.Search("Task", "focus=EpisodeOfCare/" + c.episode_id + "&status=" + kOpenTaskStatuses, 500)) {
       auto t = ReadForUpdate(ctx, "Task", task_id);
       if (!t) continue;

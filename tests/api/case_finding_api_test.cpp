@@ -236,6 +236,8 @@ TEST(CaseFinding, RefractureOnAnOpenCaseAndANewCaseAfterDeath) {
   EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&stage=deceased")), 1);
   EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=requested")), 0);
   EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&status=cancelled")), 2);
+  EXPECT_EQ(Total(Get("/CarePlan?patient=" + patient + "&status=revoked")), 1) << "the plan ends with the case";
+  EXPECT_EQ(Total(Get("/CarePlan?patient=" + patient + "&status=active")), 0);
 }
 
 TEST(CaseFinding, AClosedCaseThenTheSameFractureOrANewOne) {
