@@ -172,8 +172,6 @@ TEST(CaseFinding, WhatDoesNotOpenACase) {
 
 TEST(CaseFinding, HighEnergyTraumaOpensAFlaggedCase) {
   std::string patient = CreatePatient("1950-01-01");
-  std::string extra = R"(,{"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
-                      R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"V43.52XA"}]}},"request":{"method":"POST","url":"Condition"}})";
   // The V code must share the encounter: put it on the same urn:uuid encounter by building the bundle by hand.
   std::string bundle = Admission(patient, Org(), "S32.010A", Today(-1));
   auto enc_pos = bundle.find("urn:uuid:");
@@ -181,7 +179,6 @@ TEST(CaseFinding, HighEnergyTraumaOpensAFlaggedCase) {
   std::string v = R"(,{"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
                   R"("},"encounter":{"reference":")" + enc + R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"V43.52XA"}]}},"request":{"method":"POST","url":"Condition"}})";
   bundle.insert(bundle.rfind(']'), v);
-  (void)extra;
   ASSERT_EQ(Post("/", bundle).status, 200);
   EXPECT_EQ(Total(Get("/EpisodeOfCare?patient=" + patient + "&flag=high-energy-trauma")), 1);
 }

@@ -24,7 +24,8 @@ TEST(SchemaValidator, KnowsEveryR4ResourceType) {
   EXPECT_FALSE(Schema().IsResourceType("Element"));
   EXPECT_TRUE(Schema().HasElement("Goal", "description"));
   EXPECT_TRUE(Schema().HasElement("Patient", "identifier"));
-  EXPECT_FALSE(Schema().HasElement("Bundle", "identifier") && false);
+  EXPECT_FALSE(Schema().HasElement("Patient", "shoeSize"));
+  EXPECT_FALSE(Schema().HasElement("Nope", "identifier"));
 }
 
 TEST(SchemaValidator, AcceptsValidResources) {
