@@ -3,6 +3,7 @@
 # Bundles, with wrk on loopback. Starts its own durable PostgreSQL (fsync on, as in production)
 # and its own server; prints one line per measurement. Usage: bench/run.sh [seconds per run]
 # Needs: a build (./deploy/fls build) and wrk (apt-get install wrk).
+# FLS_BENCH_SERVER=path runs another server binary (say, an older build) against the same steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,7 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc 'CREATE DATABASE bench'
-FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$ROOT/build/fls-server" >"$TMP/server.log" 2>&1 &
+BIN=${FLS_BENCH_SERVER:-$ROOT/build/fls-server}
+FLS_HOME=$ROOT FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$BIN" >"$TMP/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 B="http://127.0.0.1:$PORT"
@@ -40,6 +42,7 @@ measure() { # NAME ARGS...
     "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" \
     "$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | awk '{print $NF}' || true)"
 }
+measure "liveness probe /healthz, c=32" -c32 "$B/healthz"
 measure "create Patient, c=8" -c8 -s bench/post_patient.lua "$B"
 measure "create Patient, c=32" -c32 -s bench/post_patient.lua "$B"
 # Statistics as autovacuum would have them in steady state (a bulk load outruns it).
@@ -62,3 +65,23 @@ for f in "$SHARED"/testdata/synthea-r4-transaction/*.json; do
 done
 END=$(date +%s.%N)
 awk -v e="$ENTRIES" -v s="$START" -v t="$END" 'BEGIN { printf "%-34s %10.0f entries/s (%d entries in %.1f s)\n", "Synthea transactions, 1 client", e/(t-s), e, t-s }'
+# Liveness under load: /healthz sampled every 50 ms while 10 clients push the biggest Synthea
+# Bundle at once (every worker busy with parsing, validation, case finding and the database).
+BIG=$(ls -S "$SHARED"/testdata/synthea-r4-transaction/*.json | head -1)
+PIDS=()
+for i in $(seq 10); do
+  curl -s -o /dev/null -X POST "$B/" -H 'Content-Type: application/fhir+json' --data-binary @"$BIG" &
+  PIDS+=($!)
+done
+: >"$TMP/probe.txt"
+while kill -0 "${PIDS[0]}" 2>/dev/null || kill -0 "${PIDS[-1]}" 2>/dev/null; do
+  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 60 "$B/healthz" >>"$TMP/probe.txt"
+  sleep 0.05
+done
+wait "${PIDS[@]}" 2>/dev/null || true
+sort -k2 -n "$TMP/probe.txt" | awk '{ t[NR] = $2 * 1000; if ($1 != 200) bad++ }
+  function at(q,  i) { i = int(NR * q); if (i < 1) i = 1; return t[i] }
+  END {
+    if (NR == 0) { print "liveness under load: no sample"; exit }
+    printf "%-34s %10d samples   p50 %6.2fms   p99 %6.2fms   max %6.2fms   non-200 %d\n", "/healthz during 10 big Bundles", NR, at(0.5), at(0.99), t[NR], bad + 0
+  }'

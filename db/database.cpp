@@ -28,6 +28,12 @@ DbErrorKind KindOf(const std::string& state) {
   return DbErrorKind::kOther;
 }
 
+// PostgreSQL's primary message alone: its DETAIL and CONTEXT lines can quote the data (a
+// unique key's value, "JSON data, line 1: {...}" of a refused jsonb), which must not reach the log.
+std::string PrimaryMessage(const std::string& message) {
+  return message.substr(0, message.find('\n'));
+}
+
 // Converts a SOCI exception into a DbError without the bound values SOCI appends to what().
 DbError Translate(const soci::soci_error& e, const soci::session* sql) {
   std::string state;
@@ -38,7 +44,7 @@ DbError Translate(const soci::soci_error& e, const soci::session* sql) {
        !sql->is_connected())) {
     kind = DbErrorKind::kUnavailable;
   }
-  return DbError(kind, state, e.get_error_message());
+  return DbError(kind, state, PrimaryMessage(e.get_error_message()));
 }
 
 bool ConnectionBroken(soci::session& sql) {

@@ -32,7 +32,8 @@ enum class DbErrorKind {
   kOther,
 };
 
-// A database failure. message() is safe to log (no bound values, hence no patient data).
+// A database failure. what() is safe to log: PostgreSQL's primary message only, without the
+// bound values, DETAIL or CONTEXT (which can quote data), hence no patient data.
 class DbError : public std::runtime_error {
  public:
   DbError(DbErrorKind kind, std::string sqlstate, const std::string& message)
@@ -81,6 +82,8 @@ class Database {
   void Read(const std::function<void(ResourceStore&)>& fn);
 
   const DbConfig& config() const { return config_; }
+  // The libpq connect string every session uses (the URL with timeouts and quiet notices).
+  std::string ConnectString() const;
 
  private:
   struct Slot {
@@ -90,7 +93,6 @@ class Database {
   size_t Lease();
   void GiveBack(size_t slot, bool broken);
   soci::session& Connected(size_t slot);
-  std::string ConnectString() const;
 
   const DbConfig config_;  // constant after construction
   std::mutex mu_;

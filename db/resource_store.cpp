@@ -559,7 +559,10 @@ std::vector<VersionRow> ResourceStore::ReferencedBy(const std::string& type, con
                                                     const std::optional<std::string>& target_type, int limit) {
   if (ids.empty()) return {};
   Params params;
-  std::string q = "SELECT DISTINCT x.target_type, x.target_id FROM idx_reference x WHERE x.res_type = " +
+  // Deleted and missing targets are left out here, not after the LIMIT, so that a caller asking
+  // for one more row than it keeps learns whether there are more.
+  std::string q = "SELECT DISTINCT x.target_type, x.target_id FROM idx_reference x JOIN resource t ON "
+                  "t.res_type = x.target_type AND t.res_id = x.target_id AND NOT t.deleted WHERE x.res_type = " +
                   params.Add(type) + " AND x.param = " + params.Add(param) +
                   " AND x.res_id = ANY(string_to_array(" + params.Add(JoinIds(ids)) + ", ','))" +
                   " AND x.target_type IS NOT NULL AND x.target_id NOT LIKE '%/%'";
@@ -699,6 +702,13 @@ HistoryPage ResourceStore::History(const HistoryQuery& hq) {
     ForEachRow(sql_, cq, cp, [&](const soci::row& r) { page.total = static_cast<int>(r.get<long long>(0)); });
   }
   return page;
+}
+
+void ResourceStore::SetStatementTimeout(long long ms) {
+  // set_config(..., true) is SET LOCAL with a bound value (SET itself takes no parameters).
+  std::string value = std::to_string(ms);
+  std::string previous;
+  sql_ << "SELECT set_config('statement_timeout', :v, true)", soci::use(value), soci::into(previous);
 }
 
 }  // namespace fls::db

@@ -161,7 +161,7 @@ class ResourceStore {
   // is a next page; total is not computed.
   SearchPage SearchAfter(const SearchSpec& spec, int count, const std::string& after_id);
   // _include: the current resources that `param` of the given resources points to (local
-  // references only), at most `limit`.
+  // references to resources that exist and are not deleted), at most `limit`.
   std::vector<VersionRow> ReferencedBy(const std::string& type, const std::vector<std::string>& ids,
                                        const std::string& param, const std::optional<std::string>& target_type,
                                        int limit);
@@ -178,6 +178,10 @@ class ResourceStore {
   long long Count(const SearchSpec& spec);
 
   HistoryPage History(const HistoryQuery& query);
+
+  // This transaction's statements are cancelled (SQLSTATE 57014) after `ms` milliseconds each,
+  // instead of the session's statement_timeout (SET LOCAL: the transaction's end restores it).
+  void SetStatementTimeout(long long ms);
 
  private:
   friend class CaseStore;

@@ -157,6 +157,7 @@ class CaseFinder : public TransactionListener {
     for (const auto& [id, deleted] : changed_cases_) GuardCaseChange(ctx, cases, id, deleted);
     for (const auto& id : referrals_) Referral(ctx, cases, id);
     for (const auto& patient : patients_) {
+      ctx.CheckDeadline();
       for (const auto& cond : ctx.Search("Condition", "patient=Patient/" + patient, 1000)) {
         conditions_.emplace_back(cond, "");
       }
@@ -170,6 +171,7 @@ class CaseFinder : public TransactionListener {
     }
     std::vector<Pending> pending;
     for (const auto& [id, enc] : todo) {
+      ctx.CheckDeadline();
       if (auto p = Load(ctx, id, enc)) pending.push_back(std::move(*p));
     }
     // Oldest first, so that the index fracture is the earliest whatever the order of the push;
@@ -181,10 +183,22 @@ class CaseFinder : public TransactionListener {
       if (da != db) return da < db;
       return (a.event.classification.site == "unspecified") < (b.event.classification.site == "unspecified");
     });
-    for (auto& p : pending) Apply(ctx, cases, p);
+    for (auto& p : pending) {
+      ctx.CheckDeadline();
+      Apply(ctx, cases, p);
+    }
+    // Each case's EpisodeOfCare once, with every diagnosis this push gave it (in the order the
+    // cases were first touched, which is patient order: the order their rows were locked in).
+    for (const auto& episode_id : std::vector<std::string>(draft_order_)) {
+      ctx.CheckDeadline();
+      FlushCase(ctx, episode_id);
+    }
     std::sort(deceased_.begin(), deceased_.end());
     deceased_.erase(std::unique(deceased_.begin(), deceased_.end()), deceased_.end());
-    for (const auto& id : deceased_) Deceased(ctx, cases, id);
+    for (const auto& id : deceased_) {
+      ctx.CheckDeadline();
+      Deceased(ctx, cases, id);
+    }
     writing_ = false;
   }
 
@@ -197,6 +211,50 @@ class CaseFinder : public TransactionListener {
     std::string site_org;
     std::optional<int64_t> birth_day;
     std::string encounter_start;
+  };
+
+  // What case finding reads about an Encounter, once per push (every fracture of an admission
+  // shares it; reading it per fracture made a push quadratic in its fractures).
+  struct EncounterFacts {
+    bool found = false;
+    std::optional<int64_t> start_day;
+    std::string site_org;
+    struct Diagnosis {
+      std::string condition_id;
+      bool high_energy = false;   // a transport accident code
+      bool valid_review = false;  // a review (cancer-related...) code, not entered in error or refuted
+    };
+    std::vector<Diagnosis> conditions;  // the encounter's Conditions (the first 200 by id)
+  };
+
+  // What the rules need about a Patient, once per push.
+  struct PatientRecord {
+    bool found = false;
+    std::optional<int64_t> birth_day;
+    bool deceased = false;
+    std::string death;
+  };
+
+  // A patient's cases as the case tables say, read once per push and kept in step with what the
+  // push adds (rows[i] and summaries[i] are the same case); dropped, to be read again, after
+  // anything rarer (a case opened or closed, a concurrent push's fracture).
+  struct PatientCases {
+    std::vector<db::CaseRow> rows;
+    std::vector<workflow::CaseSummary> summaries;
+  };
+
+  // A diagnosis for the case's EpisodeOfCare.
+  struct DiagnosisDraft {
+    std::string condition_id, site, role, grio;
+  };
+
+  // The EpisodeOfCare changes of one case in this push, written once by FlushCase.
+  struct CaseDraft {
+    bool create = false;  // opened by this push: the EpisodeOfCare is written whole
+    db::CaseRow row;      // create: the case
+    bool high_energy = false;
+    std::vector<DiagnosisDraft> diagnoses;  // appended, in order
+    bool ribs_severe = false;               // three rib fractures or more: every rib diagnosis is severe
   };
 
   std::optional<db::VersionRow> Read(WriteContext& ctx, const std::string& type, const std::string& id) {
@@ -236,26 +294,15 @@ class CaseFinder : public TransactionListener {
       }
     }
     if (!p.event.encounter_id.empty()) {
-      if (auto enc = Read(ctx, "Encounter", p.event.encounter_id)) {
-        JsonDoc e = ParseJson(enc->content);
-        if (const JsonValue* period = Member(e, "period")) {
-          if (auto start = StringMember(*period, "start")) {
-            if (!p.event.fracture_day) p.event.fracture_day = DayOf(*start);
-          }
-        }
-        if (auto org = RefId(e, "serviceProvider", "Organization")) p.site_org = *org;
+      const EncounterFacts& e = Encounter(ctx, p.event.encounter_id);
+      if (e.found) {
+        if (!p.event.fracture_day) p.event.fracture_day = e.start_day;
+        if (!e.site_org.empty()) p.site_org = e.site_org;
         // The other diagnoses of the encounter: transport accidents and cancers change the answer.
-        for (const auto& other : ctx.Search("Condition", "encounter=Encounter/" + p.event.encounter_id, 200)) {
-          if (other == condition_id) continue;
-          auto orow = Read(ctx, "Condition", other);
-          if (!orow) continue;
-          JsonDoc o = ParseJson(orow->content);
-          auto oc = Codings(o, "code");
-          if (workflow::IsHighEnergy(codes_, oc)) p.event.high_energy = true;
-          auto ok = workflow::Classify(codes_, oc);
-          auto over = Codings(o, "verificationStatus");
-          bool valid = over.empty() || (over[0].code != "entered-in-error" && over[0].code != "refuted");
-          if (ok.disposition == workflow::Disposition::kReview && valid) p.event.cancer_on_encounter = true;
+        for (const auto& other : e.conditions) {
+          if (other.condition_id == condition_id) continue;
+          if (other.high_energy) p.event.high_energy = true;
+          if (other.valid_review) p.event.cancer_on_encounter = true;
         }
       }
     }
@@ -263,19 +310,82 @@ class CaseFinder : public TransactionListener {
     if (!p.event.fracture_day) {
       if (auto rec = StringMember(cond, "recordedDate")) p.event.fracture_day = DayOf(*rec);
     }
-    if (auto pat = Read(ctx, "Patient", p.patient_id)) {
-      JsonDoc pd = ParseJson(pat->content);
-      if (auto birth = StringMember(pd, "birthDate")) p.birth_day = DayOf(*birth);
-      if (auto death = StringMember(pd, "deceasedDateTime")) {
-        p.deceased = true;
-        p.death = std::string(*death);
-      } else if (const JsonValue* dead = Member(pd, "deceasedBoolean"); dead && dead->IsTrue()) {
-        p.deceased = true;
-      }
-    } else {
-      return std::nullopt;  // no such patient (yet): nothing to attach a case to
-    }
+    const PatientRecord& pat = Patient(ctx, p.patient_id);
+    if (!pat.found) return std::nullopt;  // no such patient (yet): nothing to attach a case to
+    p.birth_day = pat.birth_day;
+    p.deceased = pat.deceased;
+    p.death = pat.death;
     return p;
+  }
+
+  // The Encounter's facts, read on first use in this push. Nothing this listener writes changes
+  // them (it writes no Encounter and no Condition), so reading once gives every fracture of the
+  // push what reading each time would.
+  const EncounterFacts& Encounter(WriteContext& ctx, const std::string& encounter_id) {
+    auto [it, inserted] = encounters_.try_emplace(encounter_id);
+    EncounterFacts& f = it->second;
+    if (!inserted) return f;
+    auto enc = Read(ctx, "Encounter", encounter_id);
+    if (!enc) return f;
+    f.found = true;
+    JsonDoc e = ParseJson(enc->content);
+    if (const JsonValue* period = Member(e, "period")) {
+      if (auto start = StringMember(*period, "start")) f.start_day = DayOf(*start);
+    }
+    if (auto org = RefId(e, "serviceProvider", "Organization")) f.site_org = *org;
+    for (const auto& other : ctx.Search("Condition", "encounter=Encounter/" + encounter_id, 200)) {
+      auto orow = Read(ctx, "Condition", other);
+      if (!orow) continue;
+      JsonDoc o = ParseJson(orow->content);
+      auto oc = Codings(o, "code");
+      EncounterFacts::Diagnosis d;
+      d.condition_id = other;
+      d.high_energy = workflow::IsHighEnergy(codes_, oc);
+      auto over = Codings(o, "verificationStatus");
+      bool valid = over.empty() || (over[0].code != "entered-in-error" && over[0].code != "refuted");
+      d.valid_review = valid && workflow::Classify(codes_, oc).disposition == workflow::Disposition::kReview;
+      f.conditions.push_back(std::move(d));
+    }
+    return f;
+  }
+
+  const PatientRecord& Patient(WriteContext& ctx, const std::string& patient_id) {
+    auto [it, inserted] = patients_read_.try_emplace(patient_id);
+    PatientRecord& r = it->second;
+    if (!inserted) return r;
+    auto pat = Read(ctx, "Patient", patient_id);
+    if (!pat) return r;
+    r.found = true;
+    JsonDoc pd = ParseJson(pat->content);
+    if (auto birth = StringMember(pd, "birthDate")) r.birth_day = DayOf(*birth);
+    if (auto death = StringMember(pd, "deceasedDateTime")) {
+      r.deceased = true;
+      r.death = std::string(*death);
+    } else if (const JsonValue* dead = Member(pd, "deceasedBoolean"); dead && dead->IsTrue()) {
+      r.deceased = true;
+    }
+    return r;
+  }
+
+  PatientCases& CasesOf(db::CaseStore& cases, const std::string& patient_id) {
+    auto [it, inserted] = cases_.try_emplace(patient_id);
+    if (inserted) {
+      it->second.rows = cases.CasesOfPatient(patient_id);
+      it->second.summaries = Summaries(it->second.rows);
+    }
+    return it->second;
+  }
+  void Forget(const std::string& patient_id) { cases_.erase(patient_id); }
+
+  // The draft of an existing case's EpisodeOfCare; the first call locks its row, as a
+  // read-modify-write would (concurrent pushes to one case queue there; no diagnosis is lost).
+  CaseDraft& Draft(WriteContext& ctx, const std::string& episode_id) {
+    auto [it, inserted] = drafts_.try_emplace(episode_id);
+    if (inserted) {
+      ctx.store().LockCurrent("EpisodeOfCare", episode_id);
+      draft_order_.push_back(episode_id);
+    }
+    return it->second;
   }
 
   static std::vector<workflow::CaseSummary> Summaries(const std::vector<db::CaseRow>& rows) {
@@ -333,33 +443,39 @@ class CaseFinder : public TransactionListener {
 
   void Apply(WriteContext& ctx, db::CaseStore& cases, Pending& p) {
     if (InError(p.event.verification)) {
-      for (const auto& c : cases.CasesOfPatient(p.patient_id)) {
+      std::vector<db::CaseRow> rows = CasesOf(cases, p.patient_id).rows;  // a copy: Retract may close one
+      for (const auto& c : rows) {
         if (std::find(c.condition_ids.begin(), c.condition_ids.end(), p.event.condition_id) != c.condition_ids.end()) {
           Retract(ctx, cases, p, c);
+          Forget(p.patient_id);
         }
       }
       return;
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
-      auto rows = cases.CasesOfPatient(p.patient_id);
-      Decision d = workflow::Decide(p.event, {p.birth_day}, Summaries(rows), today_, config_.rules);
+      PatientCases& pc = CasesOf(cases, p.patient_id);
+      const std::vector<db::CaseRow>& rows = pc.rows;
+      Decision d = workflow::Decide(p.event, {p.birth_day}, pc.summaries, today_, config_.rules);
       switch (d.action) {
         case Decision::Action::kIgnore:
           return;
         case Decision::Action::kReviewTask:
           Review(ctx, cases, p, d.reason);
           return;
-        case Decision::Action::kOpenCase:
-          if (OpenCase(ctx, cases, p, d, rows)) {
+        case Decision::Action::kOpenCase: {
+          bool opened = OpenCase(ctx, cases, p, d, rows);
+          Forget(p.patient_id);  // read the patient's cases again, with the new one
+          if (opened) {
             // Recorded (it counts as an identified fracture), then closed with the patient's
             // other cases once every fracture of this push is on it.
             if (p.deceased) deceased_.push_back(p.patient_id);
             return;
           }
           continue;  // a concurrent push opened the patient's case first: decide again
+        }
         case Decision::Action::kAddToCase:
         case Decision::Action::kAddRefracture:
-          AddToCase(ctx, cases, p, d, rows);
+          AddToCase(ctx, cases, p, d, pc);
           return;
       }
     }
@@ -370,14 +486,14 @@ class CaseFinder : public TransactionListener {
   // The GRIO class of one fracture; ribs are non-severe until three are on the case (AddToCase).
   static std::string Grio(const workflow::Classification& k) { return k.grio == "ribs" ? "non-severe" : k.grio; }
 
-  void AddDiagnosis(Json& j, const Pending& p, const char* role, int rank, const std::string& grio) {
+  void AddDiagnosis(Json& j, const DiagnosisDraft& d, int rank) {
     j.Obj();
     j.Arr("extension")
-        .Obj().S("url", canon_.site_extension).S("valueCode", p.event.classification.site).End()
-        .Obj().S("url", canon_.grio_extension).S("valueCode", grio).End()
+        .Obj().S("url", canon_.site_extension).S("valueCode", d.site).End()
+        .Obj().S("url", canon_.grio_extension).S("valueCode", d.grio).End()
         .EndArr();
-    j.Ref("condition", "Condition/" + p.event.condition_id);
-    j.Concept("role", canon_.role_system, role, role == std::string("refracture") ? "Refracture" : "Index fracture");
+    j.Ref("condition", "Condition/" + d.condition_id);
+    j.Concept("role", canon_.role_system, d.role, d.role == "refracture" ? "Refracture" : "Index fracture");
     j.I("rank", rank);
     j.End();
   }
@@ -408,43 +524,103 @@ class CaseFinder : public TransactionListener {
     cases.AddFracture({p.event.condition_id, episode, "index-fracture", p.event.classification.site, grio,
                        p.event.fracture_day, p.event.encounter_id});
     cases.AppendEvent(episode, now_us_, "", "identified", "identify", d.reason, "data");
-    WriteCaseResources(ctx, row, plan, p.deceased ? "" : task,
-                       [&](Json& j) { AddDiagnosis(j, p, "index-fracture", 1, grio); },
-                       "Condition/" + p.event.condition_id, d.high_energy);
+    // The EpisodeOfCare is written by FlushCase, once, with the fractures the rest of the push adds.
+    CaseDraft& draft = drafts_[episode];
+    draft.create = true;
+    draft.row = row;
+    draft.high_energy = d.high_energy;
+    draft.diagnoses.push_back({p.event.condition_id, p.event.classification.site, "index-fracture", grio});
+    draft_order_.push_back(episode);
+    WriteCaseResources(ctx, row, plan, p.deceased ? "" : task, "Condition/" + p.event.condition_id, d.high_energy);
     return true;
   }
 
-  // EpisodeOfCare (when `diagnosis` is given), CarePlan and the "assess and enrol" Task.
+  // The EpisodeOfCare of a case opened by case finding (status planned, stage identified), with
+  // an empty diagnosis list for FlushCase to fill.
+  JsonDoc NewEpisode(const db::CaseRow& row, bool high_energy) {
+    std::string now = FormatFhirInstant(now_us_);
+    Json e;
+    e.Obj().S("resourceType", "EpisodeOfCare").S("id", row.episode_id);
+    e.Arr("extension");
+    e.Obj().S("url", canon_.stage_extension).S("valueCode", row.stage).End();
+    if (high_energy) {
+      e.Obj().S("url", canon_.flag_extension).S("valueCode", "high-energy-trauma").End();
+    }
+    if (!row.refracture_of.empty()) {
+      e.Obj().S("url", canon_.refracture_of_extension).Ref("valueReference", "EpisodeOfCare/" + row.refracture_of).End();
+    }
+    e.EndArr();
+    e.S("status", "planned");
+    e.Arr("statusHistory").Obj().S("status", "planned").Key("period").Obj().S("start", now).End().End().EndArr();
+    e.Arr("type").Obj().Arr("coding").Coding(canon_.episode_type_system, "fls-case", "FLS case").EndArr().End().EndArr();
+    e.Arr("diagnosis").EndArr();
+    e.Ref("patient", "Patient/" + row.patient_id);
+    e.Ref("managingOrganization", "Organization/" + row.site_org);
+    e.Key("period").Obj().S("start", now).End();
+    e.End();
+    return e.Doc();
+  }
+
+  // Writes the case's EpisodeOfCare with what this push gave it: created whole for a new case,
+  // else read (its row is locked since Draft), the diagnoses appended, written once. Nothing
+  // to do when the case has no draft or was flushed already.
+  void FlushCase(WriteContext& ctx, const std::string& episode_id) {
+    auto it = drafts_.find(episode_id);
+    if (it == drafts_.end()) return;
+    CaseDraft draft = std::move(it->second);
+    drafts_.erase(it);
+    if (draft.create) {
+      JsonDoc ep = NewEpisode(draft.row, draft.high_energy);
+      AppendDiagnoses(ep, draft);
+      ctx.Create("EpisodeOfCare", ep, episode_id);
+      return;
+    }
+    auto current = Read(ctx, "EpisodeOfCare", episode_id);
+    if (!current) return;  // the case's resource is gone: the case table alone records the fractures
+    JsonDoc ep = ParseJson(current->content);
+    AppendDiagnoses(ep, draft);
+    ctx.Update("EpisodeOfCare", episode_id, ep);
+  }
+
+  void AppendDiagnoses(JsonDoc& ep, const CaseDraft& draft) {
+    auto& a = ep.GetAllocator();
+    if (!ep.HasMember("diagnosis") || !ep["diagnosis"].IsArray()) {
+      SetMember(ep, "diagnosis", JsonValue(rapidjson::kArrayType), a);
+    }
+    JsonValue& list = ep["diagnosis"];
+    list.Reserve(static_cast<rapidjson::SizeType>(list.Size() + draft.diagnoses.size()), a);
+    for (const auto& dg : draft.diagnoses) {
+      Json dj;
+      AddDiagnosis(dj, dg, static_cast<int>(list.Size()) + 1);
+      JsonDoc diag = dj.Doc();
+      JsonValue copy;
+      copy.CopyFrom(diag, a);
+      list.PushBack(copy, a);
+    }
+    if (!draft.ribs_severe) return;
+    // Every rib diagnosis of the case becomes severe once there are three.
+    for (auto& dg : list.GetArray()) {
+      if (!dg.HasMember("extension")) continue;
+      bool ribs = false;
+      for (auto& x : dg["extension"].GetArray()) {
+        if (AsStringView(x["url"]) == canon_.site_extension && x.HasMember("valueCode") &&
+            AsStringView(x["valueCode"]) == "ribs") {
+          ribs = true;
+        }
+      }
+      if (!ribs) continue;
+      for (auto& x : dg["extension"].GetArray()) {
+        if (AsStringView(x["url"]) == canon_.grio_extension) x["valueCode"] = MakeString("severe", a);
+      }
+    }
+  }
+
+  // The CarePlan and the "assess and enrol" Task of a new case (its EpisodeOfCare is written
+  // apart: NewEpisode and FlushCase for case finding, the referral itself for a referral).
   void WriteCaseResources(WriteContext& ctx, const db::CaseRow& row, const std::string& plan, const std::string& task,
-                          const std::function<void(Json&)>& diagnosis, const std::string& reason_ref,
-                          bool high_energy) {
+                          const std::string& reason_ref, bool high_energy) {
     std::string now = FormatFhirInstant(now_us_);
     std::string episode_ref = "EpisodeOfCare/" + row.episode_id;
-    if (diagnosis) {
-      Json e;
-      e.Obj().S("resourceType", "EpisodeOfCare").S("id", row.episode_id);
-      e.Arr("extension");
-      e.Obj().S("url", canon_.stage_extension).S("valueCode", row.stage).End();
-      if (high_energy) {
-        e.Obj().S("url", canon_.flag_extension).S("valueCode", "high-energy-trauma").End();
-      }
-      if (!row.refracture_of.empty()) {
-        e.Obj().S("url", canon_.refracture_of_extension).Ref("valueReference", "EpisodeOfCare/" + row.refracture_of).End();
-      }
-      e.EndArr();
-      e.S("status", "planned");
-      e.Arr("statusHistory").Obj().S("status", "planned").Key("period").Obj().S("start", now).End().End().EndArr();
-      e.Arr("type").Obj().Arr("coding").Coding(canon_.episode_type_system, "fls-case", "FLS case").EndArr().End().EndArr();
-      e.Arr("diagnosis");
-      diagnosis(e);
-      e.EndArr();
-      e.Ref("patient", "Patient/" + row.patient_id);
-      e.Ref("managingOrganization", "Organization/" + row.site_org);
-      e.Key("period").Obj().S("start", now).End();
-      e.End();
-      JsonDoc doc = e.Doc();
-      ctx.Create("EpisodeOfCare", doc, row.episode_id);
-    }
     {
       Json c;
       c.Obj().S("resourceType", "CarePlan").S("id", plan);
@@ -490,58 +666,54 @@ class CaseFinder : public TransactionListener {
     ctx.Create("Task", doc, id);
   }
 
-  void AddToCase(WriteContext& ctx, db::CaseStore& cases, Pending& p, const Decision& d,
-                 const std::vector<db::CaseRow>& rows) {
+  // The fracture joins a case: the case tables now (the next fracture's decision reads them,
+  // through `pc`), the EpisodeOfCare's diagnosis in the case's draft (FlushCase writes it once).
+  void AddToCase(WriteContext& ctx, db::CaseStore& cases, Pending& p, const Decision& d, PatientCases& pc) {
     bool refracture = d.action == Decision::Action::kAddRefracture;
     const char* role = refracture ? "refracture" : "index-fracture";
+    const std::string& site = p.event.classification.site;
     std::string grio = Grio(p.event.classification);
-    if (!cases.AddFracture({p.event.condition_id, d.case_id, role, p.event.classification.site, grio,
-                            p.event.fracture_day, p.event.encounter_id})) {
+    if (!cases.AddFracture({p.event.condition_id, d.case_id, role, site, grio, p.event.fracture_day,
+                            p.event.encounter_id})) {
+      Forget(p.patient_id);  // on a case already (a concurrent push): read the cases again
       return;
     }
-    const db::CaseRow* row = nullptr;
-    for (const auto& r : rows) {
-      if (r.episode_id == d.case_id) row = &r;
+    db::CaseRow* row = nullptr;
+    workflow::CaseSummary* summary = nullptr;
+    for (size_t i = 0; i < pc.rows.size(); ++i) {
+      if (pc.rows[i].episode_id == d.case_id) {
+        row = &pc.rows[i];
+        summary = &pc.summaries[i];
+      }
+    }
+    if (row) {
+      row->condition_ids.push_back(p.event.condition_id);
+      summary->condition_ids.push_back(p.event.condition_id);
     }
     if (row && !row->index_day) {
-      cases.SetIndex(d.case_id, p.event.classification.site, *p.event.fracture_day, p.event.encounter_id);
-    } else if (!refracture && row && row->index_site == "unspecified" && p.event.classification.site != "unspecified") {
-      cases.SetIndexSite(d.case_id, p.event.classification.site);
+      cases.SetIndex(d.case_id, site, *p.event.fracture_day, p.event.encounter_id);
+      row->index_site = summary->index_site = site;
+      row->index_day = summary->index_day = *p.event.fracture_day;
+      row->index_encounter = summary->index_encounter = p.event.encounter_id;
+    } else if (!refracture && row && row->index_site == "unspecified" && site != "unspecified") {
+      cases.SetIndexSite(d.case_id, site);
+      row->index_site = summary->index_site = site;
     }
-    // Ribs: severe when 3 or more at once (pathway.md section 1).
-    if (p.event.classification.grio == "ribs" && cases.CountFractures(d.case_id, "ribs") >= 3) grio = "severe";
-    auto current = ReadForUpdate(ctx, "EpisodeOfCare", d.case_id);
-    if (current) {
-      JsonDoc ep = ParseJson(current->content);
-      auto& a = ep.GetAllocator();
-      if (!ep.HasMember("diagnosis") || !ep["diagnosis"].IsArray()) {
-        SetMember(ep, "diagnosis", JsonValue(rapidjson::kArrayType), a);
+    CaseDraft& draft = Draft(ctx, d.case_id);
+    // Ribs: severe when 3 or more at once (pathway.md section 1). The case table's count, read
+    // once the case is locked, then kept here.
+    auto ribs = rib_counts_.find(d.case_id);
+    if (ribs != rib_counts_.end() && site == "ribs") ++ribs->second;
+    if (p.event.classification.grio == "ribs") {
+      if (ribs == rib_counts_.end()) {
+        ribs = rib_counts_.emplace(d.case_id, cases.CountFractures(d.case_id, "ribs")).first;
       }
-      Json dj;
-      AddDiagnosis(dj, p, role, static_cast<int>(ep["diagnosis"].Size()) + 1, grio);
-      JsonDoc diag = dj.Doc();
-      JsonValue copy;
-      copy.CopyFrom(diag, a);
-      ep["diagnosis"].PushBack(copy, a);
-      if (grio == "severe") {
-        // Every rib diagnosis of the case becomes severe once there are three.
-        for (auto& dg : ep["diagnosis"].GetArray()) {
-          if (!dg.HasMember("extension")) continue;
-          bool ribs = false;
-          for (auto& x : dg["extension"].GetArray()) {
-            if (AsStringView(x["url"]) == canon_.site_extension && x.HasMember("valueCode") &&
-                AsStringView(x["valueCode"]) == "ribs") {
-              ribs = true;
-            }
-          }
-          if (!ribs) continue;
-          for (auto& x : dg["extension"].GetArray()) {
-            if (AsStringView(x["url"]) == canon_.grio_extension) x["valueCode"] = MakeString("severe", a);
-          }
-        }
+      if (ribs->second >= 3) {
+        grio = "severe";
+        draft.ribs_severe = true;
       }
-      ctx.Update("EpisodeOfCare", d.case_id, ep);
     }
+    draft.diagnoses.push_back({p.event.condition_id, site, role, grio});
     if (refracture && row && row->open) {
       cases.AppendEvent(d.case_id, now_us_, row->stage, row->stage, "refracture", d.reason, "data");
       WriteTask(ctx, NewUuid(), "review-refracture", "Review refracture",
@@ -566,6 +738,7 @@ class CaseFinder : public TransactionListener {
   void CloseCase(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& stage,
                  const std::string& status, const std::string& event, const std::string& end,
                  const std::string& reason, bool voided = false) {
+    FlushCase(ctx, c.episode_id);  // what this push added to the case, before it closes
     cases.Close(c.episode_id, stage, now_us_, voided);
     cases.AppendEvent(c.episode_id, now_us_, c.stage, stage, event, reason, "data");
     if (auto ep_row = ReadForUpdate(ctx, "EpisodeOfCare", c.episode_id)) {
@@ -742,7 +915,7 @@ class CaseFinder : public TransactionListener {
       SetMember(ep, "managingOrganization", std::move(org), a);
     }
     ctx.Update("EpisodeOfCare", episode_id, ep);
-    WriteCaseResources(ctx, c, NewUuid(), NewUuid(), nullptr,
+    WriteCaseResources(ctx, c, NewUuid(), NewUuid(),
                        diagnosis_conditions.empty() ? "" : "Condition/" + diagnosis_conditions[0], false);
   }
 
@@ -757,6 +930,14 @@ class CaseFinder : public TransactionListener {
   std::vector<std::string> referrals_;
   std::vector<std::string> patients_;
   std::vector<std::pair<std::string, bool>> changed_cases_;  // (EpisodeOfCare id, deleted)
+  // Read once per push (BeforeCommit), so that its cost is linear in the push's fractures.
+  std::map<std::string, EncounterFacts> encounters_;
+  std::map<std::string, PatientRecord> patients_read_;
+  std::map<std::string, PatientCases> cases_;  // by patient id
+  std::map<std::string, int> rib_counts_;      // rib fractures on a case, by EpisodeOfCare id
+  // The EpisodeOfCare writes of this push, one per case, in the order the cases were first touched.
+  std::map<std::string, CaseDraft> drafts_;
+  std::vector<std::string> draft_order_;
 };
 
 }  // namespace

@@ -24,6 +24,10 @@ constexpr ErrorInfo kTable[] = {
     {400, "too-costly", "too-costly"},
     {500, "exception", "internal"},
     {501, "not-supported", "not-implemented"},
+    {408, "timeout", "request-timeout"},
+    {414, "too-costly", "uri-too-long"},
+    {417, "not-supported", "expectation-failed"},
+    {431, "too-costly", "header-too-large"},
     {503, "transient", "service-unavailable"},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) ==

@@ -26,6 +26,10 @@ enum class ErrorCode {
   kTooCostly,             // 400 the request would cost too much (a search past the time limit)
   kInternal,              // 500
   kNotImplemented,        // 501
+  kRequestTimeout,        // 408 the request did not arrive in time
+  kUriTooLong,            // 414
+  kExpectationFailed,     // 417 an Expect the server cannot meet
+  kHeaderTooLarge,        // 431 request line and headers over the limit
   kServiceUnavailable,    // 503 database unreachable, draining
 };
 

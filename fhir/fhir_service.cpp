@@ -54,6 +54,13 @@ FhirError FromDbError(const db::DbError& e, const std::string& request_id) {
   }
 }
 
+FhirError PastDeadline(const Deadline& deadline) {
+  return FhirError(ErrorCode::kTooCostly,
+                   "the Bundle ran past the server's limit of " + std::to_string(deadline.limit_ms) +
+                       " ms for a whole transaction or batch; the transaction was rolled back: nothing of it "
+                       "was written. Send smaller Bundles");
+}
+
 std::optional<int> ParseETagVersion(std::string_view etag) {
   if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
@@ -108,14 +115,34 @@ void FhirService::Notify(WriteContext& ctx, const WrittenResource& w) const {
   for (auto& listener : ctx.listeners_) listener->OnWrite(w);
 }
 
-void FhirService::Write(const std::function<void(WriteContext&)>& fn) {
+void FhirService::Write(const std::function<void(WriteContext&)>& fn, const std::optional<Deadline>& deadline) {
   db_.Transact([&](db::ResourceStore& st) {
     WriteContext ctx(*this, st);
+    if (deadline) ctx.SetDeadline(*deadline, db_.config().statement_timeout_ms);
     for (const auto& factory : listener_factories_) ctx.listeners_.push_back(factory());
     fn(ctx);
     for (size_t i = 0; i < ctx.listeners_.size(); ++i) ctx.listeners_[i]->BeforeCommit(ctx);
     for (const auto& fn : ctx.after_listeners_) fn();
+    ctx.CheckDeadline();  // done in time, or nothing of it commits
   });
+}
+
+void WriteContext::SetDeadline(const Deadline& deadline, int statement_timeout_ms) {
+  deadline_ = deadline;
+  armed_ms_ = statement_timeout_ms;
+  CheckDeadline();
+}
+
+void WriteContext::CheckDeadline() {
+  if (!deadline_) return;
+  int64_t left = deadline_->RemainingMs();
+  if (left <= 0) throw PastDeadline(*deadline_);
+  // A statement started now must not outlive the deadline by much: re-arm once the timeout in
+  // force exceeds the time left by an eighth (so a transaction re-arms a few dozen times at most).
+  if (armed_ms_ > left + left / 8 + 20) {
+    store_.SetStatementTimeout(left);
+    armed_ms_ = left;
+  }
 }
 
 void FhirService::Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo& info) const {
@@ -349,7 +376,7 @@ Outcome FhirService::Create(const std::string& type, std::string_view body, cons
       }
     }
     out = DoCreate(ctx, type, doc, id, info);
-  });
+  }, info.deadline);
   return out;
 }
 
@@ -371,7 +398,7 @@ Outcome FhirService::Update(const std::string& type, const std::string& id, std:
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
     out = DoUpdate(ctx, type, id, doc, info);
-  });
+  }, info.deadline);
   return out;
 }
 
@@ -402,14 +429,14 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
       if (auto owner = ClaimConditionalKey(st, type, req, id)) id = *owner;
     }
     out = DoUpdate(ctx, type, id, doc, info);
-  });
+  }, info.deadline);
   return out;
 }
 
 Outcome FhirService::Delete(const std::string& type, const std::string& id, const RequestInfo& info) {
   if (!IsValidId(id)) throw FhirError(ErrorCode::kBadRequest, "the id in the URL is not a valid FHIR id");
   Outcome out;
-  Write([&](WriteContext& ctx) { out = DoDelete(ctx, type, id, info); });
+  Write([&](WriteContext& ctx) { out = DoDelete(ctx, type, id, info); }, info.deadline);
   return out;
 }
 
@@ -427,7 +454,7 @@ Outcome FhirService::ConditionalDelete(const std::string& type, const std::vecto
       return;
     }
     out = DoDelete(ctx, type, ids[0], info);
-  });
+  }, info.deadline);
   return out;
 }
 
@@ -485,7 +512,16 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
   }
   std::vector<db::VersionRow> included;
   if (!page.rows.empty() && (!req.includes.empty() || !req.revincludes.empty())) {
-    db_.Read([&](db::ResourceStore& st) { included = Included(st, type, req, page.rows); });
+    bool truncated = false;
+    db_.Read([&](db::ResourceStore& st) { included = Included(st, type, req, page.rows, truncated); });
+    if (truncated) {
+      // R4 search.html#errors: what the server left out is said in an OperationOutcome entry.
+      req.warnings.push_back({"warning", "incomplete",
+                              "_include/_revinclude: the cap of " + std::to_string(config_.search.max_include) +
+                                  " included resources per page was reached; more were left out. Narrow the "
+                                  "search or lower _count",
+                              ""});
+    }
   }
   std::optional<int> total = page.total;
   if (req.total == SearchRequest::Total::kNone) total.reset();
@@ -497,8 +533,8 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
 
 std::vector<db::VersionRow> FhirService::Included(db::ResourceStore& st, const std::string& type,
                                                   const SearchRequest& req,
-                                                  const std::vector<db::VersionRow>& matches) const {
-  constexpr int kMaxIncluded = 1000;
+                                                  const std::vector<db::VersionRow>& matches, bool& truncated) const {
+  const size_t cap = static_cast<size_t>(config_.search.max_include);
   std::vector<std::string> ids;
   std::set<std::string> seen;
   for (const auto& m : matches) {
@@ -506,13 +542,28 @@ std::vector<db::VersionRow> FhirService::Included(db::ResourceStore& st, const s
     seen.insert(m.type + "/" + m.id);
   }
   std::vector<db::VersionRow> out;
+  truncated = false;
   auto add = [&](std::vector<db::VersionRow> rows) {
     for (auto& r : rows) {
-      if (static_cast<int>(out.size()) < kMaxIncluded && seen.insert(r.type + "/" + r.id).second) out.push_back(std::move(r));
+      if (!seen.insert(r.type + "/" + r.id).second) continue;  // a match, or included already
+      if (out.size() == cap) {
+        truncated = true;
+        return;
+      }
+      out.push_back(std::move(r));
     }
   };
-  for (const auto& inc : req.includes) add(st.ReferencedBy(type, ids, inc.param, inc.target_type, kMaxIncluded));
-  for (const auto& inc : req.revincludes) add(st.Referring(inc.source_type, inc.param, type, ids, kMaxIncluded));
+  // Each query asks for one row more than could be new (at most seen.size() of its rows are not):
+  // when it fills its limit, at least cap + 1 new resources exist and the cap truncates.
+  auto limit = [&] { return static_cast<int>(cap + 1 + seen.size()); };
+  for (const auto& inc : req.includes) {
+    if (truncated) break;
+    add(st.ReferencedBy(type, ids, inc.param, inc.target_type, limit()));
+  }
+  for (const auto& inc : req.revincludes) {
+    if (truncated) break;
+    add(st.Referring(inc.source_type, inc.param, type, ids, limit()));
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 // responses. Every write runs in one database transaction with its index rows.
 // Thread-safe: holds only references to thread-safe collaborators and constant configuration.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,8 +27,24 @@ struct ServiceConfig {
   JsonLimits json;
   SearchLimits search;
   int max_bundle_entries = 10000;
+  // The wall clock a whole transaction or batch Bundle may take, parsing included; past it the
+  // transaction rolls back (400 too-costly) and a batch's remaining entries are not run.
+  int transaction_timeout_ms = 120000;
   // Where database failures that become part of an answer (batch entries) are logged.
   std::function<void(const std::string& request_id, const db::DbError& error)> on_db_error;
+};
+
+// When a request must be done by, and the limit that set it (for messages). Immutable value.
+struct Deadline {
+  std::chrono::steady_clock::time_point at;
+  int limit_ms = 0;
+  static Deadline In(int limit_ms) {
+    return {std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms), limit_ms};
+  }
+  int64_t RemainingMs() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(at - std::chrono::steady_clock::now()).count();
+  }
+  bool Passed() const { return RemainingMs() <= 0; }
 };
 
 // What a client asked for beyond the URL and body.
@@ -38,6 +55,7 @@ struct RequestInfo {
   bool lenient = false;                     // Prefer: handling=lenient
   std::optional<std::string> if_match;      // ETag, W/"n" or "n"
   std::optional<std::string> if_none_exist; // conditional create query (no leading '?')
+  std::optional<Deadline> deadline;         // set for the entries of a Bundle (transaction.cpp)
 };
 
 // The result of one interaction, as the HTTP layer or a Bundle entry needs it.
@@ -78,11 +96,21 @@ class WriteContext {
   std::vector<std::string> Search(const std::string& type, const std::string& query, int limit = 100);
   // Runs after the listeners, still inside the transaction (to report their changes).
   void AfterListeners(std::function<void()> fn) { after_listeners_.push_back(std::move(fn)); }
+  // Throws FhirError(kTooCostly) once the transaction's deadline (if any) has passed, so that
+  // the transaction rolls back; and keeps the statements' own timeout within the time left
+  // (SET LOCAL statement_timeout, re-armed as the time left shrinks: a few round trips per
+  // transaction, not one per call). Cheap otherwise: call it between steps of any length.
+  void CheckDeadline();
 
  private:
   friend class FhirService;
+  // REQUIRES: called once, first thing in the transaction. `statement_timeout_ms` is the
+  // session's own limit (db::DbConfig), which the time left replaces only when shorter.
+  void SetDeadline(const Deadline& deadline, int statement_timeout_ms);
   FhirService& service_;
   db::ResourceStore& store_;
+  std::optional<Deadline> deadline_;
+  int64_t armed_ms_ = 0;  // the statement timeout in force in this transaction
   std::vector<std::unique_ptr<class TransactionListener>> listeners_;
   std::vector<std::function<void()>> after_listeners_;
 };
@@ -106,7 +134,9 @@ class FhirService {
   // REQUIRES: before the first request (not synchronised). One listener per transaction attempt.
   void AddListener(ListenerFactory factory) { listener_factories_.push_back(std::move(factory)); }
   // Runs `fn` in one transaction with the listeners; retried as a whole (Database::Transact).
-  void Write(const std::function<void(WriteContext&)>& fn);
+  // With a deadline, every attempt must end before it (WriteContext::CheckDeadline).
+  void Write(const std::function<void(WriteContext&)>& fn,
+             const std::optional<Deadline>& deadline = std::nullopt);
 
   bool IsResourceType(std::string_view type) const { return schema_.IsResourceType(type); }
   const SearchParamRegistry& registry() const { return registry_; }
@@ -157,9 +187,10 @@ class FhirService {
   std::vector<std::string> MatchIds(db::ResourceStore& st, const std::string& type,
                                     const std::vector<QueryParam>& query, int limit) const;
   Outcome ReadOutcome(const db::VersionRow& row, const RequestInfo& info, int status) const;
-  // The _include / _revinclude resources of a page of matches.
+  // The _include / _revinclude resources of a page of matches, at most search.max_include;
+  // `truncated` says whether the cap left some out.
   std::vector<db::VersionRow> Included(db::ResourceStore& st, const std::string& type, const SearchRequest& req,
-                                       const std::vector<db::VersionRow>& matches) const;
+                                       const std::vector<db::VersionRow>& matches, bool& truncated) const;
   // A listener may have written a later version of what the use case wrote: answer with it.
   void Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo& info) const;
   void Notify(WriteContext& ctx, const WrittenResource& w) const;
@@ -176,6 +207,10 @@ class FhirService {
 // The FhirError a database failure means for the client (SQLSTATE classes in db/database.cpp).
 // The message is safe for clients; `request_id` ties it to the log line with the details.
 FhirError FromDbError(const db::DbError& error, const std::string& request_id);
+
+// The answer to a Bundle, or one of its transactions, that ran past `deadline`: 400 too-costly,
+// saying the limit and that the transaction was rolled back.
+FhirError PastDeadline(const Deadline& deadline);
 
 // Parses an ETag / If-Match value (W/"3", "3", 3) into a version number; nullopt if malformed.
 std::optional<int> ParseETagVersion(std::string_view etag);

@@ -5,15 +5,51 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "fhir/error.h"
+#include "fhir/text.h"
 
 namespace fls::fhir {
 
 namespace {
+
+constexpr const char* kNumberOutOfRange =
+    "number out of range: a JSON number must fit an IEEE 754 double (magnitude at most about 1.8e308, "
+    "and not below about 4.9e-324 unless it is 0)";
+
+// Why a decoded string (a value or a member name) is refused, or null. The problems are named,
+// never echoed: the bytes at fault are not valid text to put in an OperationOutcome.
+const char* StringProblem(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == 0) {
+      // PostgreSQL's jsonb and text cannot hold U+0000 (and libpq would cut a parameter there).
+      return "the character U+0000 (\\u0000) is not allowed in a string";
+    }
+    if (c == static_cast<unsigned char>(kNumberMark)) return "control character U+0001 is not allowed in a string";
+    // The parser validates raw bytes and refuses a high surrogate escape without its low half, so
+    // a UTF-8-encoded surrogate (ED A0..BF xx) here comes from an escaped lone low surrogate.
+    if (c == 0xED && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0xA0) {
+      return "a \\u escape names a lone UTF-16 surrogate (\\uD800-\\uDFFF without its pair); "
+             "a string must be Unicode text";
+    }
+  }
+  return nullptr;
+}
+
+// True when the number's text denotes a value a double holds (or 0): FHIR decimals are kept as
+// sent, but a client reading them as doubles (JavaScript, most JSON libraries) must not get
+// infinity or a silent 0 (R4 datatypes.html#decimal: "IEEE 754 double precision").
+bool FitsDouble(std::string_view number) {
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), v);
+  return ec == std::errc() && ptr == number.data() + number.size() && std::isfinite(v);
+}
 
 // Forwards SAX events to the Document while enforcing the depth limit and marking numbers.
 class LimitingHandler {
@@ -28,13 +64,17 @@ class LimitingHandler {
   bool Uint64(uint64_t i) { return doc_.Uint64(i); }
   bool Double(double d) { return doc_.Double(d); }
   bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    if (!FitsDouble(std::string_view(str, length))) {
+      problem_ = kNumberOutOfRange;
+      return false;
+    }
     scratch_.assign(1, kNumberMark);
     scratch_.append(str, length);
     return doc_.String(scratch_.data(), static_cast<rapidjson::SizeType>(scratch_.size()), true);
   }
   bool String(const char* str, rapidjson::SizeType length, bool copy) {
-    if (std::string_view(str, length).find(kNumberMark) != std::string_view::npos) {
-      problem_ = "control character U+0001 is not allowed in a string";
+    if (const char* problem = StringProblem(std::string_view(str, length))) {
+      problem_ = problem;
       return false;
     }
     return doc_.String(str, length, copy);
@@ -42,8 +82,13 @@ class LimitingHandler {
   // Duplicate member names are refused: the checks would read the first and PostgreSQL's jsonb
   // would keep the last (RFC 8259 leaves the meaning open; FHIR JSON forbids them).
   bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+    if (const char* problem = StringProblem(std::string_view(str, length))) {
+      problem_ = std::string(problem) + " (a member name)";
+      return false;
+    }
     if (!keys_.empty() && !keys_.back().emplace(str, length).second) {
-      problem_ = "duplicate member \"" + std::string(str, std::min<size_t>(length, 64)) + "\" in an object";
+      // Valid UTF-8 by now; cut on a character boundary so that the message stays valid text.
+      problem_ = "duplicate member \"" + Utf8Prefix(std::string_view(str, length), 64) + "\" in an object";
       return false;
     }
     return doc_.Key(str, length, copy);
@@ -147,6 +192,16 @@ JsonDoc ParseJson(std::string_view text, const JsonLimits& limits) {
       switch (reader.GetParseErrorCode()) {
         case rapidjson::kParseErrorStringInvalidEncoding:
           msg = "invalid UTF-8 in a string";
+          break;
+        case rapidjson::kParseErrorStringUnicodeSurrogateInvalid:
+          msg = "a \\u escape of a UTF-16 high surrogate (\\uD800-\\uDBFF) is not followed by its low "
+                "surrogate (\\uDC00-\\uDFFF); a string must be Unicode text";
+          break;
+        case rapidjson::kParseErrorStringUnicodeEscapeInvalidHex:
+          msg = "a \\u escape needs four hexadecimal digits";
+          break;
+        case rapidjson::kParseErrorNumberTooBig:
+          msg = kNumberOutOfRange;
           break;
         case rapidjson::kParseErrorDocumentEmpty:
           msg = "the body is empty";

@@ -24,8 +24,10 @@ struct JsonLimits {
 };
 
 // Parses `text` (which must be valid UTF-8) into a Document. Throws FhirError(kBadRequest) with
-// the offset of the problem on malformed JSON, invalid UTF-8, U+0001 in a string or too deep
-// nesting. Never recurses on the input: safe on hostile bodies.
+// the offset of the problem on malformed JSON, invalid UTF-8, a lone UTF-16 surrogate escape,
+// U+0000 or U+0001 in a string or member name, a number no double can hold ("number out of
+// range": 1e400, 1e-400) or too deep nesting. The message names the problem, never the bytes.
+// Never recurses on the input: safe on hostile bodies.
 JsonDoc ParseJson(std::string_view text, const JsonLimits& limits = {});
 
 // Serialises a value parsed by ParseJson (or built in code) to compact JSON.

@@ -236,7 +236,12 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
       } else if (full == "_getpagesoffset") {
         req.snapshot_offset = ParseInt(full, qp.value, 0);
       } else if (full == "_sort") {
-        for (auto& key : SplitEscaped(qp.value, ',')) {
+        auto keys = SplitEscaped(qp.value, ',');
+        if (req.spec.sort.size() + keys.size() > static_cast<size_t>(limits_.max_sort_keys)) {
+          Bad("_sort", std::to_string(req.spec.sort.size() + keys.size()) + " sort keys; a search takes at most " +
+                           std::to_string(limits_.max_sort_keys));
+        }
+        for (auto& key : keys) {
           db::SearchSort s;
           if (!key.empty() && key[0] == '-') {
             s.descending = true;

@@ -42,9 +42,12 @@ struct SearchRequest {
   std::vector<Include> includes, revincludes;
 };
 
+// What one search may cost. Constant after start-up (server/config.h fills it).
 struct SearchLimits {
   int default_count = 20;
   int max_count = 1000;
+  int max_sort_keys = 8;   // more _sort keys answer 400: each is a join and an ORDER BY term
+  int max_include = 1000;  // _include/_revinclude resources per page; past it the Bundle says so
 };
 
 class SearchParser {

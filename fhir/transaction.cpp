@@ -113,7 +113,11 @@ std::string StatusLine(int status) {
 
 class BundleProcessor {
  public:
-  BundleProcessor(FhirService& svc, const RequestInfo& info) : svc_(svc), info_(info) {}
+  // The Bundle's clock starts here: parsing and validating it count against the limit.
+  BundleProcessor(FhirService& svc, const RequestInfo& info)
+      : svc_(svc), info_(info), deadline_(Deadline::In(svc.config_.transaction_timeout_ms)) {
+    info_.deadline = deadline_;
+  }
 
   Outcome Process(std::string_view body) {
     JsonDoc bundle = ParseJson(body, svc_.config_.json);
@@ -140,6 +144,7 @@ class BundleProcessor {
     }
     std::vector<EntryRequest> reqs;
     for (size_t i = 0; i < n; ++i) reqs.push_back(ReadEntry((*entries)[static_cast<rapidjson::SizeType>(i)], i, transaction));
+    if (transaction && deadline_.Passed()) throw PastDeadline(deadline_);
     return transaction ? Transaction(reqs) : Batch(reqs);
   }
 
@@ -200,6 +205,21 @@ class BundleProcessor {
 
   Outcome Transaction(const std::vector<EntryRequest>& reqs) {
     std::vector<Outcome> results(reqs.size());
+    try {
+      TransactionSteps(reqs, results);
+    } catch (const db::DbError& e) {
+      // A statement cancelled by the timeout armed from the deadline (WriteContext::CheckDeadline).
+      if (e.kind() == db::DbErrorKind::kTooCostly && deadline_.Passed()) throw PastDeadline(deadline_);
+      throw;
+    }
+    for (const auto& [entry, first] : same_as_) {
+      results[entry] = results[first];
+      results[entry].status = 200;
+    }
+    return Response("transaction-response", reqs, results, {});
+  }
+
+  void TransactionSteps(const std::vector<EntryRequest>& reqs, std::vector<Outcome>& results) {
     svc_.Write([&](WriteContext& ctx) {
       db::ResourceStore& st = ctx.store();
       ctx.AfterListeners([&] {
@@ -220,6 +240,7 @@ class BundleProcessor {
 
       // 1. Decide every entry's target id (R4: ids are assigned before references are rewritten).
       for (const auto& e : reqs) {
+        ctx.CheckDeadline();
         try {
           if (e.resource) docs[e.index].CopyFrom(*e.resource, docs[e.index].GetAllocator());
           if (e.method == "POST") {
@@ -279,6 +300,7 @@ class BundleProcessor {
       // 2. Rewrite references to other entries (urn:uuid: fullUrls) and conditional references.
       for (const auto& e : reqs) {
         if (!e.resource || matched[e.index]) continue;
+        ctx.CheckDeadline();
         try {
           ForEachReference(docs[e.index], [&](JsonValue& ref) {
             std::string value(AsStringView(ref));
@@ -314,6 +336,7 @@ class BundleProcessor {
       for (const char* method : {"DELETE", "POST", "PUT", "GET", "HEAD"}) {
         for (const auto& e : reqs) {
           if (e.method != method || matched[e.index]) continue;
+          ctx.CheckDeadline();
           try {
             RequestInfo ri = EntryInfo(e);
             const std::string& id = target_ids[e.index];
@@ -335,12 +358,7 @@ class BundleProcessor {
           }
         }
       }
-    });
-    for (const auto& [entry, first] : same_as_) {
-      results[entry] = results[first];
-      results[entry].status = 200;
-    }
-    return Response("transaction-response", reqs, results, {});
+    }, deadline_);
   }
 
   Outcome Read(db::ResourceStore& st, const EntryRequest& e) {
@@ -370,6 +388,15 @@ class BundleProcessor {
     std::map<size_t, FhirError> errors = failures_;
     for (const auto& e : reqs) {
       if (errors.count(e.index)) continue;
+      if (deadline_.Passed()) {
+        // Entries run so far stand (each was its own transaction); the rest are not run.
+        errors.emplace(e.index, FhirError(ErrorCode::kTooCostly,
+                                          "not run: the batch ran past the server's limit of " +
+                                              std::to_string(deadline_.limit_ms) +
+                                              " ms for a whole transaction or batch; the entries before it "
+                                              "were processed. Send the rest again"));
+        continue;
+      }
       try {
         RequestInfo ri = EntryInfo(e);
         if (e.method == "POST") {
@@ -401,6 +428,10 @@ class BundleProcessor {
         errors.emplace(e.index, err);
       } catch (const db::DbError& err) {
         // This entry's own transaction rolled back; the others stand (R4 batch semantics).
+        if (err.kind() == db::DbErrorKind::kTooCostly && deadline_.Passed()) {
+          errors.emplace(e.index, PastDeadline(deadline_));
+          continue;
+        }
         if (svc_.config_.on_db_error) svc_.config_.on_db_error(info_.request_id, err);
         errors.emplace(e.index, FromDbError(err, info_.request_id));
       }
@@ -472,7 +503,8 @@ class BundleProcessor {
   }
 
   FhirService& svc_;
-  const RequestInfo& info_;
+  RequestInfo info_;          // the client's, with the Bundle's deadline for every entry
+  const Deadline deadline_;
   std::map<size_t, FhirError> failures_;  // batch entries refused before processing
   std::map<size_t, size_t> same_as_;       // transaction entries that are another entry's resource
 };

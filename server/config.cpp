@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <stdexcept>
@@ -27,7 +28,11 @@ std::string Usage() {
          "                  [--public-url=URL] [--shutdown-grace-s=N] [--default-count=N]\n"
          "                  [--max-count=N] [--max-bundle-entries=N] [--case-lookback-days=N]\n"
          "                  [--default-site=ORGANIZATION_ID] [--canonical-base=URL]\n"
-         "                  [--timezone=IANA_ZONE]\n"
+         "                  [--timezone=IANA_ZONE] [--max-header-bytes=N] [--max-url-bytes=N]\n"
+         "                  [--header-timeout-ms=N] [--body-timeout-ms=N] [--idle-timeout-ms=N]\n"
+         "                  [--write-timeout-ms=N] [--max-connections=N] [--io-threads=N]\n"
+         "                  [--cors-origins=ORIGIN,...] [--gzip-min-bytes=N] [--max-sort-keys=N]\n"
+         "                  [--max-include=N] [--transaction-timeout-ms=N]\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -36,7 +41,11 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "max-body-bytes", "json-max-depth", "home", "public-url",
                                  "shutdown-grace-s", "default-count", "max-count",
                                  "max-bundle-entries", "case-lookback-days", "default-site",
-                                 "canonical-base", "timezone"};
+                                 "canonical-base", "timezone", "max-header-bytes", "max-url-bytes",
+                                 "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
+                                 "write-timeout-ms", "max-connections", "io-threads", "cors-origins",
+                                 "gzip-min-bytes", "max-sort-keys", "max-include",
+                                 "transaction-timeout-ms"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -84,6 +93,24 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   if (auto v = get("default-site")) c.default_site = *v;
   if (auto v = get("canonical-base")) c.canonical_base = *v;
   if (auto v = get("timezone")) c.timezone = *v;
+  if (auto v = get("max-header-bytes")) {
+    c.max_header_bytes = static_cast<size_t>(ToInt("max-header-bytes", *v, 1024, 16 << 20));
+  }
+  if (auto v = get("max-url-bytes")) c.max_url_bytes = static_cast<size_t>(ToInt("max-url-bytes", *v, 256, 16 << 20));
+  if (auto v = get("header-timeout-ms")) c.header_timeout_ms = static_cast<int>(ToInt("header-timeout-ms", *v, 100, 3600000));
+  if (auto v = get("body-timeout-ms")) c.body_timeout_ms = static_cast<int>(ToInt("body-timeout-ms", *v, 100, 3600000));
+  if (auto v = get("idle-timeout-ms")) c.idle_timeout_ms = static_cast<int>(ToInt("idle-timeout-ms", *v, 100, 3600000));
+  if (auto v = get("write-timeout-ms")) c.write_timeout_ms = static_cast<int>(ToInt("write-timeout-ms", *v, 100, 3600000));
+  if (auto v = get("max-connections")) c.max_connections = static_cast<int>(ToInt("max-connections", *v, 1, 1000000));
+  if (auto v = get("io-threads")) c.io_threads = static_cast<int>(ToInt("io-threads", *v, 1, 64));
+  if (auto v = get("cors-origins")) c.cors_origins = *v;
+  if (auto v = get("gzip-min-bytes")) c.gzip_min_bytes = static_cast<size_t>(ToInt("gzip-min-bytes", *v, 0, 1LL << 32));
+  if (auto v = get("max-sort-keys")) c.max_sort_keys = static_cast<int>(ToInt("max-sort-keys", *v, 1, 64));
+  if (auto v = get("max-include")) c.max_include = static_cast<int>(ToInt("max-include", *v, 1, 100000));
+  if (auto v = get("transaction-timeout-ms")) {
+    c.transaction_timeout_ms = static_cast<int>(ToInt("transaction-timeout-ms", *v, 100, 3600000));
+  }
+  if (c.max_url_bytes > c.max_header_bytes) c.max_url_bytes = c.max_header_bytes;
   for (char ch : c.timezone) {
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' || ch == '-' || ch == '+')) {
       throw std::invalid_argument("timezone must be an IANA zone name such as Europe/Paris");
@@ -96,6 +123,10 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
     c.threads = static_cast<int>(std::max(4u, 4 * cores));
   }
   if (c.db_pool == 0) c.db_pool = c.threads;
+  if (c.io_threads == 0) {
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    c.io_threads = static_cast<int>(std::min(4u, cores));
+  }
   if (c.default_count > c.max_count) c.default_count = c.max_count;
   while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
   return c;

@@ -26,6 +26,24 @@ struct Config {
   std::string default_site = "fls-default-site";  // FLS_DEFAULT_SITE: Organization id
   std::string canonical_base = "http://fls-server.org/fhir";  // FLS_CANONICAL_BASE
   std::string timezone = "Europe/Paris";  // FLS_TIMEZONE: the site's zone, for "today" and due dates
+
+  // The listener's limits (server/http_server.cpp). Past each one the client gets a 4xx or 503
+  // OperationOutcome and the connection is closed.
+  size_t max_header_bytes = 64u << 10;  // FLS_MAX_HEADER_BYTES: request line and headers (431)
+  size_t max_url_bytes = 16u << 10;     // FLS_MAX_URL_BYTES: the request target (414)
+  int header_timeout_ms = 10000;        // FLS_HEADER_TIMEOUT_MS: first byte to end of headers (408)
+  int body_timeout_ms = 120000;         // FLS_BODY_TIMEOUT_MS: end of headers to end of body (408)
+  int idle_timeout_ms = 60000;          // FLS_IDLE_TIMEOUT_MS: a kept-alive connection with no request
+  int write_timeout_ms = 60000;         // FLS_WRITE_TIMEOUT_MS: a response the client does not read
+  int max_connections = 2048;           // FLS_MAX_CONNECTIONS: open at once; more get 503
+  int io_threads = 0;                   // FLS_IO_THREADS: socket threads; 0: one per core, at most 4
+  std::string cors_origins;             // FLS_CORS_ORIGINS: comma-separated origins allowed, or *
+  size_t gzip_min_bytes = 1024;         // FLS_GZIP_MIN_BYTES: smaller bodies go uncompressed
+
+  // What one request may cost (fhir/).
+  int max_sort_keys = 8;                // FLS_MAX_SORT_KEYS: more _sort keys answer 400
+  int max_include = 1000;               // FLS_MAX_INCLUDE: _include/_revinclude resources per page
+  int transaction_timeout_ms = 120000;  // FLS_TRANSACTION_TIMEOUT_MS: a whole Bundle's wall clock
 };
 
 // Throws std::invalid_argument naming the bad setting. `env` is getenv in production.

@@ -1,56 +1,47 @@
 #include "server/http_server.h"
 
-#include <utility>  // before asio: boost 1.74 awaitable.hpp uses std::exchange under C++20
+#include <sys/resource.h>
 
-#include <cpprest/http_listener.h>
-
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>  // before asio: boost 1.74 awaitable.hpp uses std::exchange under C++20
 #include <vector>
 
+#include "db/health_monitor.h"
 #include "fhir/error.h"
 #include "fhir/fhir_service.h"
-#include "fhir/fhir_date.h"
 #include "fhir/text.h"
+#include "server/http_util.h"
 #include "server/log.h"
 
 namespace fls::server {
 
-namespace http = web::http;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
-namespace {
-
-std::string SafeRequestId(const http::http_headers& headers) {
-  auto it = headers.find("X-Request-Id");
-  if (it != headers.end()) {
-    const std::string& v = it->second;
-    bool ok = !v.empty() && v.size() <= 64;
-    for (char c : v) {
-      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.');
-    }
-    if (ok) return v;
-  }
-  return fhir::NewUuid();
-}
-
-bool SafeHost(const std::string& host) {
-  if (host.empty() || host.size() > 255) return false;
-  for (char c : host) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '-' || c == ':' || c == '[' || c == ']';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error, const std::string& request_id) {
+HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error,
+                                       const std::string& request_id) {
   using fhir::ErrorCode;
   HttpResponse resp;
   auto from = [&](const fhir::FhirError& e) {
@@ -59,7 +50,8 @@ HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error, const st
     resp.headers = e.headers;
     bool has_retry = false;
     for (const auto& h : resp.headers) has_retry = has_retry || h.first == "Retry-After";
-    if (e.code() == ErrorCode::kServiceUnavailable && !has_retry) resp.headers.emplace_back("Retry-After", "5");
+    if (e.code() == ErrorCode::kServiceUnavailable && !has_retry)
+      resp.headers.emplace_back("Retry-After", "5");
   };
   try {
     std::rethrow_exception(error);
@@ -74,7 +66,8 @@ HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error, const st
     resp.headers = mapped.headers;
   } catch (const std::bad_alloc&) {
     Log("error", "out of memory", {{"rid", request_id}});
-    from(fhir::FhirError(ErrorCode::kPayloadTooLarge, "the request needs more memory than the server allows"));
+    from(fhir::FhirError(ErrorCode::kPayloadTooLarge,
+                         "the request needs more memory than the server allows"));
   } catch (const std::exception& e) {
     Log("error", "unhandled exception", {{"rid", request_id}, {"error", e.what()}});
     from(fhir::FhirError(ErrorCode::kInternal, "internal error (request " + request_id + ")"));
@@ -85,29 +78,33 @@ HttpResponse HttpServer::ErrorResponse(const std::exception_ptr& error, const st
   return resp;
 }
 
-// Threads: cpprest's pplx pool does the socket I/O and must never block (a blocking wait on a
-// pplx thread for body bytes that another pplx task delivers deadlocks the pool once every thread
-// waits). The body is therefore read with continuations, and the request, which blocks on the
-// database, runs on a fixed pool of worker threads (Config::threads, one per database session).
+namespace {
+
+// Requests block on the database, so they run on a fixed pool of worker threads
+// (Config::threads, one database session each), never on the socket threads.
 class WorkerPool {
  public:
   explicit WorkerPool(int threads) {
     for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Run(); });
   }
-  ~WorkerPool() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
+  ~WorkerPool() { Stop(); }
   void Post(std::function<void()> job) {
     {
       std::lock_guard lock(mu_);
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
+  }
+  // Runs the jobs already queued, then joins.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) {
+      if (t.joinable()) t.join();
+    }
   }
 
  private:
@@ -131,191 +128,864 @@ class WorkerPool {
   std::vector<std::thread> workers_;
 };
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Beast 1.74 speaks boost::string_view.
+std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
+
+long long NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr const char* kAllMethods = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
+constexpr const char* kExposeHeaders =
+    "Location, ETag, Last-Modified, Content-Location, X-Request-Id";
+constexpr const char* kPreflightHeaders =
+    "Accept, Authorization, Content-Type, If-Match, If-Modified-Since, If-None-Exist, "
+    "If-None-Match, Prefer, "
+    "X-Request-Id";
+constexpr const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// What the socket thread keeps of a request to finish its response (the body went to the worker).
+struct ReplyContext {
+  std::string request_id;
+  std::string method;
+  std::string path;  // without the query: no patient data in the log
+  Clock::time_point started;
+  bool head = false;
+  bool keep_alive = true;
+  bool http10 = false;
+  bool gzip = false;
+  std::string origin;  // when CORS allows it
+};
+
+}  // namespace
+
 class HttpServer::Impl {
  public:
   Impl(const Config& config, const Router& router, const db::Database& db)
-      : config_(config), router_(router), db_(db), workers_(config.threads) {}
+      : config_(config),
+        router_(router),
+        db_(db),
+        cors_(config.cors_origins),
+        workers_(config.threads) {}
 
-  void Start() {
-    std::string url = "http://" + config_.listen + ":" + std::to_string(config_.port);
-    http::experimental::listener::http_listener_config lc;
-    lc.set_timeout(std::chrono::seconds(120));
-    listener_ = std::make_unique<http::experimental::listener::http_listener>(url, lc);
-    listener_->support([this](http::http_request req) { Accept(std::move(req)); });
-    listener_->open().wait();
-  }
+  ~Impl() { Stop(); }
 
-  void Drain() {
-    draining_ = true;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_grace_s);
-    while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (listener_) listener_->close().wait();
-  }
+  void Start();
+  void Drain();
 
- private:
-  struct Pending {
-    http::http_request req;
-    HttpRequest r;
-    std::string path;
-    std::chrono::steady_clock::time_point started;
-    concurrency::streams::container_buffer<std::string> buf;
-    size_t total = 0;
-  };
+  class Session;
 
-  // On a pplx thread: everything that needs no database, then the body, read asynchronously.
-  void Accept(http::http_request req) {
-    ++in_flight_;
-    auto p = std::make_shared<Pending>();
-    p->started = std::chrono::steady_clock::now();
-    p->req = req;
-    p->r.request_id = SafeRequestId(req.headers());
-    p->r.method = req.method();
-    try {
-      p->path = req.relative_uri().path();
-      if (draining_) throw fhir::FhirError(fhir::ErrorCode::kServiceUnavailable, "the server is shutting down");
-      if (req.headers().has("Content-Length")) {
-        auto len = req.headers().content_length();
-        if (len > config_.max_body_bytes) {
-          throw fhir::FhirError(fhir::ErrorCode::kPayloadTooLarge,
-                                "the body is " + std::to_string(len) + " bytes; the limit is " +
-                                    std::to_string(config_.max_body_bytes));
-        }
-      }
-    } catch (...) {
-      StopReading(p);
-      Finish(p, ErrorResponse(std::current_exception(), p->r.request_id));
-      return;
-    }
-    ReadMore(p);
-  }
-
-  // cpprest sends a response only once the whole request body has arrived (it drains it into
-  // memory). Closing the body's buffer with an error makes it stop there: the response goes out
-  // at once, then the connection closes (the 413 carries Connection: close).
-  static void StopReading(const std::shared_ptr<Pending>& p) {
-    try {
-      auto buf = p->req.body().streambuf();
-      buf.close(std::ios_base::out, std::make_exception_ptr(std::runtime_error("request body refused")))
-          .then([](pplx::task<void> t) {
-            try {
-              t.get();
-            } catch (...) {
-            }
-          });
-    } catch (...) {
-    }
-  }
-
-  void ReadMore(const std::shared_ptr<Pending>& p) {
-    auto stream = p->req.body();
-    if (!stream.is_valid()) {
-      workers_.Post([this, p] { Process(p); });
-      return;
-    }
-    stream.read(p->buf, 64 * 1024).then([this, p](pplx::task<size_t> t) {
-      size_t n = 0;
-      try {
-        n = t.get();
-      } catch (...) {
-        Finish(p, ErrorResponse(std::make_exception_ptr(fhir::FhirError(fhir::ErrorCode::kBadRequest,
-                                                                          "the body could not be read")),
-                                p->r.request_id));
-        return;
-      }
-      if (n == 0) {
-        // The buffer's string may have grown past what was written: keep the bytes read.
-        p->r.body = std::move(p->buf.collection());
-        p->r.body.resize(p->total);
-        workers_.Post([this, p] { Process(p); });
-        return;
-      }
-      p->total += n;
-      if (p->total > config_.max_body_bytes) {
-        StopReading(p);
-        Finish(p, ErrorResponse(std::make_exception_ptr(fhir::FhirError(
-                                    fhir::ErrorCode::kPayloadTooLarge,
-                                    "the body is larger than " + std::to_string(config_.max_body_bytes) + " bytes")),
-                                p->r.request_id));
-        return;
-      }
-      ReadMore(p);
-    });
-  }
-
-  // On a worker thread: routing and the use case (which may block on the database).
-  void Process(const std::shared_ptr<Pending>& p) {
-    HttpRequest& r = p->r;
+  // Everything a worker does with a request: routing and the use case (which may block on the
+  // database), then the response's final form (gzip), so that socket threads only copy bytes.
+  HttpResponse Process(HttpRequest& r, const ReplyContext& ctx) const {
     HttpResponse resp;
     try {
-      for (const auto& [k, v] : p->req.headers()) {
-        std::string key = k;
-        for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        r.headers[key] = v;
-      }
-      const std::string& raw_path = p->path;
-      size_t start = 1;
-      while (start <= raw_path.size() && raw_path.size() > 1) {
-        size_t slash = raw_path.find('/', start);
-        if (slash == std::string::npos) slash = raw_path.size();
-        auto seg = fhir::PercentDecode(std::string_view(raw_path).substr(start, slash - start), false);
-        if (!seg) throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "the URL path is not valid UTF-8");
-        r.segments.push_back(*seg);
-        start = slash + 1;
-      }
-      while (!r.segments.empty() && r.segments.back().empty()) r.segments.pop_back();
-      r.raw_query = p->req.relative_uri().query();
-      if (!config_.public_url.empty()) {
-        r.base_url = config_.public_url;
-      } else {
-        auto host = r.headers.find("host");
-        r.base_url = "http://" + (host != r.headers.end() && SafeHost(host->second)
-                                      ? host->second
-                                      : config_.listen + ":" + std::to_string(config_.port));
-      }
-      bool is_probe = r.segments.size() == 1 && (r.segments[0] == "healthz" || r.segments[0] == "readyz");
-      if (!is_probe && !db_.migrated()) {
-        throw fhir::FhirError(fhir::ErrorCode::kServiceUnavailable, "the database is not ready yet; retry later");
+      if (!db_.migrated()) {
+        throw fhir::FhirError(fhir::ErrorCode::kServiceUnavailable,
+                              "the database is not ready yet; retry later");
       }
       resp = router_.Dispatch(r);
     } catch (...) {
       resp = ErrorResponse(std::current_exception(), r.request_id);
     }
-    Finish(p, std::move(resp));
+    Compress(resp, ctx);
+    return resp;
   }
 
-  void Finish(const std::shared_ptr<Pending>& p, HttpResponse resp) {
-    http::http_response out(static_cast<http::status_code>(resp.status));
-    for (const auto& [k, v] : resp.headers) out.headers().add(k, v);
-    out.headers().add("X-Request-Id", p->r.request_id);
-    if (resp.status == 413 || draining_) out.headers().add("Connection", "close");
-    if (!resp.body.empty()) out.set_body(std::move(resp.body), resp.content_type);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p->started).count();
-    Log(resp.status >= 500 ? "error" : "info", "request",
-        {{"rid", p->r.request_id}, {"method", p->r.method}, {"path", p->path.substr(0, 200)},
-         {"status", std::to_string(resp.status)}, {"ms", std::to_string(ms).substr(0, 8)}});
-    // Observe the reply's outcome: an unobserved pplx exception terminates the process
-    // (cpp-stack.md pitfall 4).
-    // The request counts as in flight until its response is written, so that Drain() does not
-    // close the listener under a response still being sent.
-    p->req.reply(out).then([this](pplx::task<void> t) {
-      try {
-        t.get();
-      } catch (...) {
-      }
-      --in_flight_;
-    });
+  void Compress(HttpResponse& resp, const ReplyContext& ctx) const {
+    if (!ctx.gzip || resp.body.size() < config_.gzip_min_bytes) return;
+    for (const auto& h : resp.headers) {
+      if (IEquals(h.first, "Content-Encoding")) return;
+    }
+    try {
+      resp.body = Gzip(resp.body);
+      resp.headers.emplace_back("Content-Encoding", "gzip");
+      resp.headers.emplace_back("Vary", "Accept-Encoding");
+    } catch (const std::exception& e) {
+      Log("warn", "gzip failed; answering uncompressed",
+          {{"rid", ctx.request_id}, {"error", e.what()}});
+    }
   }
+
+  // Splits a request target into decoded path segments and the raw query. Throws FhirError 400.
+  static void SplitTarget(std::string_view target, HttpRequest& r) {
+    // absolute-form (RFC 9112 3.2.2): a server must accept it; only the path and query matter
+    if (target.rfind("http://", 0) == 0 || target.rfind("https://", 0) == 0) {
+      size_t slash = target.find('/', target.find("//") + 2);
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+    if (target.empty() || target[0] != '/') {
+      throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "the request target must start with '/'");
+    }
+    size_t q = target.find('?');
+    std::string_view path = target.substr(0, q);
+    if (q != std::string_view::npos) {
+      r.raw_query = std::string(target.substr(q + 1));
+      size_t hash = r.raw_query.find('#');
+      if (hash != std::string::npos) r.raw_query.resize(hash);
+    }
+    size_t start = 1;
+    while (start <= path.size() && path.size() > 1) {
+      size_t slash = path.find('/', start);
+      if (slash == std::string_view::npos) slash = path.size();
+      auto seg = fhir::PercentDecode(path.substr(start, slash - start), false);
+      if (!seg)
+        throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "the URL path is not valid UTF-8");
+      for (unsigned char c : *seg) {
+        if (c < 0x20 || c == 0x7f) {
+          throw fhir::FhirError(fhir::ErrorCode::kBadRequest,
+                                "the URL path holds a control character");
+        }
+      }
+      r.segments.push_back(std::move(*seg));
+      start = slash + 1;
+    }
+    while (!r.segments.empty() && r.segments.back().empty()) r.segments.pop_back();
+  }
+
+  std::string BaseUrl(const HttpRequest& r) const {
+    if (!config_.public_url.empty()) return config_.public_url;
+    const std::string* host = r.Header("host");
+    return "http://" +
+           (host && SafeHost(*host) ? *host : config_.listen + ":" + std::to_string(config_.port));
+  }
+
+  bool Ready() const { return db_.migrated() && monitor_ && monitor_->Reachable(); }
 
   const Config& config_;
   const Router& router_;
   const db::Database& db_;
+  const CorsPolicy cors_;
+
+  // Declared before the workers: a worker's last job posts to it, and sessions hold its sockets.
+  net::io_context ioc_;
+  std::optional<tcp::acceptor> acceptor_;
+  std::optional<net::steady_timer> accept_backoff_;
+  std::vector<std::thread> io_threads_;
   WorkerPool workers_;
-  std::unique_ptr<http::experimental::listener::http_listener> listener_;
-  std::atomic<int> in_flight_{0};
+  std::unique_ptr<db::HealthMonitor> monitor_;
+
+  int max_connections_ = 0;  // constant once serving: the configured cap, lowered by the fd limit
+  std::atomic<int> open_connections_{0};
+  std::atomic<int> in_flight_{0};  // requests handed to a worker whose response is not yet written
   std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+
+ private:
+  void Accept();
+  void RefuseOverCapacity(tcp::socket socket);
+  void Stop();
 };
+
+// One connection. Lives in shared_ptrs held by its pending operations; every handler runs on the
+// connection's strand, so its members need no lock. At most one read or write is outstanding.
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Impl& server)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        buffer_(server.config_.max_header_bytes + (64u << 10)),
+        server_(server) {
+    ++server_.open_connections_;
+  }
+  ~Session() { --server_.open_connections_; }
+
+  void Start() { WaitRequest(); }
+
+  // On a worker thread: hands the response back to the connection's strand.
+  void PostResponse(HttpResponse resp, ReplyContext ctx) {
+    net::post(socket_.get_executor(),
+              [self = shared_from_this(), resp = std::move(resp), ctx = std::move(ctx)]() mutable {
+                self->Respond(std::move(resp), ctx, true);
+              });
+  }
+
+ private:
+  enum class Phase { kIdle, kHeader, kBody, kProcessing, kWriting, kClosing, kClosed };
+
+  const Config& config() const { return server_.config_; }
+
+  // Waits for the first byte of the next request (it may already be buffered: pipelining).
+  void WaitRequest() {
+    phase_ = Phase::kIdle;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(config().max_header_bytes));
+    parser_->body_limit(static_cast<std::uint64_t>(config().max_body_bytes));
+    parser_->eager(false);  // stop after the header, to check it before reading the body
+    line_checked_ = false;
+    header_checked_ = false;
+    request_id_.clear();
+    if (buffer_.size() == 0 && buffer_.capacity() > (64u << 10)) buffer_.shrink_to_fit();
+    if (buffer_.size() > 0) {
+      OnBytes();
+      return;
+    }
+    ArmTimer(config().idle_timeout_ms);
+    ReadSome();
+  }
+
+  void ReadSome() {
+    size_t room = buffer_.max_size() - buffer_.size();
+    size_t chunk = phase_ == Phase::kBody ? (64u << 10) : (16u << 10);
+    if (room == 0) {
+      // Cannot happen while the parser enforces its header limit below the buffer's size.
+      Refuse(fhir::ErrorCode::kHeaderTooLarge,
+             "the request headers are larger than the server accepts");
+      return;
+    }
+    socket_.async_read_some(
+        buffer_.prepare(std::min(room, chunk)),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (ec) {
+      if (timed_out_) {
+        OnTimeout();
+      } else {
+        Close();  // the client closed or reset the connection: nobody to answer
+      }
+      return;
+    }
+    buffer_.commit(n);
+    OnBytes();
+  }
+
+  // Feeds the buffered bytes to the parser; reads more, checks the header, or dispatches.
+  void OnBytes() {
+    if (phase_ == Phase::kIdle) {
+      phase_ = Phase::kHeader;
+      started_ = Clock::now();
+      ArmTimer(config().header_timeout_ms);
+    }
+    if (!line_checked_ && !CheckRequestLine()) return;
+    for (;;) {
+      beast::error_code ec;
+      size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) {
+        ParserError(ec);
+        return;
+      }
+      if (parser_->is_header_done() && !header_checked_) {
+        header_checked_ = true;
+        if (!CheckHeader()) return;
+        if (phase_ != Phase::kBody) return;  // a 100 Continue is being written; it resumes
+      }
+      if (parser_->is_done()) {
+        Dispatch();
+        return;
+      }
+      if (used == 0 || buffer_.size() == 0) break;
+    }
+    ReadSome();
+  }
+
+  // The request line, before the parser sees it: blank lines before it are skipped (RFC 9112
+  // 2.2), an overlong target is 414, and raw spaces in the target are repaired.
+  bool CheckRequestLine() {
+    for (;;) {
+      auto data = buffer_.data();
+      std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+      size_t eol = bytes.find('\n');
+      size_t line_limit = config().max_url_bytes + 64;  // method and version around the target
+      if (eol == std::string_view::npos) {
+        if (bytes.size() > line_limit) {
+          Refuse(fhir::ErrorCode::kUriTooLong, "the request target is longer than " +
+                                                   std::to_string(config().max_url_bytes) +
+                                                   " bytes");
+          return false;
+        }
+        ReadSome();
+        return false;
+      }
+      std::string_view line = bytes.substr(0, eol);
+      if (line.empty() || line == "\r") {
+        buffer_.consume(eol + 1);
+        if (buffer_.size() == 0) {
+          ReadSome();
+          return false;
+        }
+        continue;
+      }
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      size_t first = line.find(' ');
+      size_t last = line.rfind(" HTTP/");
+      if (first != std::string_view::npos && last != std::string_view::npos && last > first &&
+          last - first - 1 > config().max_url_bytes) {
+        Refuse(fhir::ErrorCode::kUriTooLong, "the request target is longer than " +
+                                                 std::to_string(config().max_url_bytes) + " bytes");
+        return false;
+      }
+      if (auto repaired = RepairRequestLine(line)) {
+        std::string rest(bytes.substr(line.size()));  // the line ending and what follows
+        buffer_.consume(buffer_.size());
+        std::string all = *repaired + rest;
+        if (all.size() > buffer_.max_size()) {
+          Refuse(fhir::ErrorCode::kUriTooLong, "the request target is too long");
+          return false;
+        }
+        auto out = buffer_.prepare(all.size());
+        std::memcpy(out.data(), all.data(), all.size());
+        buffer_.commit(all.size());
+      }
+      line_checked_ = true;
+      return true;
+    }
+  }
+
+  void ParserError(beast::error_code ec) {
+    using fhir::ErrorCode;
+    if (ec == bhttp::error::header_limit) {
+      Refuse(ErrorCode::kHeaderTooLarge, "the request line and headers are larger than " +
+                                             std::to_string(config().max_header_bytes) + " bytes");
+    } else if (ec == bhttp::error::body_limit) {
+      Refuse(ErrorCode::kPayloadTooLarge,
+             "the body is larger than " + std::to_string(config().max_body_bytes) + " bytes");
+    } else if (ec == bhttp::error::bad_content_length) {
+      Refuse(ErrorCode::kBadRequest, "Content-Length must be one non-negative decimal integer");
+    } else if (ec == bhttp::error::bad_transfer_encoding) {
+      Refuse(ErrorCode::kBadRequest,
+             "Transfer-Encoding must be chunked alone, without Content-Length");
+    } else if (ec == bhttp::error::bad_chunk || ec == bhttp::error::bad_chunk_extension) {
+      Refuse(ErrorCode::kBadRequest, "the chunked body is malformed");
+    } else if (ec == bhttp::error::bad_target) {
+      Refuse(ErrorCode::kBadRequest, "the request target holds a control character or is empty");
+    } else if (ec == bhttp::error::bad_method) {
+      Refuse(ErrorCode::kBadRequest, "the request method is malformed");
+    } else if (ec == bhttp::error::bad_version) {
+      Refuse(ErrorCode::kBadRequest, "the request line must end with HTTP/1.0 or HTTP/1.1");
+    } else {
+      Refuse(ErrorCode::kBadRequest, "the request is not valid HTTP/1.1 (" + ec.message() + ")");
+    }
+  }
+
+  // The header is complete: refuse from it alone what can be refused, answer 100 Continue.
+  // Returns false when a response is on its way instead of the body.
+  bool CheckHeader() {
+    using fhir::ErrorCode;
+    const auto& req = parser_->get();
+    request_id_ = SafeRequestId(SV(req["X-Request-Id"]));
+    method_ = std::string(SV(req.method_string()));
+    std::string_view target = SV(req.target());
+    path_ = std::string(target.substr(0, std::min<size_t>(target.find('?'), 200)));
+
+    int content_lengths = 0, transfer_encodings = 0;
+    bool bad_te = false, bad_ce = false, list_cl = false;
+    std::string_view expect;
+    for (const auto& f : req) {
+      switch (f.name()) {
+        case bhttp::field::content_length:
+          ++content_lengths;
+          list_cl = list_cl || SV(f.value()).find(',') != std::string_view::npos;
+          break;
+        case bhttp::field::transfer_encoding:
+          ++transfer_encodings;
+          bad_te = bad_te || !IEquals(SV(f.value()), "chunked");
+          break;
+        case bhttp::field::content_encoding:
+          bad_ce = bad_ce || !IEquals(SV(f.value()), "identity");
+          break;
+        case bhttp::field::expect:
+          expect = SV(f.value());
+          break;
+        default:
+          break;
+      }
+    }
+    // RFC 9112 6.3: a message with conflicting or repeated framing is refused, and the connection
+    // closed, so that a second request hidden in its body is never read (request smuggling).
+    if (content_lengths > 1 || list_cl) {
+      Refuse(ErrorCode::kBadRequest, "the request has more than one Content-Length");
+      return false;
+    }
+    if (transfer_encodings > 1 || bad_te) {
+      Refuse(ErrorCode::kBadRequest, "the only Transfer-Encoding accepted is chunked");
+      return false;
+    }
+    switch (req.method()) {
+      case bhttp::verb::get:
+      case bhttp::verb::head:
+      case bhttp::verb::post:
+      case bhttp::verb::put:
+      case bhttp::verb::delete_:
+      case bhttp::verb::patch:
+      case bhttp::verb::options:
+        break;
+      default: {
+        // TRACE would echo credentials (cross-site tracing); CONNECT and the rest mean nothing
+        // here.
+        fhir::FhirError e(ErrorCode::kMethodNotAllowed,
+                          "the method " + method_.substr(0, 32) + " is not supported");
+        e.headers.emplace_back("Allow", kAllMethods);
+        Refuse(e);
+        return false;
+      }
+    }
+    if (bad_ce) {
+      Refuse(ErrorCode::kUnsupportedMediaType,
+             "request bodies are accepted without Content-Encoding only");
+      return false;
+    }
+    if (server_.draining_) {
+      Refuse(ErrorCode::kServiceUnavailable, "the server is shutting down");
+      return false;
+    }
+    bool has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+    bool send_continue = false;
+    if (!expect.empty()) {
+      if (!IEquals(expect, "100-continue")) {
+        Refuse(ErrorCode::kExpectationFailed, "the only Expect value understood is 100-continue");
+        return false;
+      }
+      send_continue = has_body && req.version() >= 11;
+    }
+    phase_ = Phase::kBody;
+    ArmTimer(config().body_timeout_ms);
+    parser_->eager(true);
+    if (send_continue) {
+      phase_ = Phase::kWriting;
+      net::async_write(socket_, net::buffer(kContinue, sizeof kContinue - 1),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (ec) {
+                           self->Close();
+                           return;
+                         }
+                         self->phase_ = Phase::kBody;
+                         self->OnBytes();
+                       });
+    }
+    return true;
+  }
+
+  // The whole request is here: answer probes and OPTIONS at once, hand the rest to a worker.
+  void Dispatch() {
+    phase_ = Phase::kProcessing;
+    CancelTimer();
+    auto& msg = parser_->get();
+    ReplyContext ctx;
+    ctx.request_id = request_id_;
+    ctx.method = method_;
+    ctx.path = path_;
+    ctx.started = started_;
+    ctx.head = msg.method() == bhttp::verb::head;
+    ctx.keep_alive = msg.keep_alive();
+    ctx.http10 = msg.version() < 11;
+
+    HttpRequest r;
+    r.method = method_;
+    r.request_id = request_id_;
+    for (const auto& f : msg) {
+      std::string key = Lower(SV(f.name_string()));
+      auto [it, inserted] = r.headers.emplace(key, std::string(SV(f.value())));
+      if (!inserted) it->second += ", " + std::string(SV(f.value()));
+    }
+    if (const std::string* ae = r.Header("accept-encoding")) ctx.gzip = AcceptsGzip(*ae);
+    const std::string* origin = r.Header("origin");
+    if (origin && server_.cors_.Allows(*origin)) ctx.origin = *origin;
+
+    if (msg.target() == "*" && msg.method() == bhttp::verb::options) {
+      HttpResponse resp;
+      resp.status = 204;
+      resp.headers.emplace_back("Allow", kAllMethods);
+      Respond(std::move(resp), ctx, false);
+      return;
+    }
+    try {
+      Impl::SplitTarget(SV(msg.target()), r);
+    } catch (...) {
+      Respond(ErrorResponse(std::current_exception(), request_id_), ctx, false);
+      return;
+    }
+    r.base_url = server_.BaseUrl(r);
+    r.body = std::move(msg.body());
+
+    bool get_like = msg.method() == bhttp::verb::get || msg.method() == bhttp::verb::head;
+    if (get_like && r.segments.size() == 1 &&
+        (r.segments[0] == "healthz" || r.segments[0] == "readyz")) {
+      Respond(Probe(r.segments[0] == "readyz"), ctx, false);
+      return;
+    }
+    if (msg.method() == bhttp::verb::options) {
+      Respond(Options(r, ctx), ctx, false);
+      return;
+    }
+    ++server_.in_flight_;
+    server_.workers_.Post(
+        [self = shared_from_this(), r = std::move(r), ctx = std::move(ctx)]() mutable {
+          HttpResponse resp = self->server_.Process(r, ctx);
+          self->PostResponse(std::move(resp), std::move(ctx));
+        });
+  }
+
+  // Answered on the socket thread: never queued behind busy workers (docs/http.md, Probes).
+  HttpResponse Probe(bool readiness) const {
+    HttpResponse r;
+    r.content_type = "application/json";
+    r.headers.emplace_back("Cache-Control", "no-store");
+    if (!readiness) {
+      r.body = "{\"status\":\"ok\"}";
+      return r;
+    }
+    bool migrated = server_.db_.migrated();
+    bool reachable = server_.monitor_ && server_.monitor_->Reachable();
+    r.status = migrated && reachable && !server_.draining_ ? 200 : 503;
+    r.body = std::string("{\"status\":\"") + (r.status == 200 ? "ready" : "not-ready") +
+             "\",\"database\":" + (reachable ? "true" : "false") +
+             ",\"migrations\":" + (migrated ? "true" : "false") + "}";
+    if (r.status != 200) r.headers.emplace_back("Retry-After", "2");
+    return r;
+  }
+
+  // OPTIONS: a CORS preflight, or the path's Allow.
+  HttpResponse Options(const HttpRequest& r, const ReplyContext& ctx) const {
+    HttpResponse resp;
+    resp.status = 204;
+    resp.headers.emplace_back("Allow", server_.router_.AllowedMethods(r));
+    const std::string* method = r.Header("access-control-request-method");
+    if (method && !ctx.origin.empty()) {
+      resp.headers.emplace_back("Access-Control-Allow-Methods", kAllMethods);
+      std::string asked = SafeHeaderList(r.Header("access-control-request-headers")
+                                             ? *r.Header("access-control-request-headers")
+                                             : std::string());
+      resp.headers.emplace_back("Access-Control-Allow-Headers",
+                                asked.empty() ? kPreflightHeaders : asked);
+      resp.headers.emplace_back("Access-Control-Max-Age", "600");
+      resp.headers.emplace_back("Vary",
+                                "Access-Control-Request-Method, Access-Control-Request-Headers");
+    }
+    return resp;
+  }
+
+  void Refuse(fhir::ErrorCode code, const std::string& why) { Refuse(fhir::FhirError(code, why)); }
+
+  // A refusal by the listener itself: an OperationOutcome, logged, and the connection closed
+  // after it (what follows on the connection cannot be trusted to be a request boundary).
+  void Refuse(const fhir::FhirError& error) {
+    CancelTimer();
+    if (request_id_.empty()) {
+      // The fields parsed before a bad one are kept; a header too large or too broken to parse
+      // is still in the buffer.
+      std::string_view id;
+      if (parser_) id = SV(parser_->get()["X-Request-Id"]);
+      if (id.empty()) {
+        auto data = buffer_.data();
+        id = RawHeaderValue(std::string_view(static_cast<const char*>(data.data()), data.size()),
+                            "x-request-id");
+      }
+      request_id_ = SafeRequestId(id);
+    }
+    ReplyContext ctx;
+    ctx.request_id = request_id_;
+    ctx.method = method_.empty() ? "-" : method_;
+    ctx.path = path_;
+    ctx.started = phase_ == Phase::kIdle ? Clock::now() : started_;
+    ctx.keep_alive = false;
+    Log("warn", "refused",
+        {{"rid", request_id_},
+         {"status", std::to_string(fhir::Describe(error.code()).http_status)},
+         {"reason", error.what()}});
+    Respond(ErrorResponse(std::make_exception_ptr(error), request_id_), ctx, false);
+  }
+
+  void Respond(HttpResponse resp, const ReplyContext& ctx, bool from_worker) {
+    if (phase_ == Phase::kClosed) {
+      if (from_worker) --server_.in_flight_;
+      return;
+    }
+    if (!from_worker && resp.body.size() >= config().gzip_min_bytes) server_.Compress(resp, ctx);
+    counted_ = from_worker;
+    close_after_ = !ctx.keep_alive || server_.draining_ || resp.status == 413 ||
+                   resp.status == 431 || resp.status == 414 || resp.status == 408;
+    if (!ctx.origin.empty()) {
+      resp.headers.emplace_back("Access-Control-Allow-Origin", ctx.origin);
+      resp.headers.emplace_back("Access-Control-Expose-Headers", kExposeHeaders);
+      resp.headers.emplace_back("Vary", "Origin");
+    }
+    std::string& out = write_buf_;
+    out.clear();
+    int status = resp.status;
+    auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(status)));
+    out += "HTTP/1.1 " + std::to_string(status) + " ";
+    out.append(reason.data(), reason.size());
+    out += "\r\nDate: " + HttpDate(NowUnix()) + "\r\nX-Request-Id: " + ctx.request_id + "\r\n";
+    // Vary values from several sources merge into one header.
+    std::string vary;
+    for (const auto& [k, v] : resp.headers) {
+      if (IEquals(k, "Vary")) {
+        vary += (vary.empty() ? "" : ", ") + v;
+        continue;
+      }
+      out += k + ": " + v + "\r\n";
+    }
+    if (!vary.empty()) out += "Vary: " + vary + "\r\n";
+    bool bodiless = status == 204 || status == 304;
+    if (!bodiless) {
+      if (!resp.body.empty()) out += "Content-Type: " + resp.content_type + "\r\n";
+      out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+    }
+    if (close_after_) {
+      out += "Connection: close\r\n";
+    } else if (ctx.http10) {
+      out += "Connection: keep-alive\r\n";
+    }
+    out += "\r\n";
+    if (!ctx.head && !bodiless) out += resp.body;
+
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - ctx.started).count();
+    Log(status >= 500 ? "error" : "info", "request",
+        {{"rid", ctx.request_id},
+         {"method", ctx.method},
+         {"path", ctx.path},
+         {"status", std::to_string(status)},
+         {"ms", std::to_string(ms).substr(0, 8)}});
+
+    phase_ = Phase::kWriting;
+    ArmTimer(config().write_timeout_ms);
+    net::async_write(
+        socket_, net::buffer(write_buf_),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  void OnWritten(beast::error_code ec) {
+    if (counted_) {
+      counted_ = false;
+      --server_.in_flight_;
+    }
+    write_buf_.clear();
+    if (write_buf_.capacity() > (1u << 20)) write_buf_.shrink_to_fit();
+    if (ec) {
+      Close();
+      return;
+    }
+    if (close_after_) {
+      LingeringClose();
+      return;
+    }
+    WaitRequest();
+  }
+
+  // Half-closes, then reads and drops what the client still sends (an upload we refused) for a
+  // moment before closing: closing with unread bytes would send a reset that can destroy the
+  // response in flight (the reason for nginx's lingering_close).
+  void LingeringClose() {
+    phase_ = Phase::kClosing;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    buffer_.consume(buffer_.size());
+    linger_bytes_ = 0;
+    ArmTimer(2000);
+    Drop();
+  }
+
+  void Drop() {
+    socket_.async_read_some(buffer_.prepare(16u << 10),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->linger_bytes_ += n;
+                              if (ec || self->linger_bytes_ > (4u << 20)) {
+                                self->Close();
+                                return;
+                              }
+                              self->Drop();
+                            });
+  }
+
+  void OnTimeout() {
+    switch (phase_) {
+      case Phase::kHeader:
+        Refuse(fhir::ErrorCode::kRequestTimeout, "the request headers did not arrive within " +
+                                                     std::to_string(config().header_timeout_ms) +
+                                                     " ms");
+        break;
+      case Phase::kBody:
+        Refuse(fhir::ErrorCode::kRequestTimeout, "the request body did not arrive within " +
+                                                     std::to_string(config().body_timeout_ms) +
+                                                     " ms");
+        break;
+      default:  // idle keep-alive, a client that does not read, or the end of a lingering close
+        Close();
+        break;
+    }
+  }
+
+  // A deadline for the operations that follow. Generations make a stale expiry harmless.
+  void ArmTimer(int ms) {
+    timed_out_ = false;
+    unsigned gen = ++timer_gen_;
+    timer_.expires_after(std::chrono::milliseconds(ms));
+    timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (ec || gen != self->timer_gen_ || self->phase_ == Phase::kClosed) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+
+  void CancelTimer() {
+    ++timer_gen_;
+    timed_out_ = false;
+    timer_.cancel();
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    CancelTimer();
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  Impl& server_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Phase phase_ = Phase::kIdle;
+  bool line_checked_ = false;
+  bool header_checked_ = false;
+  bool timed_out_ = false;
+  unsigned timer_gen_ = 0;
+  bool close_after_ = false;
+  bool counted_ = false;  // the response being written is one a worker produced
+  size_t linger_bytes_ = 0;
+  Clock::time_point started_ = Clock::now();
+  std::string request_id_, method_, path_;
+  std::string write_buf_;
+};
+
+void HttpServer::Impl::Start() {
+  // Every connection is a file descriptor, and so is every database session: raise the soft
+  // limit as far as the hard one allows, and never promise more connections than it permits.
+  int max_connections = config_.max_connections;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    rlim_t want = static_cast<rlim_t>(config_.max_connections) + config_.db_pool + 128;
+    if (lim.rlim_cur < want) {
+      lim.rlim_cur = std::min(want, lim.rlim_max);
+      setrlimit(RLIMIT_NOFILE, &lim);
+      getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    rlim_t usable = lim.rlim_cur > static_cast<rlim_t>(config_.db_pool + 128)
+                        ? lim.rlim_cur - config_.db_pool - 128
+                        : 16;
+    if (usable < static_cast<rlim_t>(max_connections)) {
+      max_connections = static_cast<int>(usable);
+      Log("warn", "the open-file limit lowers the connection cap",
+          {{"max_connections", std::to_string(max_connections)},
+           {"nofile", std::to_string(lim.rlim_cur)}});
+    }
+  }
+  max_connections_ = max_connections;
+
+  monitor_ =
+      std::make_unique<db::HealthMonitor>(db_.ConnectString(), std::chrono::milliseconds(500));
+
+  beast::error_code ec;
+  auto address = net::ip::make_address(config_.listen, ec);
+  if (ec) throw std::runtime_error("FLS_LISTEN is not an IP address: " + config_.listen);
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(config_.port));
+  acceptor_.emplace(net::make_strand(ioc_));
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + config_.listen + ":" +
+                             std::to_string(config_.port) + ": " + ec.message());
+  accept_backoff_.emplace(acceptor_->get_executor());
+  Accept();
+  for (int i = 0; i < config_.io_threads; ++i) {
+    io_threads_.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          Log("error", "exception on a socket thread", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor_->async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopped_) return;
+    if (ec) {
+      if (ec == net::error::operation_aborted) return;
+      // EMFILE and friends: wait a moment rather than spin.
+      Log("warn", "accept failed", {{"error", ec.message()}});
+      accept_backoff_->expires_after(std::chrono::milliseconds(50));
+      accept_backoff_->async_wait([this](beast::error_code) {
+        if (!stopped_) Accept();
+      });
+      return;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (open_connections_.load() >= max_connections_) {
+      RefuseOverCapacity(std::move(socket));
+    } else {
+      std::make_shared<Session>(std::move(socket), *this)->Start();
+    }
+    Accept();
+  });
+}
+
+// Over the cap: one small 503 written without waiting (it fits in the socket's send buffer), then
+// the connection closed. No session, no buffer: this stays cheap under a flood.
+void HttpServer::Impl::RefuseOverCapacity(tcp::socket socket) {
+  std::string rid = fhir::NewUuid();
+  std::string body = fhir::OperationOutcomeJson(
+      {fhir::Issue{"error", "transient", "the server has too many open connections; retry later",
+                   ""}},
+      "transient");
+  std::string out = "HTTP/1.1 503 Service Unavailable\r\nX-Request-Id: " + rid +
+                    "\r\nRetry-After: 1\r\nContent-Type: application/fhir+json; "
+                    "charset=utf-8\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(out), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+  Log("warn", "refused", {{"rid", rid}, {"status", "503"}, {"reason", "connection cap reached"}});
+}
+
+void HttpServer::Impl::Drain() {
+  draining_ = true;
+  auto deadline = Clock::now() + std::chrono::seconds(config_.shutdown_grace_s);
+  while (in_flight_.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Stop();
+}
+
+void HttpServer::Impl::Stop() {
+  if (stopped_.exchange(true)) return;
+  if (acceptor_) {
+    net::post(acceptor_->get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_->close(ignored);
+    });
+  }
+  ioc_.stop();
+  for (auto& t : io_threads_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.Stop();
+  if (monitor_) monitor_->Stop();
+}
 
 HttpServer::HttpServer(const Config& config, const Router& router, const db::Database& db)
     : impl_(std::make_unique<Impl>(config, router, db)) {}

@@ -1,8 +1,5 @@
 // Builds the object graph on the stack in dependency order (config -> schema -> database ->
 // service -> router -> listener), serves until SIGINT/SIGTERM, and tears down in reverse.
-#include <utility>  // before asio: boost 1.74 awaitable.hpp uses std::exchange under C++20
-
-#include <pplx/threadpool.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -69,10 +66,6 @@ int main(int argc, char** argv) {
   setenv("TZ", config.timezone.c_str(), 1);
   tzset();
 
-  // cpprest's default pool of 40 threads hurts on small machines (cpp-stack.md pitfall 5). Its
-  // threads only do socket I/O here (requests run on HttpServer's workers): one per core.
-  crossplat::threadpool::initialize_with_threads(std::max(2u, std::thread::hardware_concurrency()));
-
   std::unique_ptr<fhir::SchemaValidator> schema;
   try {
     schema = fhir::SchemaValidator::Load(config.home + "/fhir/data/fhir.schema.json");
@@ -130,7 +123,10 @@ int main(int argc, char** argv) {
   service_config.json.max_depth = config.json_max_depth;
   service_config.search.default_count = config.default_count;
   service_config.search.max_count = config.max_count;
+  service_config.search.max_sort_keys = config.max_sort_keys;
+  service_config.search.max_include = config.max_include;
   service_config.max_bundle_entries = config.max_bundle_entries;
+  service_config.transaction_timeout_ms = config.transaction_timeout_ms;
   service_config.on_db_error = [](const std::string& rid, const db::DbError& e) {
     server::Log("warn", "database error in a batch entry", {{"rid", rid}, {"sqlstate", e.sqlstate()}, {"error", e.what()}});
   };
@@ -168,6 +164,7 @@ int main(int argc, char** argv) {
   server::Log("info", "serving",
               {{"url", "http://" + config.listen + ":" + std::to_string(config.port)},
                {"threads", std::to_string(config.threads)},
+               {"io_threads", std::to_string(config.io_threads)},
                {"db_pool", std::to_string(config.db_pool)},
                {"version", kVersion}});
 

@@ -52,22 +52,43 @@ bool Router::Match(const Route& route, const HttpRequest& req, std::map<std::str
   return true;
 }
 
+namespace {
+std::string AllowHeader(std::set<std::string> methods) {
+  if (methods.count("GET")) methods.insert("HEAD");
+  methods.insert("OPTIONS");
+  std::string allow;
+  for (const auto& m : methods) allow += (allow.empty() ? "" : ", ") + m;
+  return allow;
+}
+}  // namespace
+
+std::string Router::AllowedMethods(const HttpRequest& req) const {
+  std::set<std::string> allowed;
+  std::string unknown_type;
+  for (const auto& route : routes_) {
+    if (!route.handler) continue;
+    std::map<std::string, std::string> params;
+    if (Match(route, req, params, unknown_type)) allowed.insert(route.info.method);
+  }
+  return AllowHeader(std::move(allowed));
+}
+
 HttpResponse Router::Dispatch(HttpRequest& req) const {
   std::set<std::string> allowed;
   std::string unknown_type;
+  const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
   for (const auto& route : routes_) {
     if (!route.handler) continue;  // listed for the CapabilityStatement only
     std::map<std::string, std::string> params;
     if (!Match(route, req, params, unknown_type)) continue;
-    if (route.info.method == req.method) {
+    if (route.info.method == method) {
       req.params = std::move(params);
       return route.handler(req);
     }
     allowed.insert(route.info.method);
   }
   if (!allowed.empty()) {
-    std::string allow;
-    for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+    std::string allow = AllowHeader(std::move(allowed));
     fhir::FhirError e(fhir::ErrorCode::kMethodNotAllowed, req.method + " is not allowed here; allowed: " + allow);
     e.headers.emplace_back("Allow", allow);
     throw e;

@@ -52,9 +52,14 @@ class Router {
            bool system_level, Handler handler);
   void SetTypeCheck(std::function<bool(const std::string&)> is_type) { is_type_ = std::move(is_type); }
 
-  // Runs the matching handler. Throws FhirError: 404 for no route or unknown type, 405 with an
-  // Allow header when only the method differs.
+  // Runs the matching handler. HEAD runs the GET route (the listener drops the body). Throws
+  // FhirError: 404 for no route or unknown type, 405 with an Allow header when only the method
+  // differs.
   HttpResponse Dispatch(HttpRequest& request) const;
+
+  // The methods of the routes whose pattern matches the request's path, HEAD with GET, OPTIONS
+  // always ("GET, HEAD, OPTIONS, POST"): the Allow header of 405 and OPTIONS answers.
+  std::string AllowedMethods(const HttpRequest& request) const;
 
   std::vector<RouteInfo> Routes() const;
 

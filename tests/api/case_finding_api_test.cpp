@@ -2,7 +2,9 @@
 // PostgreSQL of ./deploy/fls test (a scratch database of its own).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <random>
@@ -363,6 +365,104 @@ TEST(CaseFinding, ACaseOpenedByHand) {
   Response active = Post("/EpisodeOfCare", R"({"resourceType":"EpisodeOfCare","status":"active","patient":{"reference":"Patient/)" +
                                                CreatePatient("1960-01-01") + R"("}})");
   EXPECT_EQ(active.status, 422);
+}
+
+// One transaction of `n` fracture Conditions of one patient, all on `day`.
+std::string FractureBundle(const std::string& patient, int n, const std::string& code, const std::string& day) {
+  std::string b = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+  for (int i = 0; i < n; ++i) {
+    if (i) b += ",";
+    b += R"({"resource":)" + Condition(patient, "http://hl7.org/fhir/sid/icd-10", code, day) +
+         R"(,"request":{"method":"POST","url":"Condition"}})";
+  }
+  return b + "]}";
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The push that once ran 804 s: each fracture rewrote the case's EpisodeOfCare with every
+// diagnosis so far. The case is now written once per push, whatever the number of fractures.
+TEST(CaseFinding, ThreeThousandFracturesInOneTransactionMakeOneCaseWrittenOnce) {
+  std::string patient = CreatePatient("1940-01-01");
+  std::string bundle = FractureBundle(patient, 3000, "S72.0", Today(-3));
+  auto start = std::chrono::steady_clock::now();
+  Response r = Post("/", bundle);
+  double seconds = SecondsSince(start);
+  std::cout << "3000 fracture Conditions of one patient in one transaction (" << bundle.size() / 1024
+            << " KiB): " << r.status << " in " << seconds << " s\n";
+  ASSERT_EQ(r.status, 200) << r.body.substr(0, 500);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  auto list = Entries(cases);
+  ASSERT_EQ(list.size(), 1u);
+  auto& diagnosis = (*list[0])["diagnosis"];
+  ASSERT_EQ(diagnosis.Size(), 3000u);
+  std::set<std::string> listed;
+  for (auto& d : diagnosis.GetArray()) listed.insert(d["condition"]["reference"].GetString());
+  std::set<std::string> pushed;
+  auto answer = r.Json();
+  for (auto& e : answer["entry"].GetArray()) {
+    std::string location = e["response"]["location"].GetString();
+    size_t from = location.find("Condition/");
+    pushed.insert(location.substr(from, location.find("/_history") - from));
+  }
+  EXPECT_EQ(listed, pushed) << "every Condition of the push, once";
+  EXPECT_EQ(std::string(diagnosis[0]["role"]["coding"][0]["code"].GetString()), "index-fracture");
+  EXPECT_EQ(diagnosis[2999]["rank"].GetInt(), 3000);
+  std::string episode = (*list[0])["id"].GetString();
+  EXPECT_EQ(Get("/EpisodeOfCare/" + episode).Header("etag"), "W/\"1\"") << "one version: written once";
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_case_fracture WHERE episode_id = '" + episode + "'"), "3000");
+  EXPECT_EQ(Total(Get("/Task?patient=" + patient + "&code=assess-enrol")), 1);
+  EXPECT_EQ(Total(Get("/CarePlan?patient=" + patient)), 1);
+}
+
+TEST(CaseFinding, TenConcurrentTransactionsOfFourHundredFracturesEach) {
+  std::vector<std::string> patients, bundles;
+  for (int i = 0; i < 10; ++i) {
+    patients.push_back(CreatePatient("1945-01-01"));
+    bundles.push_back(FractureBundle(patients.back(), 400, "S32.0", Today(-2)));
+  }
+  std::vector<int> statuses(10);
+  std::vector<std::thread> threads;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) threads.emplace_back([&, i] { statuses[i] = Post("/", bundles[i]).status; });
+  for (auto& t : threads) t.join();
+  std::cout << "10 concurrent transactions of 400 fracture Conditions: " << SecondsSince(start) << " s\n";
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(statuses[i], 200);
+    auto cases = Get("/EpisodeOfCare?patient=" + patients[i]).Json();
+    ASSERT_EQ(Entries(cases).size(), 1u);
+    EXPECT_EQ((*Entries(cases)[0])["diagnosis"].Size(), 400u);
+  }
+}
+
+// Ribs are non-severe until three are on the case; then every rib diagnosis is severe, whether
+// they came in one push or several.
+TEST(CaseFinding, RibFracturesBecomeSevereAtThree) {
+  auto grios = [](const std::string& patient) {
+    auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+    std::vector<std::string> out;
+    for (auto& d : (*Entries(cases).at(0))["diagnosis"].GetArray()) {
+      for (auto& x : d["extension"].GetArray()) {
+        if (std::string(x["url"].GetString()).find("grio-class") != std::string::npos) {
+          out.push_back(x["valueCode"].GetString());
+        }
+      }
+    }
+    return out;
+  };
+  std::string patient = CreatePatient("1945-01-01");
+  ASSERT_EQ(Post("/", FractureBundle(patient, 2, "S22.3", Today(-4))).status, 200);
+  EXPECT_EQ(grios(patient), (std::vector<std::string>{"non-severe", "non-severe"}));
+  ASSERT_EQ(Post("/", FractureBundle(patient, 1, "S22.4", Today(-4))).status, 200);
+  EXPECT_EQ(grios(patient), (std::vector<std::string>{"severe", "severe", "severe"}));
+  std::string other = CreatePatient("1945-01-01");
+  ASSERT_EQ(Post("/", FractureBundle(other, 4, "S22.3", Today(-4))).status, 200);
+  EXPECT_EQ(grios(other), (std::vector<std::string>{"severe", "severe", "severe", "severe"})) << "four in one push";
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  EXPECT_EQ(Get("/EpisodeOfCare/" + std::string((*Entries(cases)[0])["id"].GetString())).Header("etag"), "W/\"2\"")
+      << "one version per push";
 }
 
 // Ground truth from the files themselves: a patient has a case when at least one Condition is a

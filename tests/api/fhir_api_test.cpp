@@ -727,23 +727,27 @@ TEST(BadInput, EachGetsItsStatusAndAnOutcomeAndTheServerKeepsServing) {
   EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before) << "a refused request wrote something";
 }
 
-TEST(BadInput, RequestLinesNoClientShouldSendAreRefusedAndTheServerKeepsServing) {
-  // Raw bytes in the request target are refused by the HTTP layer itself (cpprestsdk answers 400
-  // before the server sees the request, so that answer carries no OperationOutcome).
-  const std::string raw[] = {
-      "GET /Patient?name=Dupr\xC3\xA9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+TEST(BadInput, RawBytesInTheRequestLineAreReadAsIfEncodedAndNonsenseIsAnOutcome) {
+  // Raw UTF-8 in the query is read as if it were percent-encoded (docs/http.md, Request targets).
+  ASSERT_EQ(Post("/Patient", R"({"resourceType":"Patient","name":[{"family":"Dupré"}]})").status, 201);
+  Response raw = RawHttp(Port(), "GET /Patient?name=Dupr\xC3\xA9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(raw.status, 200) << raw.body;
+  EXPECT_GE(Total(raw), 1);
+  EXPECT_EQ(Total(raw), Total(Get("/Patient?name=Dupr%C3%A9")));
+  const std::string refused[] = {
       "GET /Patient?name=\xFF\xFE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
       "GET /Pat ient HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
       "NONSENSE\r\n\r\n",
       "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n{}",
   };
-  for (const auto& bytes : raw) {
+  for (const auto& bytes : refused) {
     Response r = RawHttp(Port(), bytes);
-    EXPECT_TRUE(r.status == 0 || (r.status >= 400 && r.status < 500)) << r.status << " for " << bytes.substr(0, 40);
+    EXPECT_TRUE(r.status >= 400 && r.status < 500) << r.status << " for " << bytes.substr(0, 40);
+    EXPECT_NE(r.body.find("\"OperationOutcome\""), std::string::npos) << bytes.substr(0, 40);
+    EXPECT_FALSE(r.Header("x-request-id").empty()) << bytes.substr(0, 40);
     EXPECT_EQ(Get("/healthz").status, 200) << "server down after: " << bytes.substr(0, 40);
   }
-  // Percent-encoded, the same characters are fine, and invalid UTF-8 gets an OperationOutcome.
-  EXPECT_EQ(Get("/Patient?name=Dupr%C3%A9").status, 200);
+  // Percent-encoded invalid UTF-8 gets an OperationOutcome too.
   ExpectOutcome(Get("/Patient?name=%FF%FE"), 400, "percent-encoded invalid UTF-8");
   ExpectOutcome(Get("/Patient/%FF"), 400, "invalid UTF-8 in the path");
 }
@@ -871,6 +875,193 @@ TEST(Operations, TypeAndSystemHistoryPage) {
   EXPECT_EQ(t2.status, 200);
   EXPECT_EQ(Get("/_history?_count=2&_since=" + since).status, 200);
   ExpectOutcome(Get("/Patient/nope/_history"), 404, "history of an unknown resource");
+}
+
+// ---------------------------------------------------------------- bad input: strings and numbers
+
+bool ValidUtf8Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(body.c_str(), body.size());
+  return !d.HasParseError();
+}
+
+TEST(BadInput, SurrogatesNulAndHugeNumbersAreRefusedBeforeTheDatabase) {
+  struct Case {
+    std::string name, target, body, says;
+  };
+  auto patient = [](const std::string& family) {
+    return R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}]})";
+  };
+  auto observation = [](const std::string& value) {
+    return R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":)" +
+           value + "}}";
+  };
+  const std::vector<Case> cases = {
+      {"lone low surrogate", "/Patient", patient(R"(Secret\udc00Name)"), "surrogate"},
+      {"lone high surrogate then text", "/Patient", patient(R"(Secret\ud800xName)"), "surrogate"},
+      {"high surrogate then a non-low one", "/Patient", patient(R"(Secret\ud800\u0041Name)"), "surrogate"},
+      {"U+0000 in a value", "/Patient", patient(R"(Secret\u0000Name)"), "U+0000"},
+      {"U+0000 in a member name", "/Patient", R"({"resourceType":"Patient","Secret\u0000Name":1})", "U+0000"},
+      {"1e400", "/Observation", observation("1e400"), "number out of range"},
+      {"-1e400", "/Observation", observation("-1e400"), "number out of range"},
+      {"U+0000 in a transaction entry", "/",
+       R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + patient(R"(Secret\u0000Name)") +
+           R"(,"request":{"method":"POST","url":"Patient"}}]})",
+       "U+0000"},
+  };
+  std::string before = Sql("SELECT count(*) FROM resource_version");
+  for (const auto& c : cases) {
+    Response r = Post(c.target, c.body);
+    ExpectOutcome(r, 400, c.name);
+    auto d = r.Json();
+    ASSERT_TRUE(d.IsObject() && d.HasMember("issue")) << c.name;
+    std::string diagnostics = d["issue"][0]["diagnostics"].GetString();
+    EXPECT_NE(diagnostics.find(c.says), std::string::npos) << c.name << ": " << diagnostics;
+    EXPECT_EQ(diagnostics.find("malformed"), std::string::npos) << c.name << ": " << diagnostics;
+    EXPECT_TRUE(ValidUtf8Json(r.body)) << c.name << ": the OperationOutcome is not valid UTF-8";
+    EXPECT_EQ(r.body.find("Secret"), std::string::npos) << c.name << ": the value is echoed: " << r.body;
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before) << "a refused body reached the database";
+  EXPECT_EQ(SuiteServer::Server().LogTail().find("Secret"), std::string::npos) << "patient data in the log";
+}
+
+TEST(BadInput, SurrogatePairsAndNumbersADoubleHoldsAreAccepted) {
+  Response p = Post("/Patient", R"({"resourceType":"Patient","name":[{"family":"\ud83d\ude00 Sourire"}]})");
+  ASSERT_EQ(p.status, 201) << p.body;
+  auto read = Get("/Patient/" + IdOf(p)).Json();
+  EXPECT_EQ(std::string(read["name"][0]["family"].GetString()), "\xF0\x9F\x98\x80 Sourire");
+  for (const char* value : {"1e308", "-1e308", "1.7976931348623157e308", "2.5e-300", "18.50"}) {
+    std::string body = R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":)";
+    Response o = Post("/Observation", body + value + "}}");
+    EXPECT_EQ(o.status, 201) << value << ": " << o.body;
+  }
+}
+
+// ---------------------------------------------------------------- what one request may cost
+
+TEST(Limits, MoreSortKeysThanTheLimitAre400) {
+  Response ok = Get("/Patient?_sort=_id,_lastUpdated,birthdate,family,given,gender,identifier,name&_count=1");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  Response r = Get("/Patient?_sort=_id,_lastUpdated,birthdate,family,given,gender,identifier,name,address");
+  ExpectOutcome(r, 400, "9 sort keys");
+  EXPECT_NE(r.body.find("at most 8"), std::string::npos) << r.body;
+}
+
+TEST(Limits, IncludedResourcesAreCappedAndTheBundleSaysSo) {
+  ServerProcess small(std::map<std::string, std::string>{{"FLS_MAX_INCLUDE", "3"}});
+  ASSERT_TRUE(small.WaitReady(20000)) << small.LogTail();
+  auto post = [&](const std::string& type, const std::string& body) {
+    Response r = Http(small.port(), "POST", "/" + type, body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return IdOf(r);
+  };
+  auto observation = [](const std::string& tag, const std::string& patient) {
+    return R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"urn:cap","code":")" + tag +
+           R"("}]},"subject":{"reference":"Patient/)" + patient + R"("}})";
+  };
+  // Search.mode of each entry, and the outcome entry's issue if any.
+  struct Page {
+    int match = 0, include = 0, outcome = 0;
+    std::string severity, diagnostics;
+  };
+  auto page = [&](const std::string& target) {
+    Response r = Http(small.port(), "GET", target);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    Page p;
+    auto d = r.Json();
+    for (auto& e : d["entry"].GetArray()) {
+      std::string mode = e["search"]["mode"].GetString();
+      if (mode == "match") ++p.match;
+      if (mode == "include") ++p.include;
+      if (mode == "outcome") {
+        ++p.outcome;
+        EXPECT_STREQ(e["resource"]["resourceType"].GetString(), "OperationOutcome");
+        p.severity = e["resource"]["issue"][0]["severity"].GetString();
+        p.diagnostics = e["resource"]["issue"][0]["diagnostics"].GetString();
+      }
+    }
+    return p;
+  };
+  std::string five = Unique(), three = Unique(), one = Unique();
+  for (int i = 0; i < 5; ++i) post("Observation", observation(five, post("Patient", PatientJson(Unique()))));
+  for (int i = 0; i < 3; ++i) post("Observation", observation(three, post("Patient", PatientJson(Unique()))));
+  std::string patient = post("Patient", PatientJson(Unique()));
+  for (int i = 0; i < 5; ++i) post("Observation", observation(one, patient));
+
+  Page over = page("/Observation?code=urn:cap%7C" + five + "&_include=Observation:patient");
+  EXPECT_EQ(over.match, 5);
+  EXPECT_EQ(over.include, 3) << "capped";
+  EXPECT_EQ(over.outcome, 1);
+  EXPECT_EQ(over.severity, "warning");
+  EXPECT_NE(over.diagnostics.find("cap of 3"), std::string::npos) << over.diagnostics;
+
+  Page rev = page("/Patient?_id=" + patient + "&_revinclude=Observation:patient");
+  EXPECT_EQ(rev.match, 1);
+  EXPECT_EQ(rev.include, 3);
+  EXPECT_EQ(rev.outcome, 1);
+
+  Page at = page("/Observation?code=urn:cap%7C" + three + "&_include=Observation:patient");
+  EXPECT_EQ(at.include, 3);
+  EXPECT_EQ(at.outcome, 0) << "exactly at the cap nothing is left out";
+  Page paged = page("/Observation?code=urn:cap%7C" + five + "&_include=Observation:patient&_count=2");
+  EXPECT_EQ(paged.include, 2);
+  EXPECT_EQ(paged.outcome, 0);
+}
+
+std::string PatientsBundle(const char* type, const std::string& system, int n) {
+  std::string b = std::string(R"({"resourceType":"Bundle","type":")") + type + R"(","entry":[)";
+  for (int i = 0; i < n; ++i) {
+    if (i) b += ",";
+    b += R"({"resource":{"resourceType":"Patient","identifier":[{"system":")" + system + R"(","value":")" +
+         std::to_string(i) + R"("}],"name":[{"family":"Limite","given":["Hélène"]}],"birthDate":"1950-03-04"},)" +
+         R"("request":{"method":"POST","url":"Patient"}})";
+  }
+  return b + "]}";
+}
+
+TEST(Limits, ABundlePastItsTimeLimitIsRolledBackWhole) {
+  ServerProcess tight(std::map<std::string, std::string>{{"FLS_TRANSACTION_TIMEOUT_MS", "100"}});
+  ASSERT_TRUE(tight.WaitReady(20000)) << tight.LogTail();
+  std::string small_system = "urn:limit:" + Unique();
+  ASSERT_EQ(Http(tight.port(), "POST", "/", PatientsBundle("transaction", small_system, 1)).status, 200)
+      << "a small transaction is well within the limit";
+
+  std::string system = "urn:limit:" + Unique();
+  auto stored = [&](const std::string& sys) {
+    return std::stoi(Sql("SELECT count(*) FROM idx_token WHERE res_type = 'Patient' AND system = '" + sys + "'"));
+  };
+  std::string before = Sql("SELECT count(*) FROM resource_version");
+  Response r = Http(tight.port(), "POST", "/", PatientsBundle("transaction", system, 3000));
+  ExpectOutcome(r, 400, "a transaction past the limit");
+  auto d = r.Json();
+  ASSERT_TRUE(d.IsObject() && d.HasMember("issue"));
+  EXPECT_STREQ(d["issue"][0]["code"].GetString(), "too-costly");
+  std::string diagnostics = d["issue"][0]["diagnostics"].GetString();
+  EXPECT_NE(diagnostics.find("100 ms"), std::string::npos) << diagnostics;
+  EXPECT_NE(diagnostics.find("nothing of it was written"), std::string::npos) << diagnostics;
+  EXPECT_EQ(stored(system), 0) << "no Patient of the transaction is stored";
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version"), before);
+  EXPECT_EQ(Http(tight.port(), "GET", "/healthz").status, 200);
+
+  // A batch: the entries run in time stand, the others are not run, and each says which.
+  std::string batch_system = "urn:limit:" + Unique();
+  Response b = Http(tight.port(), "POST", "/", PatientsBundle("batch", batch_system, 3000));
+  ASSERT_EQ(b.status, 200) << b.body.substr(0, 300);
+  int created = 0, refused = 0;
+  auto answer = b.Json();
+  for (auto& e : answer["entry"].GetArray()) {
+    std::string status = e["response"]["status"].GetString();
+    if (status.rfind("201", 0) == 0) {
+      ++created;
+    } else {
+      EXPECT_EQ(status, "400");
+      EXPECT_STREQ(e["response"]["outcome"]["issue"][0]["code"].GetString(), "too-costly");
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_EQ(created + refused, 3000);
+  EXPECT_EQ(stored(batch_system), created) << "exactly the entries answered 201 are stored";
 }
 
 }  // namespace

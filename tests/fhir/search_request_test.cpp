@@ -94,6 +94,45 @@ TEST(SearchRequest, ReferencesQuantitiesSortCountTotal) {
   EXPECT_EQ(Parse("Patient", "").count, 20);
 }
 
+TEST(SearchRequest, SortKeysAreCappedAndTheRefusalSaysTheLimit) {
+  SearchParser three(test::TestRegistry(), SearchLimits{20, 1000, 3, 1000});
+  auto sort = [&](const std::string& query) { return three.Parse("Patient", ParseQueryString(query), false); };
+  struct Row {
+    std::string query;
+    bool ok;
+  };
+  const Row rows[] = {
+      {"_sort=birthdate", true},
+      {"_sort=birthdate,-_lastUpdated,_id", true},                 // at the limit
+      {"_sort=birthdate&_sort=-_lastUpdated&_sort=_id", true},     // counted across _sort parameters
+      {"_sort=birthdate,-_lastUpdated,_id,family", false},         // one over
+      {"_sort=birthdate,_id&_sort=family,gender", false},
+      {"_sort=" + [] {
+         std::string keys = "_id";
+         for (int i = 0; i < 2000; ++i) keys += ",_id";
+         return keys;
+       }(), false},
+  };
+  for (const auto& r : rows) {
+    if (r.ok) {
+      EXPECT_NO_THROW(sort(r.query)) << r.query;
+      continue;
+    }
+    try {
+      sort(r.query);
+      ADD_FAILURE() << r.query << " was accepted";
+    } catch (const FhirError& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kBadRequest) << r.query;
+      EXPECT_NE(e.issues()[0].diagnostics.find("at most 3"), std::string::npos) << e.issues()[0].diagnostics;
+      EXPECT_EQ(e.issues()[0].expression, "_sort");
+    }
+  }
+  // The default limit is 8.
+  EXPECT_NO_THROW(Parse("Patient", "_sort=_id,_lastUpdated,birthdate,family,given,gender,identifier,name"));
+  EXPECT_THROW(Parse("Patient", "_sort=_id,_lastUpdated,birthdate,family,given,gender,identifier,name,address"),
+               FhirError);
+}
+
 TEST(SearchRequest, IncludesNameReferenceParameters) {
   auto r = Parse("Task", "_include=Task:patient&_include=Task:focus:EpisodeOfCare&_revinclude=Communication:based-on");
   ASSERT_EQ(r.includes.size(), 2u);

@@ -49,5 +49,29 @@ TEST(Config, DefaultsAndValidation) {
   EXPECT_THROW(Load({}), std::invalid_argument) << "the database URL is required";
 }
 
+TEST(Config, ListenerLimitsHaveSafeDefaultsAndBounds) {
+  g_env = {{"FLS_DATABASE_URL", "postgresql://x/db"}, {"FLS_CORS_ORIGINS", "https://app.example.org"}};
+  Config c = Load({});
+  EXPECT_EQ(c.max_header_bytes, 64u << 10);
+  EXPECT_EQ(c.max_url_bytes, 16u << 10);
+  EXPECT_EQ(c.header_timeout_ms, 10000);
+  EXPECT_EQ(c.idle_timeout_ms, 60000);
+  EXPECT_EQ(c.max_connections, 2048);
+  EXPECT_GE(c.io_threads, 1);
+  EXPECT_LE(c.io_threads, 4);
+  EXPECT_EQ(c.cors_origins, "https://app.example.org");
+  EXPECT_EQ(c.max_sort_keys, 8);
+  EXPECT_EQ(c.max_include, 1000);
+  EXPECT_EQ(c.transaction_timeout_ms, 120000);
+  Config small = Load({"--max-header-bytes=4096", "--max-url-bytes=8192", "--idle-timeout-ms=500"});
+  EXPECT_EQ(small.max_url_bytes, 4096u) << "a URL never exceeds the header limit it is part of";
+  EXPECT_EQ(small.idle_timeout_ms, 500);
+  for (std::vector<const char*> bad : std::vector<std::vector<const char*>>{
+           {"--max-header-bytes=100"}, {"--header-timeout-ms=0"}, {"--max-connections=0"}, {"--io-threads=0"},
+           {"--idle-timeout-ms=-5"}, {"--max-sort-keys=0"}, {"--transaction-timeout-ms=abc"}}) {
+    EXPECT_THROW(Load(bad), std::invalid_argument) << bad[0];
+  }
+}
+
 }  // namespace
 }  // namespace fls::server

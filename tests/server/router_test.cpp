@@ -73,8 +73,13 @@ TEST(Router, WrongMethodIs405WithAllowAndUnknownIs404) {
   } catch (const fhir::FhirError& e) {
     EXPECT_EQ(e.code(), fhir::ErrorCode::kMethodNotAllowed);
     ASSERT_EQ(e.headers.size(), 1u);
-    EXPECT_EQ(e.headers[0].second, "GET, PUT");
+    EXPECT_EQ(e.headers[0].second, "GET, HEAD, OPTIONS, PUT") << "HEAD with GET, OPTIONS always";
   }
+  EXPECT_EQ(r.AllowedMethods(del), "GET, HEAD, OPTIONS, PUT");
+  hit.clear();
+  HttpRequest head = Req("HEAD", {"Patient", "p1"});
+  r.Dispatch(head);
+  EXPECT_EQ(hit, "read id=p1 type=Patient") << "HEAD runs the GET route";
   for (auto segs : std::vector<std::vector<std::string>>{{"Nope"}, {"Nope", "1"}, {"a", "b", "c", "d", "e"}}) {
     HttpRequest req = Req("GET", segs);
     try {

@@ -1,0 +1,62 @@
+#include "db/health_monitor.h"
+
+#include <libpq-fe.h>
+
+#include <memory>
+
+namespace fls::db {
+
+namespace {
+long long NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+struct ConnCloser {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+}  // namespace
+
+HealthMonitor::HealthMonitor(std::string connect_string, std::chrono::milliseconds period)
+    : connect_string_(std::move(connect_string)), period_(period), thread_([this] { Run(); }) {}
+
+HealthMonitor::~HealthMonitor() { Stop(); }
+
+void HealthMonitor::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool HealthMonitor::Reachable() const {
+  return ok_.load() && NowMs() - last_ok_ms_.load() <= 4 * period_.count();
+}
+
+// libpq directly: one tiny statement on one connection, reconnected when it breaks.
+void HealthMonitor::Run() {
+  std::unique_ptr<PGconn, ConnCloser> conn;
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    lock.unlock();
+    if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
+      conn.reset(PQconnectdb(connect_string_.c_str()));
+    bool ok = false;
+    if (PQstatus(conn.get()) == CONNECTION_OK) {
+      PGresult* r = PQexec(conn.get(), "SELECT 1");
+      ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+      PQclear(r);
+      if (!ok) conn.reset();
+    } else {
+      conn.reset();
+    }
+    ok_ = ok;
+    if (ok) last_ok_ms_ = NowMs();
+    lock.lock();
+    cv_.wait_for(lock, period_, [this] { return stop_; });
+  }
+}
+
+}  // namespace fls::db

@@ -1,0 +1,36 @@
+// Python 3's urllib.request (py/urllib_client.py, standard library only), run with python3.
+// urllib.request quotes nothing in the URL it is given: a `|` typed in the query goes on the wire raw.
+import { fileURLToPath } from 'node:url';
+import { runProgram, realClientScenario, reply } from './real_clients.js';
+
+const SCRIPT = fileURLToPath(new URL('./py/urllib_client.py', import.meta.url));
+const INSTALL = 'install the Debian package python3 (./deploy/fls deps does)';
+
+let base;
+const urlOf = (pathOrUrl) => (/^https?:/.test(pathOrUrl) ? pathOrUrl : `${base}/${pathOrUrl}`);
+const toReply = (r) => reply(r.status, r.headers, r.body);
+
+async function python(args, resource) {
+  const out = await runProgram('python3', [SCRIPT, ...args], {
+    input: resource === undefined ? '' : JSON.stringify(resource), installHint: INSTALL,
+  });
+  return JSON.parse(out);
+}
+
+const request = async (method, pathOrUrl, resource) => toReply(await python(['request', method, urlOf(pathOrUrl)], resource));
+
+realClientScenario({
+  name: 'Python urllib.request',
+  key: 'urllib',
+  pipe: '|',
+  async setup(baseUrl) {
+    base = baseUrl;
+    return (await runProgram('python3', ['--version'], { installHint: INSTALL })).trim();
+  },
+  create: (resource) => request('POST', resource.resourceType, resource),
+  get: (path) => request('GET', path),
+  put: (path, resource) => request('PUT', path, resource),
+  // The script follows the next links itself, in Python.
+  pages: async (path) => (await python(['pages', urlOf(path)])).pages.map(toReply),
+  transaction: (bundle) => request('POST', '', bundle),
+});
