@@ -144,6 +144,31 @@ std::vector<CaseFractureRow> CaseStore::FracturesOf(const std::string& episode_i
   return out;
 }
 
+std::vector<CaseEventRow> CaseStore::Events(const std::string& episode_id) {
+  std::vector<CaseEventRow> out;
+  soci::rowset<soci::row> rows =
+      (sql_.prepare << "SELECT seq, event, coalesce(from_stage, ''), to_stage, "
+                       "floor(extract(epoch FROM at) * 1000000)::bigint, "
+                       "floor(extract(epoch FROM recorded) * 1000000)::bigint, source, coalesce(actor, ''), "
+                       "coalesce(reason, ''), coalesce(note, '') FROM fls_case_event WHERE episode_id = :e ORDER BY seq",
+       soci::use(episode_id));
+  for (const auto& r : rows) {
+    CaseEventRow e;
+    e.seq = r.get<long long>(0);
+    e.event = r.get<std::string>(1);
+    e.from_stage = r.get<std::string>(2);
+    e.to_stage = r.get<std::string>(3);
+    e.occurred_us = r.get<long long>(4);
+    e.recorded_us = r.get<long long>(5);
+    e.source = r.get<std::string>(6);
+    e.actor = r.get<std::string>(7);
+    e.reason = r.get<std::string>(8);
+    e.note = r.get<std::string>(9);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 int CaseStore::CountFractures(const std::string& episode_id, const std::string& site) {
   int n = 0;
   sql_ << "SELECT count(*)::int FROM fls_case_fracture WHERE episode_id = :e AND site = :s", soci::use(episode_id),

@@ -37,6 +37,20 @@ struct CaseFractureRow {
   std::string encounter_id;
 };
 
+// One row of a case's event log (fls_case_event), in the order it was appended.
+struct CaseEventRow {
+  long long seq = 0;
+  std::string event;
+  std::string from_stage;  // empty for the row that opened the case
+  std::string to_stage;
+  long long occurred_us = 0;
+  long long recorded_us = 0;
+  std::string source;  // user | data | timer
+  std::string actor;
+  std::string reason;
+  std::string note;
+};
+
 class CaseStore {
  public:
   explicit CaseStore(ResourceStore& store);
@@ -61,6 +75,8 @@ class CaseStore {
   bool ClaimReview(const std::string& condition_id, const std::string& task_id,
                    const std::string& patient_id, const std::string& reason);
   std::vector<CaseFractureRow> FracturesOf(const std::string& episode_id);
+  // The case's event log, oldest first.
+  std::vector<CaseEventRow> Events(const std::string& episode_id);
   int CountFractures(const std::string& episode_id, const std::string& site);
 
  private:

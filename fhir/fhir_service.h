@@ -159,6 +159,10 @@ class FhirService {
   // POST / with a transaction or batch Bundle (transaction.cpp).
   Outcome ProcessBundle(std::string_view body, const RequestInfo& info);
 
+  // Read-only statements outside a transaction (db::Database::Read), for the FLS operations
+  // (fhir/case_events.cpp...) that read their own tables.
+  void ReadStore(const std::function<void(db::ResourceStore&)>& fn) { db_.Read(fn); }
+
  private:
   friend class BundleProcessor;
   friend class WriteContext;

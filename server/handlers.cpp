@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fhir/capability.h"
+#include "fhir/case_events.h"
 #include "fhir/error.h"
 #include "fhir/fhir_date.h"
 
@@ -221,6 +222,12 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.History(req.params["type"], req.params["id"], q, Info(req)), Info(req), false);
+  });
+  // The FLS operations (operations.md); literal types come before the generic patterns' twins.
+  router.Add("GET", "/EpisodeOfCare/{id}/$events", "", false, [&svc](HttpRequest& req) {
+    auto q = Query(req);
+    CheckAccept(req, q);
+    return ToResponse(fhir::CaseEvents(svc, req.params["id"]), Info(req), false);
   });
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, [&svc](HttpRequest& req) {
     auto q = Query(req);

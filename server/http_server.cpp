@@ -118,7 +118,14 @@ class WorkerPool {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      job();
+      try {
+        job();
+      } catch (const std::exception& e) {
+        // A job formats its own errors; this is memory running out while doing so.
+        Log("error", "a worker job failed", {{"error", e.what()}});
+      } catch (...) {
+        Log("error", "a worker job failed");
+      }
     }
   }
   std::mutex mu_;
@@ -188,6 +195,10 @@ class HttpServer::Impl {
   HttpResponse Process(HttpRequest& r, const ReplyContext& ctx) const {
     HttpResponse resp;
     try {
+      if (refuse_work_) {
+        // Shutting down past the grace period: queued requests are answered, not run.
+        throw fhir::FhirError(fhir::ErrorCode::kServiceUnavailable, "the server is shutting down");
+      }
       if (!db_.migrated()) {
         throw fhir::FhirError(fhir::ErrorCode::kServiceUnavailable,
                               "the database is not ready yet; retry later");
@@ -265,6 +276,16 @@ class HttpServer::Impl {
   const db::Database& db_;
   const CorsPolicy cors_;
 
+  // Before the io_context: sessions destroyed inside ~io_context still count themselves out.
+  int max_connections_ = 0;  // constant once serving: the configured cap, lowered by the fd limit
+  std::atomic<int> open_connections_{0};
+  // Requests past their header checks whose response is not yet written (uploading, at a
+  // worker, or being written): what Drain waits for.
+  std::atomic<int> in_flight_{0};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> refuse_work_{false};  // set by Stop: queued requests get 503, unrun
+  std::atomic<bool> stopped_{false};
+
   // Declared before the workers: a worker's last job posts to it, and sessions hold its sockets.
   net::io_context ioc_;
   std::optional<tcp::acceptor> acceptor_;
@@ -273,14 +294,9 @@ class HttpServer::Impl {
   WorkerPool workers_;
   std::unique_ptr<db::HealthMonitor> monitor_;
 
-  int max_connections_ = 0;  // constant once serving: the configured cap, lowered by the fd limit
-  std::atomic<int> open_connections_{0};
-  std::atomic<int> in_flight_{0};  // requests handed to a worker whose response is not yet written
-  std::atomic<bool> draining_{false};
-  std::atomic<bool> stopped_{false};
-
  private:
   void Accept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
   void RefuseOverCapacity(tcp::socket socket);
   void Stop();
 };
@@ -296,7 +312,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         server_(server) {
     ++server_.open_connections_;
   }
-  ~Session() { --server_.open_connections_; }
+  ~Session() {
+    Uncount();
+    --server_.open_connections_;
+  }
 
   void Start() { WaitRequest(); }
 
@@ -322,7 +341,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_->eager(false);  // stop after the header, to check it before reading the body
     line_checked_ = false;
     header_checked_ = false;
+    header_fields_ = 0;
     request_id_.clear();
+    method_.clear();
+    path_.clear();
     if (buffer_.size() == 0 && buffer_.capacity() > (64u << 10)) buffer_.shrink_to_fit();
     if (buffer_.size() > 0) {
       OnBytes();
@@ -347,12 +369,14 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec, size_t n) {
+    // The deadline first: its timer may have fired after this read completed but before this
+    // handler ran, when there was nothing left to cancel.
+    if (timed_out_) {
+      OnTimeout();
+      return;
+    }
     if (ec) {
-      if (timed_out_) {
-        OnTimeout();
-      } else {
-        Close();  // the client closed or reset the connection: nobody to answer
-      }
+      Close();  // the client closed or reset the connection: nobody to answer
       return;
     }
     buffer_.commit(n);
@@ -362,6 +386,17 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // Feeds the buffered bytes to the parser; reads more, checks the header, or dispatches.
   void OnBytes() {
     if (phase_ == Phase::kIdle) {
+      // Blank lines between requests are ignored (RFC 9112 2.2), and do not start a request:
+      // the connection stays idle, under the idle timeout.
+      auto data = buffer_.data();
+      const char* p = static_cast<const char*>(data.data());
+      size_t blank = 0;
+      while (blank < data.size() && (p[blank] == '\r' || p[blank] == '\n')) ++blank;
+      buffer_.consume(blank);
+      if (buffer_.size() == 0) {
+        ReadSome();
+        return;
+      }
       phase_ = Phase::kHeader;
       started_ = Clock::now();
       ArmTimer(config().header_timeout_ms);
@@ -512,6 +547,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       Refuse(ErrorCode::kBadRequest, "the only Transfer-Encoding accepted is chunked");
       return false;
     }
+    if (transfer_encodings > 0 && req.version() < 11) {
+      // RFC 9112 6.1: faulty framing from an HTTP/1.0 client (a desync with 1.0 front ends).
+      Refuse(ErrorCode::kBadRequest, "Transfer-Encoding is not HTTP/1.0");
+      return false;
+    }
     switch (req.method()) {
       case bhttp::verb::get:
       case bhttp::verb::head:
@@ -549,6 +589,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       }
       send_continue = has_body && req.version() >= 11;
     }
+    // Only these fields are the request's headers: a chunked body's trailer fields join the
+    // parser's field list later and must not pass for headers (RFC 9110 6.5.1).
+    header_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
+    counted_ = true;
+    ++server_.in_flight_;
     phase_ = Phase::kBody;
     ArmTimer(config().body_timeout_ms);
     parser_->eager(true);
@@ -578,13 +623,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     ctx.path = path_;
     ctx.started = started_;
     ctx.head = msg.method() == bhttp::verb::head;
-    ctx.keep_alive = msg.keep_alive();
+    ctx.keep_alive = parser_->keep_alive();  // every Connection field, not only the first
     ctx.http10 = msg.version() < 11;
 
     HttpRequest r;
     r.method = method_;
     r.request_id = request_id_;
+    size_t field = 0;
     for (const auto& f : msg) {
+      if (field++ == header_fields_) break;  // the rest are trailer fields
       std::string key = Lower(SV(f.name_string()));
       auto [it, inserted] = r.headers.emplace(key, std::string(SV(f.value())));
       if (!inserted) it->second += ", " + std::string(SV(f.value()));
@@ -619,7 +666,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       Respond(Options(r, ctx), ctx, false);
       return;
     }
-    ++server_.in_flight_;
     server_.workers_.Post(
         [self = shared_from_this(), r = std::move(r), ctx = std::move(ctx)]() mutable {
           HttpResponse resp = self->server_.Process(r, ctx);
@@ -690,6 +736,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     ctx.path = path_;
     ctx.started = phase_ == Phase::kIdle ? Clock::now() : started_;
     ctx.keep_alive = false;
+    ctx.head = method_ == "HEAD";
     Log("warn", "refused",
         {{"rid", request_id_},
          {"status", std::to_string(fhir::Describe(error.code()).http_status)},
@@ -698,12 +745,16 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   void Respond(HttpResponse resp, const ReplyContext& ctx, bool from_worker) {
-    if (phase_ == Phase::kClosed) {
-      if (from_worker) --server_.in_flight_;
-      return;
-    }
+    if (phase_ == Phase::kClosed) return;
     if (!from_worker && resp.body.size() >= config().gzip_min_bytes) server_.Compress(resp, ctx);
-    counted_ = from_worker;
+    // Caches must know what the answer depends on even when it did not vary this time.
+    bool compressed = false;
+    for (const auto& h : resp.headers)
+      compressed = compressed || IEquals(h.first, "Content-Encoding");
+    if (!compressed && !ctx.head && resp.body.size() >= config().gzip_min_bytes) {
+      resp.headers.emplace_back("Vary", "Accept-Encoding");
+    }
+    if (server_.cors_.enabled() && ctx.origin.empty()) resp.headers.emplace_back("Vary", "Origin");
     close_after_ = !ctx.keep_alive || server_.draining_ || resp.status == 413 ||
                    resp.status == 431 || resp.status == 414 || resp.status == 408;
     if (!ctx.origin.empty()) {
@@ -756,11 +807,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWritten(ec); });
   }
 
-  void OnWritten(beast::error_code ec) {
+  void Uncount() {
     if (counted_) {
       counted_ = false;
       --server_.in_flight_;
     }
+  }
+
+  void OnWritten(beast::error_code ec) {
+    Uncount();
     write_buf_.clear();
     if (write_buf_.capacity() > (1u << 20)) write_buf_.shrink_to_fit();
     if (ec) {
@@ -791,7 +846,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     socket_.async_read_some(buffer_.prepare(16u << 10),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->linger_bytes_ += n;
-                              if (ec || self->linger_bytes_ > (4u << 20)) {
+                              if (self->timed_out_ || ec || self->linger_bytes_ > (4u << 20)) {
                                 self->Close();
                                 return;
                               }
@@ -825,8 +880,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
       if (ec || gen != self->timer_gen_ || self->phase_ == Phase::kClosed) return;
       self->timed_out_ = true;
-      beast::error_code ignored;
-      self->socket_.cancel(ignored);
+      if (self->phase_ == Phase::kHeader || self->phase_ == Phase::kBody) {
+        // A 408 follows (OnTimeout, from the read's handler): stop the read, keep the socket.
+        beast::error_code ignored;
+        self->socket_.cancel(ignored);
+      } else {
+        // Idle, writing (a composed write between two sends would miss a cancel) or lingering:
+        // nothing to answer; closing fails whatever operation comes next.
+        self->Close();
+      }
     });
   }
 
@@ -839,6 +901,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Close() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
+    Uncount();
     CancelTimer();
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -856,7 +919,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool timed_out_ = false;
   unsigned timer_gen_ = 0;
   bool close_after_ = false;
-  bool counted_ = false;  // the response being written is one a worker produced
+  bool counted_ = false;      // counted in the server's in_flight_ (from the header checks on)
+  size_t header_fields_ = 0;  // the header's fields; those after them are a chunked trailer
   size_t linger_bytes_ = 0;
   Clock::time_point started_ = Clock::now();
   std::string request_id_, method_, path_;
@@ -921,6 +985,16 @@ void HttpServer::Impl::Start() {
 void HttpServer::Impl::Accept() {
   acceptor_->async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (stopped_) return;
+    try {
+      OnAccept(ec, std::move(socket));
+    } catch (const std::exception& e) {
+      Log("error", "accepting a connection failed", {{"error", e.what()}});  // it is dropped
+    }
+  });
+}
+
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  {
     if (ec) {
       if (ec == net::error::operation_aborted) return;
       // EMFILE and friends: wait a moment rather than spin.
@@ -933,13 +1007,14 @@ void HttpServer::Impl::Accept() {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    // Re-armed first: whatever happens to this connection, the next one is accepted.
+    Accept();
     if (open_connections_.load() >= max_connections_) {
       RefuseOverCapacity(std::move(socket));
     } else {
       std::make_shared<Session>(std::move(socket), *this)->Start();
     }
-    Accept();
-  });
+  }
 }
 
 // Over the cap: one small 503 written without waiting (it fits in the socket's send buffer), then
@@ -956,8 +1031,16 @@ void HttpServer::Impl::RefuseOverCapacity(tcp::socket socket) {
                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   beast::error_code ec;
   socket.non_blocking(true, ec);
+  // What the client already sent is read first: closing over unread bytes sends a reset, which
+  // can destroy the 503 on its way (bytes arriving later still can; a client retrying after
+  // Retry-After is the remedy).
+  char sink[16384];
+  for (int i = 0; i < 4 && socket.available(ec) > 0 && !ec; ++i)
+    socket.read_some(net::buffer(sink), ec);
   socket.write_some(net::buffer(out), ec);
-  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  for (int i = 0; i < 4 && socket.available(ec) > 0 && !ec; ++i)
+    socket.read_some(net::buffer(sink), ec);
   socket.close(ec);
   Log("warn", "refused", {{"rid", rid}, {"status", "503"}, {"reason", "connection cap reached"}});
 }
@@ -971,19 +1054,25 @@ void HttpServer::Impl::Drain() {
   Stop();
 }
 
+// The order matters: the workers finish while the socket threads still run, so that every
+// request a worker ran gets its response written; requests still queued are answered 503
+// without being run (a client may retry them: nothing of them was committed).
 void HttpServer::Impl::Stop() {
   if (stopped_.exchange(true)) return;
-  if (acceptor_) {
-    net::post(acceptor_->get_executor(), [this] {
-      beast::error_code ignored;
-      acceptor_->close(ignored);
-    });
+  refuse_work_ = true;
+  workers_.Stop();
+  auto flush_deadline = Clock::now() + std::chrono::seconds(2);
+  while (in_flight_.load() > 0 && Clock::now() < flush_deadline && !io_threads_.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ioc_.stop();
   for (auto& t : io_threads_) {
     if (t.joinable()) t.join();
   }
-  workers_.Stop();
+  if (acceptor_) {
+    beast::error_code ignored;
+    acceptor_->close(ignored);  // no socket thread runs any more: safe from here
+  }
   if (monitor_) monitor_->Stop();
 }
 

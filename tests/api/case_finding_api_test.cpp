@@ -468,6 +468,64 @@ TEST(CaseFinding, RibFracturesBecomeSevereAtThree) {
 // Ground truth from the files themselves: a patient has a case when at least one Condition is a
 // fragility fracture (a fracture code of the list, at 50 or over on the onset date, not entered in
 // error or refuted); every such Condition is on that case; the case is closed when the patient died.
+void ExpectOutcomeStatus(const Response& r, int status) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_NE(r.body.find("\"OperationOutcome\""), std::string::npos) << r.body;
+}
+
+// The event log, read back as operations.md section 1 says: one `event` part per row, in order.
+TEST(CaseEvents, TheLogOfACaseIsReadBackInOrderWithItsParts) {
+  std::string patient = CreatePatient("1948-05-06");
+  std::string org = Org();
+  ASSERT_EQ(Post("/", Admission(patient, org, "S72.001A", Today(-3))).status, 200);
+  auto cases = Get("/EpisodeOfCare?patient=" + patient).Json();
+  ASSERT_EQ(Entries(cases).size(), 1u);
+  std::string episode = (*Entries(cases)[0])["id"].GetString();
+
+  auto parts = [](const rapidjson::Value& event) {
+    std::map<std::string, std::string> out;
+    for (const auto& p : event["part"].GetArray()) {
+      std::string value;
+      for (auto m = p.MemberBegin(); m != p.MemberEnd(); ++m) {
+        std::string key = m->name.GetString();
+        if (key.rfind("value", 0) == 0) value = m->value.IsString() ? m->value.GetString() : std::to_string(m->value.GetInt64());
+      }
+      out[p["name"].GetString()] = value;
+    }
+    return out;
+  };
+  Response log = Get("/EpisodeOfCare/" + episode + "/$events");
+  ASSERT_EQ(log.status, 200) << log.body;
+  auto d = log.Json();
+  EXPECT_STREQ(d["resourceType"].GetString(), "Parameters");
+  ASSERT_EQ(d["parameter"].Size(), 1u) << log.body;
+  auto first = parts(d["parameter"][0]);
+  EXPECT_EQ(d["parameter"][0]["name"].GetString(), std::string("event"));
+  EXPECT_EQ(first["event"], "identify");
+  EXPECT_EQ(first.count("from"), 0u) << "the row that opened the case comes from nowhere";
+  EXPECT_EQ(first["to"], "identified");
+  EXPECT_EQ(first["source"], "data");
+  ASSERT_EQ(first["occurred"].size(), 24u) << "an instant such as 2026-12-01T21:27:49.123Z: " << first["occurred"];
+  EXPECT_EQ(first["occurred"][10], 'T');
+  EXPECT_EQ(first["occurred"].back(), 'Z');
+  EXPECT_FALSE(first["recorded"].empty());
+  EXPECT_FALSE(first["seq"].empty());
+
+  // The patient dies: the case closes, and the log says so after the first row.
+  std::string body = R"({"resourceType":"Patient","id":")" + patient + R"(","birthDate":"1948-05-06","deceasedDateTime":")" +
+                     Today(-1) + R"("})";
+  ASSERT_EQ(Put("/Patient/" + patient, body).status, 200);
+  d = Get("/EpisodeOfCare/" + episode + "/$events").Json();
+  ASSERT_EQ(d["parameter"].Size(), 2u);
+  auto second = parts(d["parameter"][1]);
+  EXPECT_EQ(second["from"], "identified");
+  EXPECT_EQ(second["to"], "deceased");
+  EXPECT_GT(std::stoll(second["seq"]), std::stoll(first["seq"]));
+
+  ExpectOutcomeStatus(Get("/EpisodeOfCare/no-such-case/$events"), 404);
+  ExpectOutcomeStatus(Get("/Patient/" + patient + "/$events"), 404);
+}
+
 TEST(CaseFinding, EverySyntheaPatientGetsTheCasesTheFilesCallFor) {
   namespace fs = std::filesystem;
   const std::set<std::string> fracture_codes = {"359817006", "5913000",  "704330001", "33737001", "263102004",

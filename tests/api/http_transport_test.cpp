@@ -1008,6 +1008,60 @@ TEST(HttpTransport, TwoDifferentContentLengthsAre400AndTheRequestAfterIsNeverRea
       "cl-cl-differ", "two different Content-Length");
 }
 
+TEST(HttpTransport, Http10WithTransferEncodingIs400AndTheRequestAfterIsNeverRead) {
+  ExpectSmugglingRefused(
+      "POST /Patient HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: te-10\r\n"
+      "Content-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "1a\r\n{\"resourceType\":\"Patient\"}\r\n0\r\n\r\n",
+      "te-10", "HTTP/1.0 with Transfer-Encoding");
+}
+
+TEST(HttpTransport, TrailerFieldsOfAChunkedBodyAreNotHeaders) {
+  ServerProcess& s = Default();
+  std::string id = "trailer-" + Letters(8);
+  std::string body = R"({"resourceType":"Patient","id":")" + id + R"("})";
+  ASSERT_EQ(Exchange(s.port(), Req("PUT", "/Patient/" + id, "", body)).status, 201);
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  // A trailer If-Match for a version that does not exist: were it a header, the answer is 412.
+  Reply r = Exchange(s.port(), "PUT /Patient/" + id +
+                                   " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/fhir+json\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n" +
+                                   size + "\r\n" + body + "\r\n0\r\nIf-Match: W/\"99\"\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.status_line << " " << r.body;
+}
+
+TEST(HttpTransport, ConnectionCloseInASecondConnectionHeaderClosesTheConnection) {
+  Conn c(Default().port());
+  ASSERT_TRUE(c.ok());
+  c.Send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n");
+  Reply r = c.Read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(Lists(r.Header("connection"), "close")) << r.Header("connection");
+  EXPECT_TRUE(c.ClosedWithin(5000));
+}
+
+TEST(HttpTransport, BlankLineAfterARequestLeavesTheConnectionIdleAndSilent) {
+  Conn c(Limited().port());
+  ASSERT_TRUE(c.ok());
+  c.Send(Req("GET", "/healthz") + "\r\n");  // a client's stray CRLF after its request
+  ASSERT_EQ(c.Read().status, 200);
+  std::string extra;
+  EXPECT_TRUE(c.ClosedWithin(6000, &extra));
+  EXPECT_EQ(extra, "") << "a 408 for a request nobody sent";
+}
+
+TEST(HttpTransport, RefusalOfAHeadRequestHasNoBody) {
+  Conn c(Default().port());
+  ASSERT_TRUE(c.ok());
+  c.Send("HEAD /metadata HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something-else\r\n\r\n");
+  Reply r = c.Read(10000, /*head=*/true);
+  EXPECT_EQ(r.status, 417);
+  std::string extra;
+  EXPECT_TRUE(c.ClosedWithin(5000, &extra));
+  EXPECT_EQ(extra, "") << "a body after the headers of a HEAD answer";
+}
+
 TEST(HttpTransport, ContentLengthThatIsNotADecimalIntegerIs400AndClose) {
   int i = 0;
   for (std::string value : {"-1", "abc", "1,1", "0x10"}) {
@@ -1339,6 +1393,13 @@ TEST(HttpTransport, CorsPreflightFromAListedOriginIs204WithAllowMethods) {
   EXPECT_TRUE(Lists(r.Header("access-control-allow-headers"), "content-type"))
       << r.Header("access-control-allow-headers");
   EXPECT_EQ(r.Header("access-control-max-age"), "600");
+}
+
+TEST(HttpTransport, CorsVaryOriginIsOnEveryAnswerSoThatCachesKeepThemApart) {
+  Reply r = Exchange(WithCors().port(), Req("GET", "/metadata", "Connection: close\r\n"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(Lists(r.Header("vary"), "Origin")) << "no Origin sent, yet the answer depends on it: " << r.Header("vary");
+  EXPECT_TRUE(Lists(r.Header("vary"), "Accept-Encoding")) << r.Header("vary");
 }
 
 TEST(HttpTransport, CorsUnlistedOriginGetsNoAccessControlHeader) {
