@@ -16,24 +16,9 @@ MAX_SECONDS=${MAX_SECONDS:-1800}
 CODE=${CODE:-S72.0}
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(250 500 1000 3000)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-TMP=$(mktemp -d /tmp/fls-bench-cf.XXXXXX)
-chmod 755 "$TMP"
-PGPORT=$((57000 + RANDOM % 1000))
-PORT=$((20000 + RANDOM % 1000))
-as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$TMP/pg" "$TMP/sock"
-[[ $(id -u) == 0 ]] && chown postgres "$TMP/pg" "$TMP/sock"
-as_pg "$PGBIN/initdb" -D "$TMP/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -l "$TMP/pg/log" -w -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $TMP/sock" start >/dev/null
-cleanup() {
-  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap 'rc=$?; cleanup; exit $rc' EXIT
+. "$ROOT/bench/lib.sh"
+bench_start_pg cf 57000 20000
 psql_() { "$PGBIN/psql" -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -c "$1"; }
-"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc 'CREATE DATABASE bench'
 FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$BIN" >"$TMP/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done

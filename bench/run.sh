@@ -9,23 +9,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-TMP=$(mktemp -d /tmp/fls-bench.XXXXXX)
-chmod 755 "$TMP"
-PGPORT=$((56000 + RANDOM % 1000))
-PORT=$((19000 + RANDOM % 1000))
-as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$TMP/pg" "$TMP/sock"
-[[ $(id -u) == 0 ]] && chown postgres "$TMP/pg" "$TMP/sock"
-as_pg "$PGBIN/initdb" -D "$TMP/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -l "$TMP/pg/log" -w -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $TMP/sock" start >/dev/null
-cleanup() {
-  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc 'CREATE DATABASE bench'
+. "$ROOT/bench/lib.sh"
+bench_start_pg run 56000 19000
 BIN=${FLS_BENCH_SERVER:-$ROOT/build/fls-server}
 FLS_HOME=$ROOT FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$BIN" >"$TMP/server.log" 2>&1 &
 SERVER=$!
