@@ -42,7 +42,8 @@ Outcome CaseEvents(FhirService& service, const std::string& episode_id) {
     found = cases.Case(episode_id);
     rows = found ? cases.Events(episode_id) : std::vector<db::CaseEventRow>{};
   });
-  if (!found) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+  if (!found)
+    throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
 
   rapidjson::StringBuffer sb;
   Writer w(sb);
