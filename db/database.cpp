@@ -240,7 +240,7 @@ void Database::Migrate() {
       if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         std::string s = state ? state : "";
-        std::string msg = PQresultErrorMessage(res);
+        std::string msg = PrimaryMessage(PQresultErrorMessage(res));
         PQclear(res);
         throw DbError(s.empty() ? DbErrorKind::kUnavailable : KindOf(s), s, msg);
       }

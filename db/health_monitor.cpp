@@ -17,8 +17,27 @@ struct ConnCloser {
 };
 }  // namespace
 
+namespace {
+// TCP keepalives and a user timeout: a ping on a connection whose peer vanished (a failover, a
+// cable) fails within seconds instead of waiting on the kernel's retransmissions, so Stop()
+// never waits long and /readyz turns not-ready.
+std::string WithKeepalives(const std::string& conninfo) {
+  bool url = conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0;
+  if (url) {
+    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") +
+           "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=2&tcp_user_"
+           "timeout=5000";
+  }
+  return conninfo +
+         " keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=2 "
+         "tcp_user_timeout=5000";
+}
+}  // namespace
+
 HealthMonitor::HealthMonitor(std::string connect_string, std::chrono::milliseconds period)
-    : connect_string_(std::move(connect_string)), period_(period), thread_([this] { Run(); }) {}
+    : connect_string_(WithKeepalives(connect_string)),
+      period_(period),
+      thread_([this] { Run(); }) {}
 
 HealthMonitor::~HealthMonitor() { Stop(); }
 

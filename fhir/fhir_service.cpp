@@ -57,8 +57,9 @@ FhirError FromDbError(const db::DbError& e, const std::string& request_id) {
 FhirError PastDeadline(const Deadline& deadline) {
   return FhirError(ErrorCode::kTooCostly,
                    "the Bundle ran past the server's limit of " + std::to_string(deadline.limit_ms) +
-                       " ms for a whole transaction or batch; the transaction was rolled back: nothing of it "
-                       "was written. Send smaller Bundles");
+                       " ms for a whole transaction or batch. A transaction is rolled back whole: nothing of it "
+                       "was written. In a batch, this entry was not written; the entries answered before it "
+                       "stand. Send smaller Bundles");
 }
 
 std::optional<int> ParseETagVersion(std::string_view etag) {
