@@ -27,6 +27,7 @@
 
 #include "db/health_monitor.h"
 #include "fhir/error.h"
+#include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
 #include "fhir/text.h"
 #include "server/http_util.h"
@@ -144,8 +145,8 @@ std::string Lower(std::string_view s) {
 // Beast 1.74 speaks boost::string_view.
 std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
 
-long long NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -268,8 +269,6 @@ class HttpServer::Impl {
     return "http://" +
            (host && SafeHost(*host) ? *host : config_.listen + ":" + std::to_string(config_.port));
   }
-
-  bool Ready() const { return db_.migrated() && monitor_ && monitor_->Reachable(); }
 
   const Config& config_;
   const Router& router_;
@@ -684,7 +683,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     bool migrated = server_.db_.migrated();
     bool reachable = server_.monitor_ && server_.monitor_->Reachable();
-    r.status = migrated && reachable && !server_.draining_ ? 200 : 503;
+    r.status = migrated && reachable ? 200 : 503;
     r.body = std::string("{\"status\":\"") + (r.status == 200 ? "ready" : "not-ready") +
              "\",\"database\":" + (reachable ? "true" : "false") +
              ",\"migrations\":" + (migrated ? "true" : "false") + "}";
@@ -768,7 +767,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(status)));
     out += "HTTP/1.1 " + std::to_string(status) + " ";
     out.append(reason.data(), reason.size());
-    out += "\r\nDate: " + HttpDate(NowUnix()) + "\r\nX-Request-Id: " + ctx.request_id + "\r\n";
+    out += "\r\nDate: " + fhir::FormatHttpDate(NowUs()) + "\r\nX-Request-Id: " + ctx.request_id +
+           "\r\n";
     // Vary values from several sources merge into one header.
     std::string vary;
     for (const auto& [k, v] : resp.headers) {

@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <cctype>
-#include <ctime>
 #include <stdexcept>
 
 #include "fhir/text.h"
@@ -190,20 +189,6 @@ std::string SafeHeaderList(std::string_view value) {
     if (!(TokenChar(c) || c == ',' || c == ' ')) return "";
   }
   return std::string(Trim(value));
-}
-
-std::string HttpDate(long long unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return buf;
 }
 
 }  // namespace fls::server

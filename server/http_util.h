@@ -1,6 +1,6 @@
 #pragma once
 // Pure pieces of the HTTP listener, apart so that unit tests can reach them: request-line
-// repair, request ids, Accept-Encoding, gzip, CORS origins, dates. No sockets, no state.
+// repair, request ids, Accept-Encoding, gzip, CORS origins. No sockets, no state.
 
 #include <optional>
 #include <set>
@@ -49,7 +49,5 @@ class CorsPolicy {
 // An Access-Control-Request-Headers value safe to echo (header-name tokens and commas), else "".
 std::string SafeHeaderList(std::string_view value);
 
-// RFC 9110 IMF-fixdate for the Date header, e.g. "Tue, 01 Dec 2026 21:27:49 GMT".
-std::string HttpDate(long long unix_seconds);
 
 }  // namespace fls::server
