@@ -1,5 +1,7 @@
 #include "fhir/case_finder.h"
 
+#include "fhir/pathway_knowledge.h"
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -1003,21 +1005,8 @@ void PublishCaseFindingKnowledge(FhirService& service, const workflow::FractureC
     JsonDoc map_copy, plan_copy;
     map_copy.CopyFrom(map_doc, map_copy.GetAllocator());
     plan_copy.CopyFrom(plan, plan_copy.GetAllocator());
-    auto same = [&](const std::string& type, const std::string& id, const JsonDoc& doc) {
-      auto row = ctx.store().ReadCurrent(type, id);
-      if (!row || row->deleted) return false;
-      JsonDoc stored = ParseJson(row->content);
-      RemoveMember(stored, "meta");
-      JsonDoc mine;
-      mine.CopyFrom(doc, mine.GetAllocator());
-      RemoveMember(mine, "meta");
-      return stored == mine;
-    };
-    if (!same("ConceptMap", "fls-fracture-codes", map_copy)) ctx.Update("ConceptMap", "fls-fracture-codes", map_copy);
-    auto plan_id = StringMember(plan_copy, "id");
-    if (plan_id && !same("PlanDefinition", std::string(*plan_id), plan_copy)) {
-      ctx.Update("PlanDefinition", std::string(*plan_id), plan_copy);
-    }
+    PublishIfChanged(ctx, "ConceptMap", "fls-fracture-codes", map_copy);
+    if (auto plan_id = StringMember(plan_copy, "id")) PublishIfChanged(ctx, "PlanDefinition", std::string(*plan_id), plan_copy);
     auto site = ctx.store().ReadCurrent("Organization", config.default_site_id);
     if (!site) {
       JsonDoc od = ParseJson(R"({"resourceType":"Organization","id":")" + config.default_site_id +

@@ -18,6 +18,7 @@
 #include "db/database.h"
 #include "fhir/case_finder.h"
 #include "fhir/fhir_service.h"
+#include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
 #include "fhir/search_params.h"
 #include "server/config.h"
@@ -25,6 +26,7 @@
 #include "server/http_server.h"
 #include "server/log.h"
 #include "workflow/fracture_codes.h"
+#include "workflow/investigation_panel.h"
 
 namespace {
 constexpr const char* kVersion = "0.1.0";
@@ -78,10 +80,14 @@ int main(int argc, char** argv) {
   // Case finding's data: the fracture code list and the pathway's PlanDefinition.
   std::string codes_text, plan_text;
   std::unique_ptr<workflow::FractureCodeList> codes;
+  std::unique_ptr<workflow::InvestigationPanel> panel;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
     codes = std::make_unique<workflow::FractureCodeList>(workflow::FractureCodeList::Parse(codes_text));
+    // The pathway's data: a malformed file stops the start-up here, naming the entry.
+    panel = std::make_unique<workflow::InvestigationPanel>(
+        workflow::InvestigationPanel::Parse(ReadFile(config.home + "/workflow/data/investigation-panel.json")));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -108,6 +114,7 @@ int main(int argc, char** argv) {
     try {
       database.Migrate();
       fhir::PublishCaseFindingKnowledge(*service_ptr, *codes, case_config, plan_text);
+      fhir::PublishPathwayKnowledge(*service_ptr, *panel, config.canonical_base);
       server::Log("info", "database ready: migrations applied, pathway published");
       return true;
     } catch (const db::DbError& e) {

@@ -526,6 +526,43 @@ TEST(CaseEvents, TheLogOfACaseIsReadBackInOrderWithItsParts) {
   ExpectOutcomeStatus(Get("/Patient/" + patient + "/$events"), 404);
 }
 
+TEST(Knowledge, ThePathwaysCodeSystemsArePublishedFromTheTableAndTheData) {
+  struct Row {
+    const char* id;
+    unsigned concepts;
+    const char* some_code;
+  };
+  const Row rows[] = {{"pathway-stage", 10, "treatment-decision"},
+                      {"fls-pathway-event", 13, "lost-to-follow-up"},
+                      {"fls-investigation", 16, "renal-clearance"},
+                      {"fls-flag", 9, "thyroid"}};  // thyroid has two rules (low, high) and one code
+  for (const auto& row : rows) {
+    Response r = Get(std::string("/CodeSystem/") + row.id);
+    ASSERT_EQ(r.status, 200) << row.id;
+    auto d = r.Json();
+    EXPECT_EQ(std::string(d["url"].GetString()), std::string("http://fls-server.org/fhir/CodeSystem/") + row.id);
+    EXPECT_STREQ(d["content"].GetString(), "complete");
+    ASSERT_EQ(d["concept"].Size(), row.concepts) << row.id;
+    bool found = false;
+    for (const auto& c : d["concept"].GetArray()) found = found || std::string(c["code"].GetString()) == row.some_code;
+    EXPECT_TRUE(found) << row.id << " lacks " << row.some_code;
+  }
+  auto flags = Get("/CodeSystem/fls-flag").Json();
+  for (const auto& c : flags["concept"].GetArray()) {
+    if (std::string(c["code"].GetString()) != "thyroid") continue;
+    std::string definition = c["definition"].GetString();
+    EXPECT_NE(definition.find("< 0.4 m[IU]/L"), std::string::npos) << definition;
+    EXPECT_NE(definition.find("> 4 m[IU]/L"), std::string::npos) << definition;
+  }
+  // A second server starting on the same database with the same data adds no version.
+  ServerProcess again;
+  ASSERT_TRUE(again.WaitReady(30000)) << again.LogTail();
+  for (const auto& row : rows) {
+    Response r = Http(again.port(), "GET", std::string("/CodeSystem/") + row.id);
+    EXPECT_STREQ(r.Json()["meta"]["versionId"].GetString(), "1") << row.id;
+  }
+}
+
 TEST(CaseFinding, EverySyntheaPatientGetsTheCasesTheFilesCallFor) {
   namespace fs = std::filesystem;
   const std::set<std::string> fracture_codes = {"359817006", "5913000",  "704330001", "33737001", "263102004",
