@@ -105,25 +105,8 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   fhir::FhirService& svc = ctx.service;
   router.SetTypeCheck([&svc](const std::string& t) { return svc.IsResourceType(t); });
 
-  router.Add("GET", "/healthz", "", true, [](HttpRequest&) {
-    HttpResponse r;
-    r.content_type = "application/json";
-    r.body = "{\"status\":\"ok\"}";
-    return r;
-  });
-  db::Database& db = ctx.db;
-  router.Add("GET", "/readyz", "", true, [&db](HttpRequest&) {
-    HttpResponse r;
-    r.content_type = "application/json";
-    bool migrated = db.migrated();
-    bool reachable = db.Ping();
-    r.status = migrated && reachable ? 200 : 503;
-    r.body = std::string("{\"status\":\"") + (r.status == 200 ? "ready" : "not-ready") +
-             "\",\"database\":" + (reachable ? "true" : "false") +
-             ",\"migrations\":" + (migrated ? "true" : "false") + "}";
-    if (r.status != 200) r.headers.emplace_back("Retry-After", "2");
-    return r;
-  });
+  // /healthz and /readyz are answered by the listener itself, on its socket threads, so that a
+  // probe never waits behind busy workers (server/http_server.cpp, Session::Probe).
 
   // Capability statement: generated on each call from the routes registered below.
   const fhir::SchemaValidator& schema = ctx.schema;

@@ -18,8 +18,8 @@ struct HandlerContext {
   std::string software_version;
 };
 
-// Registers every route: FHIR interactions, /metadata, /healthz, /readyz. REQUIRES: `ctx`'s
-// members outlive the router.
+// Registers every route: FHIR interactions, /metadata, the FLS operations (the probes are the
+// listener's). REQUIRES: `ctx`'s members outlive the router.
 void RegisterRoutes(Router& router, const HandlerContext& ctx);
 
 }  // namespace fls::server

@@ -695,7 +695,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   HttpResponse Options(const HttpRequest& r, const ReplyContext& ctx) const {
     HttpResponse resp;
     resp.status = 204;
-    resp.headers.emplace_back("Allow", server_.router_.AllowedMethods(r));
+    bool probe = r.segments.size() == 1 && (r.segments[0] == "healthz" || r.segments[0] == "readyz");
+    resp.headers.emplace_back("Allow", probe ? "GET, HEAD, OPTIONS" : server_.router_.AllowedMethods(r));
     const std::string* method = r.Header("access-control-request-method");
     if (method && !ctx.origin.empty()) {
       resp.headers.emplace_back("Access-Control-Allow-Methods", kAllMethods);
