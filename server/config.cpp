@@ -32,7 +32,7 @@ std::string Usage() {
          "                  [--header-timeout-ms=N] [--body-timeout-ms=N] [--idle-timeout-ms=N]\n"
          "                  [--write-timeout-ms=N] [--max-connections=N] [--io-threads=N]\n"
          "                  [--cors-origins=ORIGIN,...] [--gzip-min-bytes=N] [--max-sort-keys=N]\n"
-         "                  [--max-include=N] [--transaction-timeout-ms=N]\n"
+         "                  [--max-include=N] [--transaction-timeout-ms=N] [--max-body-bytes-total=N]\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -44,7 +44,7 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "canonical-base", "timezone", "max-header-bytes", "max-url-bytes",
                                  "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
                                  "write-timeout-ms", "max-connections", "io-threads", "cors-origins",
-                                 "gzip-min-bytes", "max-sort-keys", "max-include",
+                                 "gzip-min-bytes", "max-sort-keys", "max-include", "max-body-bytes-total",
                                  "transaction-timeout-ms"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
@@ -102,6 +102,9 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   if (auto v = get("idle-timeout-ms")) c.idle_timeout_ms = static_cast<int>(ToInt("idle-timeout-ms", *v, 100, 3600000));
   if (auto v = get("write-timeout-ms")) c.write_timeout_ms = static_cast<int>(ToInt("write-timeout-ms", *v, 100, 3600000));
   if (auto v = get("max-connections")) c.max_connections = static_cast<int>(ToInt("max-connections", *v, 1, 1000000));
+  if (auto v = get("max-body-bytes-total")) {
+    c.max_body_bytes_total = static_cast<size_t>(ToInt("max-body-bytes-total", *v, 1024, 1LL << 40));
+  }
   if (auto v = get("io-threads")) c.io_threads = static_cast<int>(ToInt("io-threads", *v, 1, 64));
   if (auto v = get("cors-origins")) c.cors_origins = *v;
   if (auto v = get("gzip-min-bytes")) c.gzip_min_bytes = static_cast<size_t>(ToInt("gzip-min-bytes", *v, 0, 1LL << 32));

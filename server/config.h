@@ -36,6 +36,7 @@ struct Config {
   int idle_timeout_ms = 60000;          // FLS_IDLE_TIMEOUT_MS: a kept-alive connection with no request
   int write_timeout_ms = 60000;         // FLS_WRITE_TIMEOUT_MS: a response the client does not read
   int max_connections = 2048;           // FLS_MAX_CONNECTIONS: open at once; more get 503
+  size_t max_body_bytes_total = 512u << 20;  // FLS_MAX_BODY_BYTES_TOTAL: request bodies held at once (503)
   int io_threads = 0;                   // FLS_IO_THREADS: socket threads; 0: one per core, at most 4
   std::string cors_origins;             // FLS_CORS_ORIGINS: comma-separated origins allowed, or *
   size_t gzip_min_bytes = 1024;         // FLS_GZIP_MIN_BYTES: smaller bodies go uncompressed

@@ -281,6 +281,9 @@ class HttpServer::Impl {
   // Requests past their header checks whose response is not yet written (uploading, at a
   // worker, or being written): what Drain waits for.
   std::atomic<int> in_flight_{0};
+  // Bytes of request bodies held in memory, from their reading to their response: at most
+  // Config::max_body_bytes_total, so that many large uploads at once cannot exhaust memory.
+  std::atomic<size_t> body_bytes_{0};
   std::atomic<bool> draining_{false};
   std::atomic<bool> refuse_work_{false};  // set by Stop: queued requests get 503, unrun
   std::atomic<bool> stopped_{false};
@@ -414,6 +417,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         header_checked_ = true;
         if (!CheckHeader()) return;
         if (phase_ != Phase::kBody) return;  // a 100 Continue is being written; it resumes
+      }
+      if (parser_->chunked() && header_checked_) {
+        // A chunked body's size is known only as it arrives: reserve as it grows.
+        size_t held = parser_->get().body().size();
+        if (held > reserved_ && !Reserve(held - reserved_)) {
+          Refuse(fhir::ErrorCode::kServiceUnavailable,
+                 "the server is holding too many request bodies at once; retry in a moment");
+          return;
+        }
       }
       if (parser_->is_done()) {
         Dispatch();
@@ -588,6 +600,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       }
       send_continue = has_body && req.version() >= 11;
     }
+    if (auto length = parser_->content_length(); length && *length > 0 && !Reserve(*length)) {
+      Refuse(ErrorCode::kServiceUnavailable,
+             "the server is holding too many request bodies at once; retry in a moment");
+      return false;
+    }
     // Only these fields are the request's headers: a chunked body's trailer fields join the
     // parser's field list later and must not pass for headers (RFC 9110 6.5.1).
     header_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
@@ -695,8 +712,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   HttpResponse Options(const HttpRequest& r, const ReplyContext& ctx) const {
     HttpResponse resp;
     resp.status = 204;
-    bool probe = r.segments.size() == 1 && (r.segments[0] == "healthz" || r.segments[0] == "readyz");
-    resp.headers.emplace_back("Allow", probe ? "GET, HEAD, OPTIONS" : server_.router_.AllowedMethods(r));
+    bool probe =
+        r.segments.size() == 1 && (r.segments[0] == "healthz" || r.segments[0] == "readyz");
+    resp.headers.emplace_back("Allow",
+                              probe ? "GET, HEAD, OPTIONS" : server_.router_.AllowedMethods(r));
     const std::string* method = r.Header("access-control-request-method");
     if (method && !ctx.origin.empty()) {
       resp.headers.emplace_back("Access-Control-Allow-Methods", kAllMethods);
@@ -813,6 +832,22 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       counted_ = false;
       --server_.in_flight_;
     }
+    if (reserved_ > 0) {
+      server_.body_bytes_ -= reserved_;
+      reserved_ = 0;
+    }
+  }
+
+  // Takes `n` bytes of the server's body budget for this request; false, taking nothing, when
+  // the budget cannot hold them.
+  bool Reserve(size_t n) {
+    size_t before = server_.body_bytes_.fetch_add(n);
+    if (before + n > config().max_body_bytes_total) {
+      server_.body_bytes_ -= n;
+      return false;
+    }
+    reserved_ += n;
+    return true;
   }
 
   void OnWritten(beast::error_code ec) {
@@ -922,6 +957,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool close_after_ = false;
   bool counted_ = false;      // counted in the server's in_flight_ (from the header checks on)
   size_t header_fields_ = 0;  // the header's fields; those after them are a chunked trailer
+  size_t reserved_ = 0;       // bytes of the server's body budget this request holds
   size_t linger_bytes_ = 0;
   Clock::time_point started_ = Clock::now();
   std::string request_id_, method_, path_;

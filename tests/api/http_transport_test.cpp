@@ -1474,6 +1474,31 @@ TEST(HttpTransport, TwentyParallelMegabyteHeadersAre431AndKeepTheServerUnder300M
   EXPECT_EQ(Exchange(s.port(), Req("GET", "/healthz")).status, 200);
 }
 
+TEST(HttpTransport, BodiesPastTheServersTotalBudgetGet503UntilOthersAreDone) {
+  ServerProcess& s = ServerWith({{"FLS_MAX_BODY_BYTES_TOTAL", "1048576"}, {"FLS_MAX_BODY_BYTES", "1048576"}});
+  auto head = [](const std::string& rid) {
+    return "POST /Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: " + rid +
+           "\r\nContent-Type: application/fhir+json\r\nExpect: 100-continue\r\nContent-Length: 700000\r\n\r\n";
+  };
+  Conn a(s.port());
+  ASSERT_TRUE(a.ok());
+  a.Send(head("budget-a"));
+  ASSERT_EQ(a.Read().status, 100) << "the first upload fits the budget";
+  Conn b(s.port());
+  ASSERT_TRUE(b.ok());
+  b.Send(head("budget-b"));
+  Reply refused = b.Read();
+  EXPECT_EQ(ExpectRefusal(refused, 503, s, "a second 700 KB body with a 1 MiB budget"), "budget-b");
+  EXPECT_FALSE(refused.Header("retry-after").empty());
+  a.Close();  // the first upload gives up: its share of the budget comes back
+  bool accepted = WaitFor(5000, [&] {
+    Conn c(s.port());
+    c.Send(head("budget-c"));
+    return c.Read(2000).status == 100;
+  });
+  EXPECT_TRUE(accepted) << "the budget was not given back when the first upload ended";
+}
+
 TEST(HttpTransport, ConnectionsPastTheCapGet503WithRetryAfterUntilOthersClose) {
   ServerProcess server(std::map<std::string, std::string>{{"FLS_MAX_CONNECTIONS", "50"}});
   ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();

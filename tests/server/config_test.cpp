@@ -57,6 +57,7 @@ TEST(Config, ListenerLimitsHaveSafeDefaultsAndBounds) {
   EXPECT_EQ(c.header_timeout_ms, 10000);
   EXPECT_EQ(c.idle_timeout_ms, 60000);
   EXPECT_EQ(c.max_connections, 2048);
+  EXPECT_EQ(c.max_body_bytes_total, 512u << 20);
   EXPECT_GE(c.io_threads, 1);
   EXPECT_LE(c.io_threads, 4);
   EXPECT_EQ(c.cors_origins, "https://app.example.org");
