@@ -6,6 +6,7 @@
 #include "fhir/case_events.h"
 #include "fhir/error.h"
 #include "fhir/fhir_date.h"
+#include "server/http_util.h"
 
 namespace fls::server {
 
@@ -13,11 +14,6 @@ namespace {
 
 using fhir::ErrorCode;
 using fhir::FhirError;
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 // Refuses bodies that are not FHIR JSON (R4 http.html#mime-type): XML and others get 415.
 void RequireJsonBody(const HttpRequest& req) {

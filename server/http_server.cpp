@@ -136,12 +136,6 @@ class WorkerPool {
   std::vector<std::thread> workers_;
 };
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Beast 1.74 speaks boost::string_view.
 std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
 

@@ -19,6 +19,12 @@ bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 namespace {
 
 std::string_view Trim(std::string_view s) {

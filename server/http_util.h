@@ -11,6 +11,8 @@ namespace fls::server {
 
 // ASCII case-insensitive equality (header names, tokens).
 bool IEquals(std::string_view a, std::string_view b);
+// ASCII lower case (header names, media types).
+std::string Lower(std::string_view s);
 
 // The request line (without its CRLF) with every raw space inside the target written as %20:
 // the line is split at its first space (after the method) and at its last " HTTP/" (before the
@@ -48,6 +50,5 @@ class CorsPolicy {
 
 // An Access-Control-Request-Headers value safe to echo (header-name tokens and commas), else "".
 std::string SafeHeaderList(std::string_view value);
-
 
 }  // namespace fls::server
