@@ -9,31 +9,54 @@ namespace fls::db {
 
 CaseStore::CaseStore(ResourceStore& store) : sql_(store.sql_) {}
 
+namespace {
+
+// The columns of a CaseRow, in the order ReadCase reads them.
+constexpr const char* kCaseColumns =
+    "episode_id, patient_id, coalesce(site_org, ''), open::int, stage, index_site, "
+    "(index_day - date '1970-01-01'), coalesce(index_encounter, ''), coalesce(refracture_of, ''), "
+    "high_energy::int, source, (extract(epoch FROM opened_at) * 1000000)::bigint, voided::int, "
+    "coalesce(care_plan_id, ''), coalesce(phone, ''), coalesce(referring_physician, ''), coalesce(gp, ''), "
+    "coalesce(consent_programme_id, ''), coalesce(consent_report_id, ''), consent_report::int, "
+    "(enrolled_day - date '1970-01-01'), coalesce(decided_drug, ''), coalesce(current_drug, '') ";
+
+CaseRow ReadCase(const soci::row& r) {
+  CaseRow c;
+  c.episode_id = r.get<std::string>(0);
+  c.patient_id = r.get<std::string>(1);
+  c.site_org = r.get<std::string>(2);
+  c.open = r.get<int>(3) != 0;
+  c.stage = r.get<std::string>(4);
+  c.index_site = r.get<std::string>(5);
+  if (r.get_indicator(6) != soci::i_null) c.index_day = r.get<int>(6);
+  c.index_encounter = r.get<std::string>(7);
+  c.refracture_of = r.get<std::string>(8);
+  c.high_energy = r.get<int>(9) != 0;
+  c.source = r.get<std::string>(10);
+  c.opened_at_us = r.get<long long>(11);
+  c.voided = r.get<int>(12) != 0;
+  c.care_plan_id = r.get<std::string>(13);
+  c.phone = r.get<std::string>(14);
+  c.referring_physician = r.get<std::string>(15);
+  c.gp = r.get<std::string>(16);
+  c.consent_programme_id = r.get<std::string>(17);
+  c.consent_report_id = r.get<std::string>(18);
+  if (r.get_indicator(19) != soci::i_null) c.consent_report = r.get<int>(19) != 0;
+  if (r.get_indicator(20) != soci::i_null) c.enrolled_day = r.get<int>(20);
+  c.decided_drug = r.get<std::string>(21);
+  c.current_drug = r.get<std::string>(22);
+  return c;
+}
+
+}  // namespace
+
 std::vector<CaseRow> CaseStore::CasesOfPatient(const std::string& patient_id) {
   std::vector<CaseRow> cases;
   soci::rowset<soci::row> rows =
-      (sql_.prepare << "SELECT episode_id, patient_id, coalesce(site_org, ''), open::int, stage, index_site, "
-                       "(index_day - date '1970-01-01'), coalesce(index_encounter, ''), coalesce(refracture_of, ''), "
-                       "high_energy::int, source, (extract(epoch FROM opened_at) * 1000000)::bigint, voided::int "
-                       "FROM fls_case WHERE patient_id = :p ORDER BY open DESC, opened_at",
+      (sql_.prepare << std::string("SELECT ") + kCaseColumns +
+                           "FROM fls_case WHERE patient_id = :p ORDER BY open DESC, opened_at",
        soci::use(patient_id));
-  for (const auto& r : rows) {
-    CaseRow c;
-    c.episode_id = r.get<std::string>(0);
-    c.patient_id = r.get<std::string>(1);
-    c.site_org = r.get<std::string>(2);
-    c.open = r.get<int>(3) != 0;
-    c.stage = r.get<std::string>(4);
-    c.index_site = r.get<std::string>(5);
-    if (r.get_indicator(6) != soci::i_null) c.index_day = r.get<int>(6);
-    c.index_encounter = r.get<std::string>(7);
-    c.refracture_of = r.get<std::string>(8);
-    c.high_energy = r.get<int>(9) != 0;
-    c.source = r.get<std::string>(10);
-    c.opened_at_us = r.get<long long>(11);
-    c.voided = r.get<int>(12) != 0;
-    cases.push_back(std::move(c));
-  }
+  for (const auto& r : rows) cases.push_back(ReadCase(r));
   for (auto& c : cases) {
     soci::rowset<soci::row> conds =
         (sql_.prepare << "SELECT condition_id FROM fls_case_fracture WHERE episode_id = :e ORDER BY condition_id",
@@ -41,6 +64,38 @@ std::vector<CaseRow> CaseStore::CasesOfPatient(const std::string& patient_id) {
     for (const auto& r : conds) c.condition_ids.push_back(r.get<std::string>(0));
   }
   return cases;
+}
+
+std::optional<CaseRow> CaseStore::LockCase(const std::string& episode_id) {
+  soci::rowset<soci::row> rows =
+      (sql_.prepare << std::string("SELECT ") + kCaseColumns + "FROM fls_case WHERE episode_id = :e FOR UPDATE",
+       soci::use(episode_id));
+  for (const auto& r : rows) return ReadCase(r);
+  return std::nullopt;
+}
+
+void CaseStore::SetCarePlan(const std::string& episode_id, const std::string& care_plan_id) {
+  sql_ << "UPDATE fls_case SET care_plan_id = :p WHERE episode_id = :e", soci::use(care_plan_id), soci::use(episode_id);
+}
+
+void CaseStore::SetPathway(const CaseRow& row) {
+  CaseRow c = row;  // SOCI binds lvalues, with their indicators
+  auto ind = [](const std::string& v) { return v.empty() ? soci::i_null : soci::i_ok; };
+  soci::indicator i_plan = ind(c.care_plan_id), i_phone = ind(c.phone), i_ref = ind(c.referring_physician),
+                  i_gp = ind(c.gp), i_cp = ind(c.consent_programme_id), i_cr = ind(c.consent_report_id),
+                  i_dd = ind(c.decided_drug), i_cd = ind(c.current_drug);
+  int report = c.consent_report.value_or(false) ? 1 : 0;
+  soci::indicator report_ind = c.consent_report ? soci::i_ok : soci::i_null;
+  long long enrolled = c.enrolled_day.value_or(0);
+  soci::indicator enrolled_ind = c.enrolled_day ? soci::i_ok : soci::i_null;
+  sql_ << "UPDATE fls_case SET care_plan_id = :cp, phone = :ph, referring_physician = :rp, gp = :gp, "
+          "consent_programme_id = :cpi, consent_report_id = :cri, consent_report = (:cr <> 0), "
+          "enrolled_day = date '1970-01-01' + CAST(:ed AS integer), decided_drug = :dd, current_drug = :cd "
+          "WHERE episode_id = :e",
+      soci::use(c.care_plan_id, i_plan), soci::use(c.phone, i_phone), soci::use(c.referring_physician, i_ref),
+      soci::use(c.gp, i_gp), soci::use(c.consent_programme_id, i_cp), soci::use(c.consent_report_id, i_cr),
+      soci::use(report, report_ind), soci::use(enrolled, enrolled_ind), soci::use(c.decided_drug, i_dd),
+      soci::use(c.current_drug, i_cd), soci::use(c.episode_id);
 }
 
 std::optional<CaseRow> CaseStore::Case(const std::string& episode_id) {
@@ -174,6 +229,121 @@ int CaseStore::CountFractures(const std::string& episode_id, const std::string& 
   sql_ << "SELECT count(*)::int FROM fls_case_fracture WHERE episode_id = :e AND site = :s", soci::use(episode_id),
       soci::use(site), soci::into(n);
   return n;
+}
+
+void CaseStore::AppendEvent(const NewCaseEvent& event) {
+  NewCaseEvent e = event;  // SOCI binds lvalues, with their indicators
+  auto ind = [](const std::string& v) { return v.empty() ? soci::i_null : soci::i_ok; };
+  soci::indicator i_from = ind(e.from_stage), i_reason = ind(e.reason), i_actor = ind(e.actor), i_note = ind(e.note);
+  sql_ << "INSERT INTO fls_case_event (episode_id, at, from_stage, to_stage, event, reason, source, actor, note) "
+          "VALUES (:e, timestamptz 'epoch' + :at * interval '1 microsecond', :f, :t, :ev, :r, :src, :a, :n)",
+      soci::use(e.episode_id), soci::use(e.occurred_us), soci::use(e.from_stage, i_from), soci::use(e.to_stage),
+      soci::use(e.event), soci::use(e.reason, i_reason), soci::use(e.source), soci::use(e.actor, i_actor),
+      soci::use(e.note, i_note);
+  sql_ << "UPDATE fls_case SET stage = :t WHERE episode_id = :e", soci::use(e.to_stage), soci::use(e.episode_id);
+}
+
+bool CaseStore::PatientHasFractureAt(const std::string& patient_id, const std::vector<std::string>& sites) {
+  for (const auto& site : sites) {
+    int n = 0;
+    sql_ << "SELECT count(*)::int FROM fls_case_fracture f JOIN fls_case c USING (episode_id) "
+            "WHERE c.patient_id = :p AND f.site = :s AND NOT c.voided",
+        soci::use(patient_id), soci::use(site), soci::into(n);
+    if (n > 0) return true;
+  }
+  return false;
+}
+
+std::vector<CaseItemRow> CaseStore::Items(const std::string& episode_id) {
+  std::vector<CaseItemRow> out;
+  soci::rowset<soci::row> rows =
+      (sql_.prepare << "SELECT item, service_request_id, task_id, required::int, status, coalesce(result_ref, ''), "
+                       "(result_day - date '1970-01-01') FROM fls_case_item WHERE episode_id = :e ORDER BY item",
+       soci::use(episode_id));
+  for (const auto& r : rows) {
+    CaseItemRow i;
+    i.item = r.get<std::string>(0);
+    i.service_request_id = r.get<std::string>(1);
+    i.task_id = r.get<std::string>(2);
+    i.required = r.get<int>(3) != 0;
+    i.status = r.get<std::string>(4);
+    i.result_ref = r.get<std::string>(5);
+    if (r.get_indicator(6) != soci::i_null) i.result_day = r.get<int>(6);
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+std::optional<std::pair<std::string, CaseItemRow>> CaseStore::ItemOfServiceRequest(const std::string& sr) {
+  std::string episode;
+  sql_ << "SELECT episode_id FROM fls_case_item WHERE service_request_id = :s", soci::use(sr), soci::into(episode);
+  if (!sql_.got_data()) return std::nullopt;
+  for (auto& item : Items(episode)) {
+    if (item.service_request_id == sr) return std::make_pair(episode, item);
+  }
+  return std::nullopt;
+}
+
+bool CaseStore::InsertItem(const std::string& episode_id, const CaseItemRow& i) {
+  int inserted = 0;
+  int required = i.required ? 1 : 0;
+  sql_ << "WITH ins AS (INSERT INTO fls_case_item (episode_id, item, service_request_id, task_id, required, status) "
+          "VALUES (:e, :i, :sr, :t, :r <> 0, :s) ON CONFLICT (episode_id, item) DO NOTHING RETURNING 1) "
+          "SELECT count(*)::int FROM ins",
+      soci::use(episode_id), soci::use(i.item), soci::use(i.service_request_id), soci::use(i.task_id),
+      soci::use(required), soci::use(i.status), soci::into(inserted);
+  return inserted == 1;
+}
+
+void CaseStore::SetItemStatus(const std::string& episode_id, const std::string& item, const std::string& status,
+                              const std::string& result_ref, std::optional<long long> result_day) {
+  long long day = result_day.value_or(0);
+  soci::indicator day_ind = result_day ? soci::i_ok : soci::i_null;
+  soci::indicator ref_ind = result_ref.empty() ? soci::i_null : soci::i_ok;
+  sql_ << "UPDATE fls_case_item SET status = :s, result_ref = :r, "
+          "result_day = date '1970-01-01' + CAST(:d AS integer) WHERE episode_id = :e AND item = :i",
+      soci::use(status), soci::use(result_ref, ref_ind), soci::use(day, day_ind), soci::use(episode_id),
+      soci::use(item);
+}
+
+bool CaseStore::ClaimFlag(const std::string& episode_id, const std::string& code, const std::string& evidence,
+                          const std::string& flag_id) {
+  int inserted = 0;
+  sql_ << "WITH ins AS (INSERT INTO fls_case_flag (episode_id, code, evidence, flag_id) VALUES (:e, :c, :ev, :f) "
+          "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::int FROM ins",
+      soci::use(episode_id), soci::use(code), soci::use(evidence), soci::use(flag_id), soci::into(inserted);
+  return inserted == 1;
+}
+
+void CaseStore::ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind,
+                              long long due_us) {
+  sql_ << "INSERT INTO fls_timer (key, episode_id, kind, due_at) VALUES "
+          "(:k, :e, :kind, timestamptz 'epoch' + :at * interval '1 microsecond') ON CONFLICT DO NOTHING",
+      soci::use(key), soci::use(episode_id), soci::use(kind), soci::use(due_us);
+}
+
+void CaseStore::CancelTimers(const std::string& episode_id) {
+  sql_ << "UPDATE fls_timer SET state = 'cancelled' WHERE episode_id = :e AND state = 'pending'",
+      soci::use(episode_id);
+}
+
+std::vector<TimerRow> CaseStore::ClaimDueTimers(long long now_us, int limit) {
+  std::vector<TimerRow> out;
+  soci::rowset<soci::row> rows =
+      (sql_.prepare << "SELECT key, episode_id, kind, floor(extract(epoch FROM due_at) * 1000000)::bigint "
+                       "FROM fls_timer WHERE state = 'pending' AND due_at <= timestamptz 'epoch' + "
+                       ":now * interval '1 microsecond' ORDER BY due_at, key LIMIT :n FOR UPDATE SKIP LOCKED",
+       soci::use(now_us), soci::use(limit));
+  for (const auto& r : rows) {
+    out.push_back({r.get<std::string>(0), r.get<std::string>(1), r.get<std::string>(2), r.get<long long>(3)});
+  }
+  return out;
+}
+
+void CaseStore::FinishTimer(const std::string& key, long long at_us, const std::string& outcome) {
+  sql_ << "UPDATE fls_timer SET state = 'done', fired_at = timestamptz 'epoch' + :at * interval '1 microsecond', "
+          "outcome = :o WHERE key = :k",
+      soci::use(at_us), soci::use(outcome), soci::use(key);
 }
 
 }  // namespace fls::db

@@ -25,6 +25,43 @@ struct CaseRow {
   std::string source;
   long long opened_at_us = 0;
   std::vector<std::string> condition_ids;
+  // The pathway (migration 005): empty until enrolment or a decision sets them.
+  std::string care_plan_id;
+  std::string phone, referring_physician, gp;
+  std::string consent_programme_id, consent_report_id;
+  std::optional<bool> consent_report;
+  std::optional<long long> enrolled_day;
+  std::string decided_drug, current_drug;
+};
+
+// One item of a case's investigation panel (fls_case_item).
+struct CaseItemRow {
+  std::string item;
+  std::string service_request_id;
+  std::string task_id;
+  bool required = true;
+  std::string status;  // ordered | resulted | waived | revoked
+  std::string result_ref;
+  std::optional<long long> result_day;
+};
+
+// A timer due, as claimed by one process (fls_timer).
+struct TimerRow {
+  std::string key, episode_id, kind;
+  long long due_us = 0;
+};
+
+// A row to append to a case's event log.
+struct NewCaseEvent {
+  std::string episode_id;
+  long long occurred_us = 0;
+  std::string from_stage;  // empty for the row that opens the case
+  std::string to_stage;
+  std::string event;
+  std::string reason;
+  std::string note;
+  std::string source;  // user | data | timer
+  std::string actor;
 };
 
 struct CaseFractureRow {
@@ -57,6 +94,12 @@ class CaseStore {
 
   // One case by its EpisodeOfCare id (without its Condition ids).
   std::optional<CaseRow> Case(const std::string& episode_id);
+  // The case's row, locked until the transaction ends (SELECT ... FOR UPDATE): the events of one
+  // case queue up here, so that they never interleave.
+  std::optional<CaseRow> LockCase(const std::string& episode_id);
+  void SetCarePlan(const std::string& episode_id, const std::string& care_plan_id);
+  // Writes the pathway columns of `row` (care plan, contacts, consents, drugs).
+  void SetPathway(const CaseRow& row);
   // Every case of the patient (open first), with its Condition ids.
   std::vector<CaseRow> CasesOfPatient(const std::string& patient_id);
   // Inserts an open case. Returns false, writing nothing, when the patient already has an open
@@ -74,7 +117,31 @@ class CaseStore {
   // Returns false when the Condition already has a review Task.
   bool ClaimReview(const std::string& condition_id, const std::string& task_id,
                    const std::string& patient_id, const std::string& reason);
+  void AppendEvent(const NewCaseEvent& event);
   std::vector<CaseFractureRow> FracturesOf(const std::string& episode_id);
+  // Whether any case of the patient holds a fracture at one of `sites`.
+  bool PatientHasFractureAt(const std::string& patient_id, const std::vector<std::string>& sites);
+
+  // The investigation panel.
+  std::vector<CaseItemRow> Items(const std::string& episode_id);
+  // The case and item a panel ServiceRequest belongs to, or nullopt.
+  std::optional<std::pair<std::string, CaseItemRow>> ItemOfServiceRequest(const std::string& service_request_id);
+  // Returns false, writing nothing, when the case already has the item.
+  bool InsertItem(const std::string& episode_id, const CaseItemRow& item);
+  void SetItemStatus(const std::string& episode_id, const std::string& item, const std::string& status,
+                     const std::string& result_ref = "", std::optional<long long> result_day = std::nullopt);
+  // Returns false when the case already has this flag from this evidence.
+  bool ClaimFlag(const std::string& episode_id, const std::string& code, const std::string& evidence,
+                 const std::string& flag_id);
+
+  // Timers. Schedule is a no-op when the key exists (an effect is planned once).
+  void ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind, long long due_us);
+  // The pending timers of the case cancelled (it closed).
+  void CancelTimers(const std::string& episode_id);
+  // Up to `limit` pending timers due at `now_us`, oldest first, locked for this transaction;
+  // those another process holds are skipped (FOR UPDATE SKIP LOCKED).
+  std::vector<TimerRow> ClaimDueTimers(long long now_us, int limit);
+  void FinishTimer(const std::string& key, long long at_us, const std::string& outcome);
   // The case's event log, oldest first.
   std::vector<CaseEventRow> Events(const std::string& episode_id);
   int CountFractures(const std::string& episode_id, const std::string& site);

@@ -13,6 +13,7 @@
 #include "db/case_store.h"
 #include "fhir/fhir_date.h"
 #include "fhir/indexer.h"
+#include "fhir/json_builder.h"
 #include "fhir/text.h"
 
 namespace fls::fhir {
@@ -20,38 +21,6 @@ namespace fls::fhir {
 namespace {
 
 using workflow::Decision;
-
-constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
-
-// "2024-03-01T23:30:00-05:00" -> the civil day as written (the clinical record's own date).
-std::optional<int64_t> DayOf(std::string_view s) {
-  if (s.size() < 4) return std::nullopt;
-  auto num = [&](size_t pos, size_t n) -> int {
-    int v = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (i >= s.size() || s[i] < '0' || s[i] > '9') return -1;
-      v = v * 10 + (s[i] - '0');
-    }
-    return v;
-  };
-  int y = num(0, 4);
-  int m = s.size() >= 7 ? num(5, 2) : 1;
-  int d = s.size() >= 10 ? num(8, 2) : 1;
-  if (y < 1 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
-  return workflow::CivilDay(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
-}
-
-// The civil day of an instant in the process's time zone (TZ, set once at start-up to the FLS
-// site's zone, fhir-contract.md: "due on the 3rd" means the site's 3rd).
-int64_t LocalDay(int64_t epoch_seconds) {
-  time_t t = static_cast<time_t>(epoch_seconds);
-  tm local{};
-  localtime_r(&t, &local);
-  return workflow::CivilDay(local.tm_year + 1900, static_cast<unsigned>(local.tm_mon + 1),
-                            static_cast<unsigned>(local.tm_mday));
-}
-
-std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
 
 std::vector<workflow::Coding> Codings(const JsonValue& resource, const char* element) {
   std::vector<workflow::Coding> out;
@@ -75,52 +44,18 @@ std::optional<std::string> RefId(const JsonValue& resource, const char* element,
   return parsed->id;
 }
 
-// A small writer for the resources case finding makes.
-class Json {
- public:
-  Json() : w_(sb_) {}
-  Json& Obj() { w_.StartObject(); return *this; }
-  Json& End() { w_.EndObject(); return *this; }
-  Json& Arr(const char* k) { w_.Key(k); w_.StartArray(); return *this; }
-  Json& EndArr() { w_.EndArray(); return *this; }
-  Json& Key(const char* k) { w_.Key(k); return *this; }
-  Json& S(const char* k, const std::string& v) {
-    w_.Key(k);
-    w_.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-    return *this;
-  }
-  Json& Val(const std::string& v) {
-    w_.String(v.c_str(), static_cast<rapidjson::SizeType>(v.size()));
-    return *this;
-  }
-  Json& I(const char* k, int v) { w_.Key(k); w_.Int(v); return *this; }
-  Json& Ref(const char* k, const std::string& ref) { return Key(k).Obj().S("reference", ref).End(); }
-  Json& Coding(const std::string& system, const std::string& code, const std::string& display = "") {
-    Obj().S("system", system).S("code", code);
-    if (!display.empty()) S("display", display);
-    return End();
-  }
-  Json& Concept(const char* k, const std::string& system, const std::string& code, const std::string& display = "") {
-    Key(k).Obj().Arr("coding").Coding(system, code, display).EndArr().End();
-    return *this;
-  }
-  JsonDoc Doc() { return ParseJson(std::string_view(sb_.GetString(), sb_.GetSize())); }
-
- private:
-  rapidjson::StringBuffer sb_;
-  rapidjson::Writer<rapidjson::StringBuffer> w_;
-};
 
 const char* kOpenTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold";
 
 class CaseFinder : public TransactionListener {
  public:
-  CaseFinder(const workflow::FractureCodeList& codes, const CaseFinderConfig& config)
-      : codes_(codes), config_(config), canon_(config.canonical_base) {}
+  CaseFinder(const workflow::FractureCodeList& codes, const CaseFinderConfig& config, const PathwayEngine& engine)
+      : codes_(codes), config_(config), canon_(config.canonical_base), engine_(engine) {}
 
   void OnWrite(const WrittenResource& w) override {
     if (writing_) return;
     if (w.type == "EpisodeOfCare" && !w.created) {
+      if (w.server_made) return;  // the pathway engine moving the case
       changed_cases_.emplace_back(w.id, w.deleted);
       return;
     }
@@ -522,6 +457,7 @@ class CaseFinder : public TransactionListener {
       }
     }
     if (!cases.InsertOpenCase(row)) return false;
+    engine_.CaseOpened(ctx, episode, now_us_);
     std::string grio = Grio(p.event.classification);
     cases.AddFracture({p.event.condition_id, episode, "index-fracture", p.event.classification.site, grio,
                        p.event.fracture_day, p.event.encounter_id});
@@ -623,6 +559,7 @@ class CaseFinder : public TransactionListener {
                           const std::string& reason_ref, bool high_energy) {
     std::string now = FormatFhirInstant(now_us_);
     std::string episode_ref = "EpisodeOfCare/" + row.episode_id;
+    db::CaseStore(ctx.store()).SetCarePlan(row.episode_id, plan);
     {
       Json c;
       c.Obj().S("resourceType", "CarePlan").S("id", plan);
@@ -791,14 +728,19 @@ class CaseFinder : public TransactionListener {
     }
   }
 
+  // The patient died: each open case takes the pathway's deceased event (source data), dated
+  // by deceasedDateTime when given.
   void Deceased(WriteContext& ctx, db::CaseStore& cases, const std::string& patient_id) {
     auto pat = Read(ctx, "Patient", patient_id);
     if (!pat) return;
     JsonDoc pd = ParseJson(pat->content);
-    std::string end;
-    if (auto when = StringMember(pd, "deceasedDateTime")) end = std::string(*when);
+    std::string when(StringMember(pd, "deceasedDateTime").value_or(""));
     for (const auto& c : cases.CasesOfPatient(patient_id)) {
-      if (c.open) CloseCase(ctx, cases, c, "deceased", "finished", "deceased", end, "patient deceased");
+      if (!c.open) continue;
+      workflow::EventInput in;
+      in.event = workflow::Event::kDeceased;
+      in.reason = "patient deceased";
+      engine_.ApplyData(ctx, c.episode_id, in, when);
     }
   }
 
@@ -891,6 +833,7 @@ class CaseFinder : public TransactionListener {
     if (!cases.InsertOpenCase(c)) {
       throw FhirError(ErrorCode::kConflict, "a concurrent change opened a case for Patient/" + *patient + "; retry");
     }
+    engine_.CaseOpened(ctx, episode_id, now_us_);
     for (const auto& cond : diagnosis_conditions) {
       cases.AddFracture({cond, episode_id, "index-fracture", "unspecified", "non-severe", std::nullopt, ""});
     }
@@ -924,6 +867,7 @@ class CaseFinder : public TransactionListener {
   const workflow::FractureCodeList& codes_;
   const CaseFinderConfig& config_;
   const FlsCanonicals canon_;
+  const PathwayEngine& engine_;
   bool writing_ = false;  // true while this listener writes: its own writes are not inputs
   int64_t now_us_ = 0;
   int64_t today_ = 0;
@@ -957,10 +901,11 @@ FlsCanonicals::FlsCanonicals(const std::string& base)
       flag_system(base + "/CodeSystem/case-flag"),
       plan_definition(base + "/PlanDefinition/capture-the-fracture") {}
 
-ListenerFactory MakeCaseFinder(const workflow::FractureCodeList& codes, CaseFinderConfig config) {
+ListenerFactory MakeCaseFinder(const workflow::FractureCodeList& codes, CaseFinderConfig config,
+                               const PathwayEngine& engine) {
   auto shared = std::make_shared<const CaseFinderConfig>(std::move(config));
-  return [&codes, shared]() -> std::unique_ptr<TransactionListener> {
-    return std::make_unique<CaseFinder>(codes, *shared);
+  return [&codes, shared, &engine]() -> std::unique_ptr<TransactionListener> {
+    return std::make_unique<CaseFinder>(codes, *shared, engine);
   };
 }
 

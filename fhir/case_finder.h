@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fhir/fhir_service.h"
+#include "fhir/pathway_engine.h"
 #include "workflow/case_finding.h"
 #include "workflow/fracture_codes.h"
 
@@ -30,8 +31,11 @@ struct FlsCanonicals {
   std::string stage_system, task_system, role_system, episode_type_system, flag_system, plan_definition;
 };
 
-// Returns the factory to register with FhirService::AddListener. `codes` must outlive it.
-ListenerFactory MakeCaseFinder(const workflow::FractureCodeList& codes, CaseFinderConfig config);
+// Returns the factory to register with FhirService::AddListener, before the engine's
+// DataListener. `codes` and `engine` must outlive it. A case it opens gets its timers from the
+// engine; a death closes the patient's cases through the engine's deceased event.
+ListenerFactory MakeCaseFinder(const workflow::FractureCodeList& codes, CaseFinderConfig config,
+                               const PathwayEngine& engine);
 
 // Writes (or refreshes) what case finding relies on: PlanDefinition/capture-the-fracture (from
 // `plan_definition_json`), the default site Organization, and ConceptMap/fls-fracture-codes (the

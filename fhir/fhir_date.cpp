@@ -1,6 +1,7 @@
 #include "fhir/fhir_date.h"
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 
 #include "workflow/civil_date.h"
@@ -143,5 +144,32 @@ int64_t NowMicros() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+std::optional<int64_t> DayOf(std::string_view s) {
+  if (s.size() < 4) return std::nullopt;
+  auto num = [&](size_t pos, size_t n) -> int {
+    int v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  int y = num(0, 4);
+  int m = s.size() >= 7 ? num(5, 2) : 1;
+  int d = s.size() >= 10 ? num(8, 2) : 1;
+  if (y < 1 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
+  return workflow::CivilDay(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+}
+
+int64_t LocalDay(int64_t epoch_seconds) {
+  time_t t = static_cast<time_t>(epoch_seconds);
+  tm local{};
+  localtime_r(&t, &local);
+  return workflow::CivilDay(local.tm_year + 1900, static_cast<unsigned>(local.tm_mon + 1),
+                            static_cast<unsigned>(local.tm_mday));
+}
+
+std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
 
 }  // namespace fls::fhir

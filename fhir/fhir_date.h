@@ -34,5 +34,15 @@ std::string FormatHttpDate(int64_t us);
 
 int64_t NowMicros();
 
+// The civil day (days since 1970-01-01) of a FHIR date or dateTime as written
+// ("2024-03-01T23:30:00-05:00" -> 2024-03-01: the clinical record's own date); nullopt when
+// malformed.
+std::optional<int64_t> DayOf(std::string_view text);
+// The civil day of an instant in the process's time zone (TZ, set once at start-up to the FLS
+// site's zone, fhir-contract.md: "due on the 3rd" means the site's 3rd).
+int64_t LocalDay(int64_t epoch_seconds);
+// A civil day as YYYY-MM-DD.
+std::string DayText(int64_t day);
+
 
 }  // namespace fls::fhir

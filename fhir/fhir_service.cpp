@@ -112,7 +112,9 @@ JsonDoc FhirService::ParseResource(const std::string& type, std::string_view bod
   return doc;
 }
 
-void FhirService::Notify(WriteContext& ctx, const WrittenResource& w) const {
+void FhirService::Notify(WriteContext& ctx, const WrittenResource& written) const {
+  WrittenResource w = written;
+  w.server_made = ctx.server_writes_ > 0;
   for (auto& listener : ctx.listeners_) listener->OnWrite(w);
 }
 
@@ -153,12 +155,28 @@ void FhirService::Refresh(db::ResourceStore& st, Outcome& out, const RequestInfo
   out = ReadOutcome(*row, info, out.status);
 }
 
+namespace {
+struct ServerWrite {
+  explicit ServerWrite(int& depth) : depth_(depth) { ++depth_; }
+  ~ServerWrite() { --depth_; }
+  int& depth_;
+};
+}  // namespace
+
 Outcome WriteContext::Create(const std::string& type, JsonDoc& doc, const std::string& id) {
+  ServerWrite mark(server_writes_);
   return service_.DoCreate(*this, type, doc, id, RequestInfo{});
 }
 
 Outcome WriteContext::Update(const std::string& type, const std::string& id, JsonDoc& doc) {
+  ServerWrite mark(server_writes_);
   return service_.DoUpdate(*this, type, id, doc, RequestInfo{});
+}
+
+Outcome WriteContext::Current(const std::string& type, const std::string& id) {
+  auto row = store_.ReadCurrent(type, id);
+  if (!row || row->deleted) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  return service_.ReadOutcome(*row, RequestInfo{}, 200);
 }
 
 std::vector<std::string> WriteContext::Search(const std::string& type, const std::string& query, int limit) {

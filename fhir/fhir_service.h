@@ -77,6 +77,7 @@ struct WrittenResource {
   bool created = false;
   bool deleted = false;
   const JsonValue* resource = nullptr;  // null for a deletion; valid during the callback only
+  bool server_made = false;  // written by the server itself (WriteContext::Create/Update)
 };
 
 class FhirService;
@@ -92,6 +93,9 @@ class WriteContext {
   // Server-made writes (no Prefer, no If-Match): create with `id`, update (creating if absent).
   Outcome Create(const std::string& type, JsonDoc& doc, const std::string& id);
   Outcome Update(const std::string& type, const std::string& id, JsonDoc& doc);
+  // The current version of a resource as a client would read it (body, ETag), inside this
+  // transaction; throws FhirError 404 when absent or deleted.
+  Outcome Current(const std::string& type, const std::string& id);
   // The ids of the current resources matching a search query ("patient=Patient/1&status=active").
   std::vector<std::string> Search(const std::string& type, const std::string& query, int limit = 100);
   // Runs after the listeners, still inside the transaction (to report their changes).
@@ -113,6 +117,7 @@ class WriteContext {
   int64_t armed_ms_ = 0;  // the statement timeout in force in this transaction
   std::vector<std::unique_ptr<class TransactionListener>> listeners_;
   std::vector<std::function<void()>> after_listeners_;
+  int server_writes_ = 0;  // > 0 while Create/Update run
 };
 
 // Sees every write of a transaction and may add its own before the commit, so that what it

@@ -98,7 +98,10 @@ void PublishPathwayKnowledge(FhirService& service, const workflow::Investigation
       if (from.find(f) == std::string::npos) from += (from.empty() ? "" : ", ") + f;
     }
     events.push_back({workflow::EventCode(e), workflow::EventCode(e),
-                      "An $event (operations.md section 1); from: " + from});
+                      workflow::IsDataOnly(e)
+                          ? "Raised by data only, never posted: an investigation result closed its item "
+                            "(operations.md section 2); in: " + from
+                          : "An $event (operations.md section 1); from: " + from});
   }
   for (const auto& i : panel.items()) items.push_back({i.code, i.display, i.source});
   for (const auto& f : panel.flags()) {

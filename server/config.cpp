@@ -33,6 +33,7 @@ std::string Usage() {
          "                  [--write-timeout-ms=N] [--max-connections=N] [--io-threads=N]\n"
          "                  [--cors-origins=ORIGIN,...] [--gzip-min-bytes=N] [--max-sort-keys=N]\n"
          "                  [--max-include=N] [--transaction-timeout-ms=N] [--max-body-bytes-total=N]\n"
+         "                  [--timer-interval-s=N] [--clock-file=PATH]\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -45,7 +46,7 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
                                  "write-timeout-ms", "max-connections", "io-threads", "cors-origins",
                                  "gzip-min-bytes", "max-sort-keys", "max-include", "max-body-bytes-total",
-                                 "transaction-timeout-ms"};
+                                 "transaction-timeout-ms", "timer-interval-s", "clock-file"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -113,6 +114,8 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   if (auto v = get("transaction-timeout-ms")) {
     c.transaction_timeout_ms = static_cast<int>(ToInt("transaction-timeout-ms", *v, 100, 3600000));
   }
+  if (auto v = get("timer-interval-s")) c.timer_interval_s = static_cast<int>(ToInt("timer-interval-s", *v, 0, 86400));
+  if (auto v = get("clock-file")) c.clock_file = *v;
   if (c.max_url_bytes > c.max_header_bytes) c.max_url_bytes = c.max_header_bytes;
   for (char ch : c.timezone) {
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' || ch == '-' || ch == '+')) {

@@ -45,6 +45,12 @@ struct Config {
   int max_sort_keys = 8;                // FLS_MAX_SORT_KEYS: more _sort keys answer 400
   int max_include = 1000;               // FLS_MAX_INCLUDE: _include/_revinclude resources per page
   int transaction_timeout_ms = 120000;  // FLS_TRANSACTION_TIMEOUT_MS: a whole Bundle's wall clock
+
+  // The pathway's timers (fhir/pathway_engine.h).
+  int timer_interval_s = 60;  // FLS_TIMER_INTERVAL_S: how often due timers run; 0: never
+  // FLS_CLOCK_FILE: for tests and drills only: the timers' clock reads a FHIR instant from this
+  // file at each run (simulated time) instead of the system clock.
+  std::string clock_file;
 };
 
 // Throws std::invalid_argument naming the bad setting. `env` is getenv in production.

@@ -208,6 +208,14 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     CheckAccept(req, q);
     return ToResponse(fhir::CaseEvents(svc, req.params["id"]), Info(req), false);
   });
+  if (ctx.engine) {
+    const fhir::PathwayEngine& engine = *ctx.engine;
+    router.Add("POST", "/EpisodeOfCare/{id}/$event", "", false, [&svc, &engine](HttpRequest& req) {
+      RequireJsonBody(req);
+      auto info = Info(req);
+      return ToResponse(engine.PostEvent(svc, req.params["id"], req.body, info), info, false);
+    });
+  }
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);

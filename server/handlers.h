@@ -6,6 +6,7 @@
 
 #include "db/database.h"
 #include "fhir/fhir_service.h"
+#include "fhir/pathway_engine.h"
 #include "fhir/schema_validator.h"
 #include "server/router.h"
 
@@ -16,6 +17,7 @@ struct HandlerContext {
   const fhir::SchemaValidator& schema;
   db::Database& db;
   std::string software_version;
+  const fhir::PathwayEngine* engine = nullptr;  // the FLS operations; none without it
 };
 
 // Registers every route: FHIR interactions, /metadata, the FLS operations (the probes are the

@@ -17,7 +17,9 @@
 
 #include "db/database.h"
 #include "fhir/case_finder.h"
+#include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
+#include "fhir/pathway_engine.h"
 #include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
 #include "fhir/search_params.h"
@@ -26,6 +28,7 @@
 #include "server/http_server.h"
 #include "server/log.h"
 #include "workflow/fracture_codes.h"
+#include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
 
 namespace {
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   std::string codes_text, plan_text;
   std::unique_ptr<workflow::FractureCodeList> codes;
   std::unique_ptr<workflow::InvestigationPanel> panel;
+  std::unique_ptr<workflow::DrugList> drugs;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -88,6 +92,8 @@ int main(int argc, char** argv) {
     // The pathway's data: a malformed file stops the start-up here, naming the entry.
     panel = std::make_unique<workflow::InvestigationPanel>(
         workflow::InvestigationPanel::Parse(ReadFile(config.home + "/workflow/data/investigation-panel.json")));
+    drugs = std::make_unique<workflow::DrugList>(
+        workflow::DrugList::Parse(ReadFile(config.home + "/workflow/data/osteoporosis-drugs.json")));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -139,7 +145,22 @@ int main(int argc, char** argv) {
   };
   service_ptr = std::make_unique<fhir::FhirService>(database, *schema, registry, service_config);
   fhir::FhirService& service = *service_ptr;
-  service.AddListener(fhir::MakeCaseFinder(*codes, case_config));
+
+  // The pathway engine: $event, the events data raises, the timers.
+  fhir::PathwayConfig pathway_config;
+  pathway_config.canonical_base = config.canonical_base;
+  if (!config.clock_file.empty()) {
+    pathway_config.now_us = [path = config.clock_file]() -> int64_t {
+      std::ifstream in(path);
+      std::string text;
+      std::getline(in, text);
+      auto range = fhir::ParseFhirDate(text);
+      return range ? range->lo_us : fhir::NowMicros();
+    };
+  }
+  fhir::PathwayEngine engine(*panel, *drugs, pathway_config);
+  service.AddListener(fhir::MakeCaseFinder(*codes, case_config, engine));
+  service.AddListener(engine.DataListener());
 
   std::thread migrator;
   if (!migrate_once()) {
@@ -156,7 +177,7 @@ int main(int argc, char** argv) {
   }
 
   server::Router router;
-  server::RegisterRoutes(router, {service, *schema, database, kVersion});
+  server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine});
 
   server::HttpServer http(config, router, database);
   try {
@@ -175,6 +196,28 @@ int main(int argc, char** argv) {
                {"db_pool", std::to_string(config.db_pool)},
                {"version", kVersion}});
 
+  // The timers: every FLS_TIMER_INTERVAL_S, the due ones fire (each exactly once, whichever
+  // process on the database claims it first). A failure is logged; the next run catches up.
+  std::thread timers;
+  if (config.timer_interval_s > 0) {
+    timers = std::thread([&] {
+      std::unique_lock lock(stop_mu);
+      while (!stopping) {
+        lock.unlock();
+        try {
+          if (database.migrated()) {
+            int fired = engine.RunDueTimers(service, 1000);
+            if (fired > 0) server::Log("info", "timers fired", {{"count", std::to_string(fired)}});
+          }
+        } catch (const std::exception& e) {
+          server::Log("warn", "timers not run", {{"error", e.what()}});
+        }
+        lock.lock();
+        stop_cv.wait_for(lock, std::chrono::seconds(config.timer_interval_s), [&] { return stopping.load(); });
+      }
+    });
+  }
+
   int sig = 0;
   sigwait(&signals, &sig);
   server::Log("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
@@ -185,6 +228,7 @@ int main(int argc, char** argv) {
   }
   stop_cv.notify_all();
   if (migrator.joinable()) migrator.join();
+  if (timers.joinable()) timers.join();
   server::Log("info", "stopped");
   return 0;
 }

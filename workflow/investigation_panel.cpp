@@ -27,8 +27,8 @@ PanelCoding ParseCoding(const rapidjson::Value& o, const std::string& where) {
   c.code = Str(o, "code", where);
   std::string resource = Str(o, "resource", where, false);
   if (!resource.empty()) {
-    if (resource != "Observation" && resource != "Procedure") {
-      throw std::invalid_argument(where + ": resource must be Observation or Procedure");
+    if (resource != "Observation" && resource != "Procedure" && resource != "Condition") {
+      throw std::invalid_argument(where + ": resource must be Observation, Procedure or Condition");
     }
     c.resource = resource;
   }
@@ -77,6 +77,28 @@ InvestigationPanel InvestigationPanel::Parse(std::string_view text) {
       item.results.push_back(ParseCoding(r, where + " result"));
     item.source = Str(o, "source", where);
     p.items_.push_back(std::move(item));
+  }
+  if (d.HasMember("spineImagingCriteria")) {
+    const auto& o = d["spineImagingCriteria"];
+    const std::string where = "investigation panel spineImagingCriteria";
+    auto strings = [&](const char* name) {
+      std::vector<std::string> out;
+      if (!o.IsObject() || !o.HasMember(name) || !o[name].IsArray())
+        throw std::invalid_argument(where + ": \"" + std::string(name) + "\" must be an array");
+      for (const auto& v : o[name].GetArray()) {
+        if (!v.IsString() || v.GetStringLength() == 0)
+          throw std::invalid_argument(where + ": \"" + std::string(name) + "\" holds strings");
+        out.emplace_back(v.GetString(), v.GetStringLength());
+      }
+      return out;
+    };
+    p.spine_imaging_.fracture_sites = strings("fractureSites");
+    p.spine_imaging_.medication_atc_prefixes = strings("medicationAtcPrefixes");
+    if (!o.HasMember("heightLoss") || !o["heightLoss"].IsArray())
+      throw std::invalid_argument(where + ": \"heightLoss\" must be an array");
+    for (const auto& c : o["heightLoss"].GetArray())
+      p.spine_imaging_.height_loss.push_back(ParseCoding(c, where + " heightLoss"));
+    p.spine_imaging_.source = Str(o, "source", where);
   }
   if (d.HasMember("flags")) {
     if (!d["flags"].IsArray())

@@ -57,6 +57,15 @@ struct FlagCheck {
   bool unit_not_comparable = false;
 };
 
+// When spine imaging is ordered (pathway.md section 3): a prior vertebral fracture on record, an
+// active prescription of one of the ATC classes, or a recorded height loss.
+struct SpineImagingCriteria {
+  std::vector<std::string> fracture_sites;           // case finding's site codes ("vertebra")
+  std::vector<std::string> medication_atc_prefixes;  // corticosteroids H02AB, aromatase inhibitors L02BG
+  std::vector<PanelCoding> height_loss;              // Observation or Condition codes
+  std::string source;
+};
+
 class InvestigationPanel {
  public:
   // Throws std::invalid_argument naming the problem (and the entry) on a malformed file: an
@@ -66,6 +75,7 @@ class InvestigationPanel {
   const std::vector<PanelItem>& items() const { return items_; }
   const std::vector<FlagRule>& flags() const { return flags_; }
   const std::string& version() const { return version_; }
+  const SpineImagingCriteria& spine_imaging() const { return spine_imaging_; }
 
   const PanelItem* Item(std::string_view code) const;
   // The item a result closes: one of its result codes, carried by that kind of resource.
@@ -81,6 +91,7 @@ class InvestigationPanel {
   std::vector<PanelItem> items_;
   std::vector<FlagRule> flags_;
   std::string version_;
+  SpineImagingCriteria spine_imaging_;
 };
 
 }  // namespace fls::workflow

@@ -41,6 +41,7 @@ constexpr EventName kEventNames[] = {
     {Event::kLostToFollowUp, "lost-to-follow-up"},
     {Event::kWithdraw, "withdraw"},
     {Event::kDeceased, "deceased"},
+    {Event::kResult, "result"},
 };
 
 constexpr const char* kEffectNames[] = {
@@ -50,10 +51,10 @@ constexpr const char* kEffectNames[] = {
     "revoke-item",         "complete-falls-task", "record-falls-observation",
     "record-exercise",     "add-drug-activity",   "open-start-treatment-task",
     "order-referral",      "plan-follow-up",      "cancel-scheduled-tasks",
-    "inactivate-consents",
+    "inactivate-consents", "close-item",
 };
 static_assert(sizeof(kEffectNames) / sizeof(kEffectNames[0]) ==
-              static_cast<size_t>(Effect::kInactivateConsents) + 1);
+              static_cast<size_t>(Effect::kCloseItem) + 1);
 
 constexpr const char* kExclusionReasons[] = {"declined",      "treated-by-specialist",
                                              "not-fragility", "pathological",
@@ -92,11 +93,13 @@ std::vector<Transition> BuildTable() {
        {P::kItem, P::kReasonText},
        {F::kRevokeItem}},
   };
+  // The falls assessment is a panel item too: in investigating it may close the last one.
   for (Stage from : {S::kInvestigating, S::kTreatmentDecision, S::kTreating, S::kFollowUp}) {
     t.push_back({from,
                  E::kFallsAssessment,
-                 std::nullopt,
-                 G::kNone,
+                 from == S::kInvestigating ? std::optional<Stage>(S::kTreatmentDecision)
+                                           : std::nullopt,
+                 from == S::kInvestigating ? G::kMayCloseLastItem : G::kNone,
                  {P::kAtRisk},
                  {F::kCompleteFallsTask, F::kRecordFallsObservation}});
   }
@@ -167,6 +170,17 @@ std::vector<Transition> BuildTable() {
                  {F::kEpisodeFinished, F::kCancelOpenTasks, F::kCancelScheduledTasks,
                   F::kInactivateConsents, F::kEndCarePlan}});
   }
+  // A result (data) closes its item; in investigating it may close the last one. Later stages
+  // keep it (an optional item, a late result), without a change of stage.
+  for (Stage from : {S::kInvestigating, S::kTreatmentDecision, S::kTreating, S::kFollowUp}) {
+    t.push_back({from,
+                 E::kResult,
+                 from == S::kInvestigating ? std::optional<Stage>(S::kTreatmentDecision)
+                                           : std::nullopt,
+                 from == S::kInvestigating ? G::kMayCloseLastItem : G::kNone,
+                 {P::kItem},
+                 {F::kCloseItem}});
+  }
   return t;
 }
 
@@ -180,6 +194,14 @@ std::vector<Part> PartsOf(Event event) {
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Whether closing `item` leaves no open required item.
+bool ClosesLast(const CaseFacts& facts, const std::string& item) {
+  for (const auto& open : facts.open_items) {
+    if (open != item && !Contains(facts.optional_items, open)) return false;
+  }
+  return true;
 }
 
 Outcome Bad(std::string message, std::string expression) {
@@ -254,10 +276,12 @@ const Transition* Find(Stage from, Event event) {
   return nullptr;
 }
 
+bool IsDataOnly(Event event) { return event == Event::kResult; }
+
 std::vector<Event> AllowedEvents(Stage from) {
   std::vector<Event> out;
   for (const auto& row : Transitions()) {
-    if (row.from == from) out.push_back(row.event);
+    if (row.from == from && !IsDataOnly(row.event)) out.push_back(row.event);
   }
   return out;
 }
@@ -378,7 +402,12 @@ Outcome Apply(const CaseFacts& facts, const EventInput& in, DrugCheck drug_check
       if (!Contains(facts.open_items, in.item)) {
         return NotAllowed("item " + in.item + " is already resulted or waived");
       }
-      if (!(facts.open_items.size() == 1 && facts.open_items[0] == in.item)) out.to = facts.stage;
+      if (!ClosesLast(facts, in.item)) out.to = facts.stage;
+      break;
+    case Guard::kMayCloseLastItem:
+      if (in.item.empty() || !Contains(facts.open_items, in.item) || !ClosesLast(facts, in.item)) {
+        out.to = facts.stage;
+      }
       break;
     case Guard::kDrugChange:
       if (out.drug_atc == facts.current_drug) {
@@ -403,7 +432,9 @@ std::string MermaidDiagram() {
   out += "    [*] --> identified\n";
   for (const auto& row : Transitions()) {
     std::string label = EventCode(row.event);
-    if (row.guard == Guard::kLastOpenItem) label += " (last open item)";
+    if (row.guard == Guard::kLastOpenItem || row.guard == Guard::kMayCloseLastItem) {
+      label += " (last open item)";
+    }
     if (row.guard == Guard::kDrugChange) label += " (another drug)";
     out += "    " + id(row.from) + " --> " + id(row.to.value_or(row.from)) + " : " + label + "\n";
   }

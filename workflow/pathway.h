@@ -46,6 +46,9 @@ enum class Event {
   kLostToFollowUp,
   kWithdraw,
   kDeceased,
+  // Raised by data only (source data in the log), never posted: an investigation result closed a
+  // panel item (operations.md section 2). $event refuses it as an unknown event.
+  kResult,
 };
 inline constexpr Event kAllEvents[] = {Event::kEnrol,
                                        Event::kExclude,
@@ -59,13 +62,16 @@ inline constexpr Event kAllEvents[] = {Event::kEnrol,
                                        Event::kComplete,
                                        Event::kLostToFollowUp,
                                        Event::kWithdraw,
-                                       Event::kDeceased};
+                                       Event::kDeceased,
+                                       Event::kResult};
 
 const char* StageCode(Stage stage);
 const char* EventCode(Event event);
 std::optional<Stage> ParseStage(std::string_view code);
 std::optional<Event> ParseEvent(std::string_view code);
 bool IsOpen(Stage stage);  // not one of the terminal stages
+// Whether only data raises the event (a client posting it gets 400, unknown event).
+bool IsDataOnly(Event event);
 
 // What an event does besides moving the stage and appending its log row. The shell maps each to
 // resources (operations.md section 1's "effects" column).
@@ -89,6 +95,7 @@ enum class Effect {
   kPlanFollowUp,            // the follow-up schedule for the drug (re-planned on a change)
   kCancelScheduledTasks,    // the scheduled follow-up Tasks cancelled
   kInactivateConsents,      // both Consents inactive
+  kCloseItem,               // a result closed its item: ServiceRequest completed, its Task completed
 };
 const char* EffectCode(Effect effect);
 
@@ -109,6 +116,9 @@ enum class Guard {
   kProgrammeConsentGiven,  // enrol: consent-programme must be true (else record exclude/declined)
   kLastOpenItem,           // waive: to treatment-decision when it was the last open item
   kDrugChange,             // treatment-started in follow-up: the drug differs (a re-plan)
+  // falls-assessment and result in investigating: when the event closes the last open required
+  // item (EventInput.item), to treatment-decision; else, or with no item, no change.
+  kMayCloseLastItem,
 };
 
 struct Transition {
@@ -126,7 +136,8 @@ const std::vector<Transition>& Transitions();
 // The row for (stage, event), or null.
 const Transition* Find(Stage from, Event event);
 
-// The events allowed from a stage, in table order ("enrol, exclude, withdraw, deceased").
+// The events a client may post from a stage, in table order ("enrol, exclude, withdraw,
+// deceased"); data-only events are left out.
 std::vector<Event> AllowedEvents(Stage from);
 std::string AllowedList(Stage from);
 
@@ -154,8 +165,10 @@ struct CaseFacts {
   Stage stage = Stage::kIdentified;
   std::optional<int64_t> index_fracture_day;  // civil day; none for a referral without fracture
   int64_t today = 0;                          // civil day in the site's time zone
-  std::vector<std::string>
-      open_items;  // "ServiceRequest/id" of the panel, not yet resulted or waived
+  // "ServiceRequest/id" of the panel not yet resulted or waived; of those, the ones that are not
+  // required (they do not hold the case in investigating).
+  std::vector<std::string> open_items;
+  std::vector<std::string> optional_items;
   std::vector<std::string> case_items;  // every panel ServiceRequest of the case
   std::string decided_drug;             // ATC of decide-treatment, empty before
   std::string current_drug;             // ATC of the last treatment-started, empty before

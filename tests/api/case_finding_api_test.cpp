@@ -533,7 +533,7 @@ TEST(Knowledge, ThePathwaysCodeSystemsArePublishedFromTheTableAndTheData) {
     const char* some_code;
   };
   const Row rows[] = {{"pathway-stage", 10, "treatment-decision"},
-                      {"fls-pathway-event", 13, "lost-to-follow-up"},
+                      {"fls-pathway-event", 14, "result"},
                       {"fls-investigation", 16, "renal-clearance"},
                       {"fls-flag", 9, "thyroid"}};  // thyroid has two rules (low, high) and one code
   for (const auto& row : rows) {

@@ -56,6 +56,10 @@ EventInput Valid(Event e) {
       break;
     case Event::kFallsAssessment:
       in.at_risk = true;
+      in.item = "ServiceRequest/dxa";  // the falls item, as the shell fills it
+      break;
+    case Event::kResult:
+      in.item = "ServiceRequest/dxa";
       break;
     case Event::kDecideTreatment:
       in.drug_atc = "M05BA08";
@@ -91,7 +95,11 @@ std::map<std::pair<std::string, std::string>, std::string> SpecTable() {
   for (const char* s : {"investigating", "treatment-decision", "treating", "follow-up"}) {
     t[{s, "falls-assessment"}] = "";
     t[{s, "exercise-started"}] = "";
+    t[{s, "result"}] = "";  // raised by data (operations.md section 2), never posted
   }
+  // The falls assessment and a result close a panel item: the last one moves the case on.
+  t[{"investigating", "falls-assessment"}] = "treatment-decision";
+  t[{"investigating", "result"}] = "treatment-decision";
   for (const char* s :
        {"identified", "investigating", "treatment-decision", "treating", "follow-up"}) {
     t[{s, "withdraw"}] = "withdrawn";
@@ -122,7 +130,10 @@ TEST(PathwayTable, EveryStageAndEventPairIsAppliedOrRefusedWithTheAllowedList) {
   for (Stage stage : kAllStages) {
     for (Event event : kAllEvents) {
       CaseFacts facts = Facts(stage);
-      if (event == Event::kWaive) facts.open_items = {"ServiceRequest/dxa"};  // the last one
+      // The last open item, so that the guarded rows move.
+      if (event == Event::kWaive || event == Event::kResult || event == Event::kFallsAssessment) {
+        facts.open_items = {"ServiceRequest/dxa"};
+      }
       Outcome o = Apply(facts, Valid(event), IsOsteoporosisDrug);
       const Transition* row = Find(stage, event);
       std::string pair = std::string(StageCode(stage)) + " + " + EventCode(event);
@@ -144,7 +155,7 @@ TEST(PathwayTable, EveryStageAndEventPairIsAppliedOrRefusedWithTheAllowedList) {
     }
   }
   EXPECT_EQ(applied, static_cast<int>(Transitions().size()));
-  EXPECT_EQ(applied + refused, 10 * 13);
+  EXPECT_EQ(applied + refused, 10 * 14);
 }
 
 TEST(PathwayTable, ClosedStagesAllowNothingAndOpenOnesCanAlwaysWithdrawOrDie) {
@@ -276,6 +287,49 @@ TEST(PathwayGuards, WaivingTheLastOpenItemEndsTheInvestigation) {
   o = Apply(facts, in);
   EXPECT_EQ(o.kind, Outcome::Kind::kNotAllowed);
   EXPECT_NE(o.message.find("already resulted or waived"), std::string::npos);
+}
+
+// A result or the falls assessment closes its item; the last open required item moves the case
+// to treatment-decision. Items that are not required never hold it; a repeat assessment (no open
+// item) changes nothing.
+TEST(PathwayGuards, ResultsAndTheFallsAssessmentMayCloseTheLastItem) {
+  struct Row {
+    const char* name;
+    Event event;
+    std::vector<std::string> open, optional;
+    std::string item;
+    Stage to;
+  };
+  const std::string dxa = "ServiceRequest/dxa", vitd = "ServiceRequest/vitd";
+  const Row rows[] = {
+      {"result, another item still open", Event::kResult, {dxa, vitd}, {}, dxa,
+       Stage::kInvestigating},
+      {"result of the last item", Event::kResult, {dxa}, {}, dxa, Stage::kTreatmentDecision},
+      {"result, only an optional item left", Event::kResult, {dxa, vitd}, {vitd}, dxa,
+       Stage::kTreatmentDecision},
+      {"result of the optional item", Event::kResult, {dxa, vitd}, {vitd}, vitd,
+       Stage::kInvestigating},
+      {"result of an item already closed", Event::kResult, {vitd}, {}, dxa,
+       Stage::kInvestigating},
+      {"falls assessment closing the last item", Event::kFallsAssessment, {dxa}, {}, dxa,
+       Stage::kTreatmentDecision},
+      {"falls assessment again (no open item)", Event::kFallsAssessment, {vitd}, {}, "",
+       Stage::kInvestigating},
+  };
+  for (const auto& row : rows) {
+    CaseFacts facts = Facts(Stage::kInvestigating);
+    facts.open_items = row.open;
+    facts.optional_items = row.optional;
+    EventInput in = Valid(row.event);
+    in.item = row.item;
+    Outcome o = Apply(facts, in);
+    ASSERT_EQ(o.kind, Outcome::Kind::kApplied) << row.name << ": " << o.message;
+    EXPECT_EQ(o.to, row.to) << row.name;
+  }
+  EXPECT_TRUE(IsDataOnly(Event::kResult));
+  EXPECT_EQ(AllowedList(Stage::kInvestigating),
+            "waive, falls-assessment, exercise-started, withdraw, deceased")
+      << "a client never posts result";
 }
 
 TEST(PathwayGuards, TreatmentStartedUsesTheDecidedDrugAndInFollowUpIsAChange) {

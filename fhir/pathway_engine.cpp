@@ -1,0 +1,1486 @@
+#include "fhir/pathway_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "db/case_store.h"
+#include "fhir/fhir_date.h"
+#include "fhir/indexer.h"
+#include "fhir/json_builder.h"
+#include "fhir/text.h"
+#include "workflow/civil_date.h"
+
+namespace fls::fhir {
+
+namespace {
+
+using workflow::Effect;
+using workflow::Event;
+using workflow::Stage;
+
+constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
+constexpr int64_t kFutureSkewUs = 5LL * 60 * 1000000;  // clocks of the EHR and the server differ
+const char* const kOpenTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold";
+const char* const kLoinc = "http://loinc.org";
+const char* const kSnomed = "http://snomed.info/sct";
+const char* const kUcum = "http://unitsofmeasure.org";
+
+bool IsOpenTaskStatus(std::string_view s) {
+  return s == "draft" || s == "requested" || s == "received" || s == "accepted" || s == "ready" ||
+         s == "in-progress" || s == "on-hold";
+}
+
+// The canonical URLs the engine writes, under FLS_CANONICAL_BASE.
+struct Canon {
+  explicit Canon(const std::string& b)
+      : stage_extension(b + "/StructureDefinition/pathway-stage"),
+        case_extension(b + "/StructureDefinition/fls-case"),
+        evidence_extension(b + "/StructureDefinition/flag-evidence"),
+        threshold_extension(b + "/StructureDefinition/flag-threshold"),
+        phone_extension(b + "/StructureDefinition/contact-phone"),
+        referring_extension(b + "/StructureDefinition/referring-physician"),
+        gp_extension(b + "/StructureDefinition/general-practitioner"),
+        task_system(b + "/CodeSystem/fls-task"),
+        consent_system(b + "/CodeSystem/fls-consent"),
+        investigation_system(b + "/CodeSystem/fls-investigation"),
+        flag_system(b + "/CodeSystem/fls-flag"),
+        requisition_system(b + "/identifier/panel-requisition"),
+        plan_definition(b + "/PlanDefinition/capture-the-fracture") {}
+  std::string stage_extension, case_extension, evidence_extension, threshold_extension, phone_extension,
+      referring_extension, gp_extension, task_system, consent_system, investigation_system, flag_system,
+      requisition_system, plan_definition;
+};
+
+// Local midnight that starts `day` in the process's zone, as microseconds since the epoch.
+int64_t LocalMidnightUs(int64_t day) {
+  int y = 1970;
+  unsigned m = 1, d = 1;
+  workflow::CivilFromDays(day, y, m, d);
+  tm t{};
+  t.tm_year = y - 1900;
+  t.tm_mon = static_cast<int>(m) - 1;
+  t.tm_mday = static_cast<int>(d);
+  t.tm_isdst = -1;
+  return static_cast<int64_t>(mktime(&t)) * 1000000LL;
+}
+
+FhirError Bad(const std::string& message, const std::string& part = "") {
+  return FhirError(ErrorCode::kBadRequest, message,
+                   part.empty() ? "" : "Parameters.parameter[" + part + "]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Parameters of $event (operations.md section 1).
+
+enum class PartType { kCode, kCodeOrString, kString, kBoolean, kDateTime, kReference, kConcept };
+
+struct PartSpec {
+  const char* name;
+  PartType type;
+};
+
+// The parts every event takes.
+constexpr PartSpec kCommonParts[] = {{"event", PartType::kCode},
+                                     {"occurred", PartType::kDateTime},
+                                     {"reason", PartType::kCodeOrString},
+                                     {"note", PartType::kString}};
+
+std::vector<PartSpec> EventParts(Event e) {
+  switch (e) {
+    case Event::kEnrol:
+      return {{"consent-programme", PartType::kBoolean},
+              {"consent-report", PartType::kBoolean},
+              {"phone", PartType::kString},
+              {"referring-physician", PartType::kReference},
+              {"gp", PartType::kReference}};
+    case Event::kWaive:
+      return {{"item", PartType::kReference}};
+    case Event::kFallsAssessment:
+      return {{"at-risk", PartType::kBoolean}};
+    case Event::kDecideTreatment:
+    case Event::kTreatmentStarted:
+      return {{"drug", PartType::kConcept}};
+    default:
+      return {};
+  }
+}
+
+const char* ValueKey(PartType t) {
+  switch (t) {
+    case PartType::kCode:
+      return "valueCode";
+    case PartType::kString:
+      return "valueString";
+    case PartType::kBoolean:
+      return "valueBoolean";
+    case PartType::kDateTime:
+      return "valueDateTime";
+    case PartType::kReference:
+      return "valueReference";
+    case PartType::kConcept:
+      return "valueCodeableConcept";
+    case PartType::kCodeOrString:
+      return "valueCode or valueString";
+  }
+  return "";
+}
+
+// "Practitioner/12" from a valueReference of that type, else 400.
+std::string LocalReference(const JsonValue& v, const char* type, const std::string& part) {
+  auto ref = v.IsObject() ? StringMember(v, "reference") : std::nullopt;
+  auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+  if (!parsed || parsed->type != std::optional<std::string>(type) ||
+      parsed->id.find('/') != std::string::npos || parsed->id.empty()) {
+    throw Bad(part + " must be a reference to a " + std::string(type) + " of this server (" + type + "/id)",
+              part);
+  }
+  return std::string(type) + "/" + parsed->id;
+}
+
+struct ParsedEvent {
+  workflow::EventInput input;
+  int64_t occurred_us = 0;
+};
+
+// Each named part once, with the value type the event's table says: anything else is 400.
+ParsedEvent ParseEventParameters(std::string_view body, const JsonLimits& limits, int64_t now_us,
+                                 const workflow::DrugList& drugs) {
+  JsonDoc doc = ParseJson(body, limits);
+  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
+    throw FhirError(ErrorCode::kBadRequest, "the body of $event must be a Parameters resource");
+  }
+  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+    std::string_view k = AsStringView(it->name);
+    if (k != "resourceType" && k != "id" && k != "meta" && k != "parameter") {
+      throw FhirError(ErrorCode::kBadRequest, "Parameters has no element " + std::string(k), "Parameters." + std::string(k));
+    }
+  }
+  const JsonValue* params = Member(doc, "parameter");
+  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  std::map<std::string, const JsonValue*> by_name;
+  if (params) {
+    for (const auto& p : params->GetArray()) {
+      auto name = p.IsObject() ? StringMember(p, "name") : std::nullopt;
+      if (!name || name->empty()) throw FhirError(ErrorCode::kBadRequest, "every parameter needs a name", "Parameters.parameter");
+      const JsonValue* value = nullptr;
+      for (auto it = p.MemberBegin(); it != p.MemberEnd(); ++it) {
+        std::string_view k = AsStringView(it->name);
+        if (k == "name") continue;
+        if (k.substr(0, 5) != "value" || value) {
+          throw Bad("parameter " + std::string(*name) + " must hold exactly one value[x] (no part, no resource)",
+                    std::string(*name));
+        }
+        value = &p;  // the parameter itself; the key is checked per type below
+      }
+      if (!value) throw Bad("parameter " + std::string(*name) + " has no value", std::string(*name));
+      if (!by_name.emplace(std::string(*name), &p).second) {
+        throw Bad("parameter " + std::string(*name) + " is given twice", std::string(*name));
+      }
+    }
+  }
+  auto event_param = by_name.find("event");
+  if (event_param == by_name.end()) throw Bad("event (valueCode) is required", "event");
+  auto code = StringMember(*event_param->second, "valueCode");
+  if (!code) throw Bad("event must be a valueCode", "event");
+  auto event = workflow::ParseEvent(*code);
+  if (!event || workflow::IsDataOnly(*event)) {
+    std::string known;
+    for (Event e : workflow::kAllEvents) {
+      if (!workflow::IsDataOnly(e)) known += (known.empty() ? "" : ", ") + std::string(workflow::EventCode(e));
+    }
+    throw Bad("unknown event " + std::string(*code) + " (events: " + known + ")", "event");
+  }
+  std::vector<PartSpec> allowed(std::begin(kCommonParts), std::end(kCommonParts));
+  for (const auto& p : EventParts(*event)) allowed.push_back(p);
+
+  ParsedEvent out;
+  workflow::EventInput& in = out.input;
+  in.event = *event;
+  out.occurred_us = now_us;
+  in.occurred_day = LocalDay(now_us / 1000000);
+  for (const auto& [name, p] : by_name) {
+    const PartSpec* spec = nullptr;
+    for (const auto& a : allowed) {
+      if (name == a.name) spec = &a;
+    }
+    if (!spec) throw Bad(name + " is not a part of event " + std::string(*code), name);
+    auto string_of = [&, p = p, name = name](const char* key) -> std::optional<std::string> {
+      const JsonValue* v = Member(*p, key);
+      if (!v) return std::nullopt;
+      if (!IsPlainString(*v) || v->GetStringLength() == 0) throw Bad(name + " must be a non-empty " + key, name);
+      return std::string(AsStringView(*v));
+    };
+    auto require_key = [&, p = p, name = name](const char* key) -> const JsonValue& {
+      const JsonValue* v = Member(*p, key);
+      if (!v) throw Bad(name + " must be a " + std::string(ValueKey(spec->type)), name);
+      return *v;
+    };
+    switch (spec->type) {
+      case PartType::kCode: {
+        if (!string_of("valueCode")) throw Bad(name + " must be a valueCode", name);
+        break;
+      }
+      case PartType::kCodeOrString: {
+        auto v = string_of("valueCode");
+        if (!v) v = string_of("valueString");
+        if (!v) throw Bad(name + " must be a valueCode or a valueString", name);
+        in.reason = *v;
+        break;
+      }
+      case PartType::kString: {
+        auto v = string_of("valueString");
+        if (!v) throw Bad(name + " must be a valueString", name);
+        if (name == "note") in.note = *v;
+        if (name == "phone") in.phone = *v;
+        break;
+      }
+      case PartType::kBoolean: {
+        const JsonValue& v = require_key("valueBoolean");
+        if (!v.IsBool()) throw Bad(name + " must be a valueBoolean (true or false)", name);
+        if (name == "consent-programme") in.consent_programme = v.GetBool();
+        if (name == "consent-report") in.consent_report = v.GetBool();
+        if (name == "at-risk") in.at_risk = v.GetBool();
+        break;
+      }
+      case PartType::kDateTime: {
+        auto v = string_of("valueDateTime");
+        if (!v) throw Bad(name + " must be a valueDateTime", name);
+        auto range = ParseFhirDate(*v);
+        auto day = DayOf(*v);
+        if (!range || !day) throw Bad(name + " is not a FHIR dateTime: " + *v, name);
+        if (range->lo_us > now_us + kFutureSkewUs) throw Bad("occurred is in the future", name);
+        out.occurred_us = range->lo_us;
+        in.occurred_day = *day;
+        break;
+      }
+      case PartType::kReference: {
+        const JsonValue& v = require_key("valueReference");
+        if (name == "item") {
+          in.item = LocalReference(v, "ServiceRequest", name);
+        } else {
+          std::string ref = LocalReference(v, "Practitioner", name);
+          (name == "gp" ? in.gp : in.referring_physician) = ref;
+        }
+        break;
+      }
+      case PartType::kConcept: {
+        const JsonValue& v = require_key("valueCodeableConcept");
+        std::vector<const JsonValue*> codings;
+        if (v.IsObject()) CollectPath(v, "coding", codings);
+        if (codings.empty()) throw Bad(name + " must be coded (an ATC code)", name);
+        std::string first;
+        for (const JsonValue* c : codings) {
+          auto system = StringMember(*c, "system");
+          auto coding = StringMember(*c, "code");
+          if (!coding) continue;
+          if (first.empty()) first = std::string(*coding);
+          if (auto atc = drugs.AtcOf(system.value_or(""), *coding)) {
+            in.drug_atc = *atc;
+            break;
+          }
+        }
+        // Not an osteoporosis drug: the table's check names it (400).
+        if (in.drug_atc.empty()) in.drug_atc = first.empty() ? "?" : first;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small edits of resources read as JSON.
+
+void SetString(JsonDoc& d, JsonValue& obj, const char* key, const std::string& v) {
+  SetMember(obj, key, MakeString(v, d.GetAllocator()), d.GetAllocator());
+}
+
+// Sets the extension `url` to `value` (under `value_key`, e.g. valueCode) in place, or adds it.
+void SetExtension(JsonDoc& d, const std::string& url, const char* value_key, JsonValue value) {
+  auto& a = d.GetAllocator();
+  if (!d.HasMember("extension") || !d["extension"].IsArray()) SetMember(d, "extension", JsonValue(rapidjson::kArrayType), a);
+  JsonValue& list = d["extension"];
+  for (auto& x : list.GetArray()) {
+    if (x.IsObject() && StringMember(x, "url") == std::optional<std::string_view>(url)) {
+      JsonValue fresh(rapidjson::kObjectType);
+      SetMember(fresh, "url", MakeString(url, a), a);
+      SetMember(fresh, value_key, std::move(value), a);
+      x = std::move(fresh);
+      return;
+    }
+  }
+  JsonValue x(rapidjson::kObjectType);
+  SetMember(x, "url", MakeString(url, a), a);
+  SetMember(x, value_key, std::move(value), a);
+  list.PushBack(x, a);
+}
+
+JsonValue ReferenceValue(JsonDoc& d, const std::string& ref) {
+  JsonValue v(rapidjson::kObjectType);
+  SetMember(v, "reference", MakeString(ref, d.GetAllocator()), d.GetAllocator());
+  return v;
+}
+
+std::string StageOf(const JsonValue& ep, const std::string& url) {
+  if (const JsonValue* ext = Member(ep, "extension"); ext && ext->IsArray()) {
+    for (const auto& x : ext->GetArray()) {
+      if (x.IsObject() && StringMember(x, "url") == std::optional<std::string_view>(url)) {
+        return std::string(StringMember(x, "valueCode").value_or(""));
+      }
+    }
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// A result as the listener copied it out of the written resource.
+
+struct ResultFacts {
+  std::string type, id, patient;
+  std::vector<std::pair<std::string, std::string>> codings;  // (system, code)
+  std::vector<std::string> based_on;                          // ServiceRequest ids
+  std::string effective;                                      // as written
+  std::optional<double> value;
+  std::string unit;  // UCUM code (or the unit text when no code)
+  bool abnormal = false;
+};
+
+std::optional<std::string> PatientOf(const JsonValue& r) {
+  for (const char* el : {"subject", "patient"}) {
+    const JsonValue* s = Member(r, el);
+    if (!s || !s->IsObject()) continue;
+    auto ref = StringMember(*s, "reference");
+    auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+    if (parsed && parsed->type == std::optional<std::string>("Patient") && parsed->id.find('/') == std::string::npos) {
+      return parsed->id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> CodingsOf(const JsonValue& r, const char* element) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<const JsonValue*> codings;
+  CollectPath(r, std::string(element) + ".coding", codings);
+  for (const JsonValue* c : codings) {
+    auto code = StringMember(*c, "code");
+    if (code) out.emplace_back(std::string(StringMember(*c, "system").value_or("")), std::string(*code));
+  }
+  return out;
+}
+
+std::string FirstDate(const JsonValue& r, std::initializer_list<const char*> paths) {
+  for (const char* path : paths) {
+    std::vector<const JsonValue*> v;
+    CollectPath(r, path, v);
+    for (const JsonValue* x : v) {
+      if (x->IsString()) return std::string(AsStringView(*x));
+    }
+  }
+  return "";
+}
+
+bool IsAbnormalInterpretation(std::string_view code) {
+  // v3 ObservationInterpretation: N (normal) and the non-abnormal qualifiers say nothing wrong.
+  return !(code == "N" || code == "NEG" || code == "ND" || code == "IND" || code == "E" || code == "EXP" ||
+           code == "S" || code == "SDD" || code == "I" || code == "NS" || code == "NR" || code == "U" ||
+           code == "W" || code == "B");
+}
+
+std::optional<ResultFacts> ReadResult(const std::string& type, const std::string& id, const JsonValue& r) {
+  ResultFacts f;
+  f.type = type;
+  f.id = id;
+  auto patient = PatientOf(r);
+  if (!patient) return std::nullopt;
+  f.patient = *patient;
+  std::string status(StringMember(r, "status").value_or(""));
+  if (type == "Observation") {
+    if (status != "final" && status != "amended" && status != "corrected") return std::nullopt;
+    f.codings = CodingsOf(r, "code");
+    f.effective = FirstDate(r, {"effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued"});
+    if (const JsonValue* q = Member(r, "valueQuantity"); q && q->IsObject()) {
+      if (const JsonValue* v = Member(*q, "value"); v && IsNumber(*v)) {
+        if (auto text = NumberText(*v)) {
+          try {
+            f.value = std::stod(*text);
+          } catch (...) {
+          }
+        }
+      }
+      f.unit = std::string(StringMember(*q, "code").value_or(StringMember(*q, "unit").value_or("")));
+    }
+    for (const auto& [system, code] : CodingsOf(r, "interpretation")) {
+      (void)system;
+      if (IsAbnormalInterpretation(code)) f.abnormal = true;
+    }
+  } else {  // Procedure
+    if (status != "completed") return std::nullopt;
+    f.codings = CodingsOf(r, "code");
+    f.effective = FirstDate(r, {"performedDateTime", "performedPeriod.start"});
+  }
+  std::vector<const JsonValue*> refs;
+  CollectPath(r, "basedOn", refs);
+  for (const JsonValue* b : refs) {
+    auto ref = b->IsObject() ? StringMember(*b, "reference") : std::nullopt;
+    auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+    if (parsed && parsed->type == std::optional<std::string>("ServiceRequest")) f.based_on.push_back(parsed->id);
+  }
+  return f;
+}
+
+// A data-raised event's date: when it happened, within the fracture and now (the table refuses
+// others from clients; data entered late or early is still data).
+std::pair<int64_t, int64_t> ClampToCase(const std::string& when, const db::CaseRow& c, int64_t now_us) {
+  auto range = when.empty() ? std::nullopt : ParseFhirDate(when);
+  auto day = when.empty() ? std::nullopt : DayOf(when);
+  int64_t us = range ? range->lo_us : now_us;
+  int64_t d = day ? *day : LocalDay(now_us / 1000000);
+  int64_t today = LocalDay(now_us / 1000000);
+  if (us > now_us || d > today) {
+    us = now_us;
+    d = today;
+  }
+  if (c.index_day && d < *c.index_day) {
+    d = *c.index_day;
+    us = std::max<int64_t>(us, *c.index_day * kUsPerDay);
+  }
+  return {us, d};
+}
+
+
+// A medication record for the patient: the ATC of an osteoporosis drug, and when.
+struct MedicationFacts {
+  std::string type, id, patient, atc, when;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// One event applied to one locked case: the effects, the log row, the EpisodeOfCare.
+
+class PathwayRun {
+ public:
+  PathwayRun(const PathwayEngine& engine, WriteContext& ctx, db::CaseStore& cases, db::CaseRow row)
+      : e_(engine), canon_(engine.config_.canonical_base), ctx_(ctx), cases_(cases), row_(std::move(row)) {
+    now_us_ = NowMicros();
+    now_us_ -= now_us_ % 1000;
+    today_ = LocalDay(now_us_ / 1000000);
+  }
+
+  workflow::Stage Run(workflow::EventInput in, const EventOrigin& origin, int64_t occurred_us,
+                      const std::optional<std::string>& if_match, const std::string& result_ref,
+                      std::optional<int64_t> result_day) {
+    const std::string ep_ref = "EpisodeOfCare/" + row_.episode_id;
+    ctx_.store().LockCurrent("EpisodeOfCare", row_.episode_id);
+    auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id);
+    if (!current || current->deleted) throw FhirError(ErrorCode::kNotFound, ep_ref + " is not known");
+    if (if_match) {
+      auto v = ParseETagVersion(*if_match);
+      if (!v) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+      if (*v != current->version) {
+        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*v) + "\" is stale: " +
+                                                            ep_ref + " is at version " + std::to_string(current->version));
+      }
+    }
+    auto stage = workflow::ParseStage(row_.stage);
+    if (!stage) throw FhirError(ErrorCode::kInternal, "the case's stage is unknown: " + row_.stage);
+    if (!row_.open && workflow::IsOpen(*stage)) {
+      throw FhirError(ErrorCode::kUnprocessable, "the case was voided (its index fracture was entered in error); "
+                                                 "stage " + row_.stage + " allows: nothing (the case is closed)");
+    }
+    items_ = cases_.Items(row_.episode_id);
+    workflow::CaseFacts facts;
+    facts.stage = *stage;
+    facts.index_fracture_day = row_.index_day;
+    facts.today = today_;
+    for (const auto& i : items_) {
+      std::string ref = "ServiceRequest/" + i.service_request_id;
+      facts.case_items.push_back(ref);
+      if (i.status == "ordered") {
+        facts.open_items.push_back(ref);
+        if (!i.required) facts.optional_items.push_back(ref);
+      }
+    }
+    facts.decided_drug = row_.decided_drug;
+    facts.current_drug = row_.current_drug;
+    if (in.event == Event::kFallsAssessment && in.item.empty()) {
+      if (const auto* falls = ItemByCode("falls-assessment"); falls && falls->status == "ordered") {
+        in.item = "ServiceRequest/" + falls->service_request_id;
+      }
+    }
+    workflow::Outcome o = workflow::Apply(facts, in, workflow::IsOsteoporosisDrugCheck, &e_.drugs_);
+    if (o.kind == workflow::Outcome::Kind::kBadRequest) throw FhirError(ErrorCode::kBadRequest, o.message, o.expression);
+    if (o.kind == workflow::Outcome::Kind::kNotAllowed) throw FhirError(ErrorCode::kUnprocessable, o.message);
+    in_ = in;
+    out_ = o;
+    occurred_us_ = std::min(occurred_us, now_us_);
+    result_ref_ = result_ref;
+    result_day_ = result_day;
+    ep_ = ParseJson(current->content);
+
+    for (Effect effect : o.effects) ApplyEffect(effect);
+
+    db::NewCaseEvent log;
+    log.episode_id = row_.episode_id;
+    log.occurred_us = occurred_us_;
+    log.from_stage = workflow::StageCode(o.from);
+    log.to_stage = workflow::StageCode(o.to);
+    log.event = workflow::EventCode(in.event);
+    log.reason = in.reason;
+    log.note = in.note;
+    if (!notes_.empty()) log.note += (log.note.empty() ? "" : "; ") + notes_;
+    log.source = origin.source;
+    log.actor = origin.actor;
+    cases_.AppendEvent(log);
+    row_.stage = log.to_stage;
+    if (!workflow::IsOpen(o.to)) {
+      cases_.Close(row_.episode_id, row_.stage, now_us_);
+      cases_.CancelTimers(row_.episode_id);
+    }
+    cases_.SetPathway(row_);
+    // Every event makes a new version of the case (operations.md: 200 with a new versionId), so
+    // that If-Match guards against any event a coordinator has not seen.
+    WriteEpisode(true);
+    return o.to;
+  }
+
+  // A due timer of this (locked) case, at the timers' clock `now_us`: its effect, once; returns
+  // what it did (kept on the timer's row).
+  std::string FireTimer(const db::TimerRow& timer, int64_t now_us) {
+    now_us_ = now_us - now_us % 1000;
+    today_ = LocalDay(now_us_ / 1000000);
+    items_ = cases_.Items(row_.episode_id);
+    if (!row_.open) return "skipped: the case is closed";
+    if (timer.kind == "assess-enrol-overdue") {
+      if (row_.stage != "identified") return "skipped: stage " + row_.stage;
+      int n = 0;
+      for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                      PercentEncode(canon_.task_system + "|assess-enrol"))) {
+        bool done = Edit("Task", id, [&](JsonDoc& d) {
+          auto& a = d.GetAllocator();
+          SetString(d, d, "priority", "urgent");
+          SetString(d, d, "lastModified", Instant(now_us_));
+          if (!d.HasMember("note") || !d["note"].IsArray()) SetMember(d, "note", JsonValue(rapidjson::kArrayType), a);
+          JsonValue n(rapidjson::kObjectType);
+          SetMember(n, "time", MakeString(Instant(now_us_), a), a);
+          SetMember(n, "text", MakeString("Overdue: the patient was not enrolled or excluded in time; escalated to urgent.", a), a);
+          d["note"].PushBack(n, a);
+          return true;
+        });
+        if (done) ++n;
+      }
+      return "escalated " + std::to_string(n) + " assess-enrol Task(s)";
+    }
+    if (timer.kind == "dxa-chase") {
+      const auto* dxa = ItemByCode("dxa");
+      if (!dxa || dxa->status != "ordered") return "skipped: the DXA is resulted or waived";
+      WriteTask(NewUuid(), "chase-dxa", "Chase the DXA",
+                "The bone density scan ordered at enrolment is not resulted after " +
+                    std::to_string(e_.config_.dxa_chase_days) + " days: chase the appointment or the report.",
+                "ServiceRequest/" + dxa->service_request_id, today_ + 7, "urgent");
+      return "chase-dxa Task opened";
+    }
+    return "skipped: unknown timer kind " + timer.kind;
+  }
+
+ private:
+  const db::CaseItemRow* ItemByCode(const std::string& code) const {
+    for (const auto& i : items_) {
+      if (i.item == code) return &i;
+    }
+    return nullptr;
+  }
+  const db::CaseItemRow* ItemByRef(const std::string& ref) const {
+    for (const auto& i : items_) {
+      if ("ServiceRequest/" + i.service_request_id == ref) return &i;
+    }
+    return nullptr;
+  }
+  void Note(const std::string& n) { notes_ += (notes_.empty() ? "" : "; ") + n; }
+
+  std::string Instant(int64_t us) const { return FormatFhirInstant(us); }
+
+  void ApplyEffect(Effect effect) {
+    switch (effect) {
+      case Effect::kEpisodeActive:
+        status_ = "active";
+        break;
+      case Effect::kEpisodeCancelled:
+        status_ = "cancelled";
+        break;
+      case Effect::kEpisodeFinished:
+        status_ = "finished";
+        break;
+      case Effect::kWriteConsents:
+        WriteConsents();
+        break;
+      case Effect::kRecordContacts:
+        RecordContacts();
+        break;
+      case Effect::kCompleteAssessTask:
+        for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                        PercentEncode(canon_.task_system + "|assess-enrol"))) {
+          SetTaskStatus(id, "completed", "");
+        }
+        break;
+      case Effect::kOrderPanel:
+        OrderPanel();
+        break;
+      case Effect::kCancelOpenTasks:
+      case Effect::kCancelScheduledTasks:
+        CancelOpenTasks();
+        break;
+      case Effect::kEndCarePlan:
+        EndCarePlan();
+        break;
+      case Effect::kRevokeItem:
+        CloseItem(in_.item, "waived", "revoked", "cancelled", in_.reason);
+        break;
+      case Effect::kCompleteFallsTask:
+        falls_observation_id_ = NewUuid();
+        if (!in_.item.empty() && ItemByRef(in_.item) && ItemByRef(in_.item)->status == "ordered") {
+          result_ref_ = "Observation/" + falls_observation_id_;
+          result_day_ = in_.occurred_day;
+          CloseItem(in_.item, "resulted", "completed", "completed", "");
+        }
+        break;
+      case Effect::kRecordFallsObservation:
+        RecordFallsObservation();
+        break;
+      case Effect::kRecordExercise:
+        break;  // the log row is the record (KPI 8)
+      case Effect::kAddDrugActivity:
+        row_.decided_drug = out_.drug_atc;
+        AddDrugActivity(out_.drug_atc, "not-started");
+        break;
+      case Effect::kOpenStartTreatmentTask:
+        WriteTask(NewUuid(), "start-treatment", "Start the treatment",
+                  "Start " + DrugName(out_.drug_atc) + " as decided (post treatment-started, or the prescription is "
+                  "recognised when it is pushed).",
+                  "EpisodeOfCare/" + row_.episode_id, today_ + e_.config_.start_treatment_due_days, "routine");
+        break;
+      case Effect::kOrderReferral:
+        OrderReferral();
+        break;
+      case Effect::kPlanFollowUp:
+        PlanFollowUp();
+        break;
+      case Effect::kInactivateConsents:
+        for (const auto& id : {row_.consent_programme_id, row_.consent_report_id}) {
+          if (!id.empty()) SetStatus("Consent", id, "inactive");
+        }
+        break;
+      case Effect::kCloseItem:
+        if (const auto* item = ItemByRef(in_.item); item && item->status == "ordered") {
+          CloseItem(in_.item, "resulted", "completed", "completed", "");
+        }
+        break;
+    }
+  }
+
+  std::string DrugName(const std::string& atc) const {
+    const auto* d = e_.drugs_.Find(atc);
+    return d && d->atc == atc ? d->display + " (" + atc + ")" : atc;
+  }
+
+  std::string CarePlanId() {
+    if (!row_.care_plan_id.empty()) return row_.care_plan_id;
+    for (const auto& id : ctx_.Search("CarePlan", "patient=Patient/" + row_.patient_id + "&instantiates-canonical=" +
+                                                      PercentEncode(canon_.plan_definition), 20)) {
+      auto plan = ctx_.store().ReadCurrent("CarePlan", id);
+      if (!plan || plan->deleted) continue;
+      JsonDoc d = ParseJson(plan->content);
+      std::vector<const JsonValue*> refs;
+      CollectPath(d, "supportingInfo.reference", refs);
+      for (const JsonValue* r : refs) {
+        if (r->IsString() && AsStringView(*r) == "EpisodeOfCare/" + row_.episode_id) {
+          row_.care_plan_id = id;
+          return id;
+        }
+      }
+    }
+    return "";
+  }
+
+  std::vector<std::string> OpenTasks(const std::string& query) {
+    return ctx_.Search("Task", query + "&status=" + kOpenTaskStatuses, 1000);
+  }
+
+  // Reads a resource for update (its row locked), lets `edit` change it, writes it back.
+  template <typename Fn>
+  bool Edit(const std::string& type, const std::string& id, Fn edit) {
+    ctx_.store().LockCurrent(type, id);
+    auto current = ctx_.store().ReadCurrent(type, id);
+    if (!current || current->deleted) return false;
+    JsonDoc d = ParseJson(current->content);
+    if (!edit(d)) return false;
+    ctx_.Update(type, id, d);
+    return true;
+  }
+
+  void SetStatus(const std::string& type, const std::string& id, const std::string& status) {
+    Edit(type, id, [&](JsonDoc& d) {
+      if (StringMember(d, "status") == std::optional<std::string_view>(status)) return false;
+      SetString(d, d, "status", status);
+      return true;
+    });
+  }
+
+  void SetTaskStatus(const std::string& id, const std::string& status, const std::string& why) {
+    Edit("Task", id, [&](JsonDoc& d) {
+      auto current = StringMember(d, "status");
+      if (!current || !IsOpenTaskStatus(*current)) return false;  // done already: keep it
+      SetString(d, d, "status", status);
+      SetString(d, d, "lastModified", Instant(now_us_));
+      if (!why.empty()) {
+        JsonValue reason(rapidjson::kObjectType);
+        SetMember(reason, "text", MakeString(why, d.GetAllocator()), d.GetAllocator());
+        SetMember(d, "statusReason", std::move(reason), d.GetAllocator());
+      }
+      return true;
+    });
+  }
+
+  void WriteTask(const std::string& id, const std::string& code, const std::string& display,
+                 const std::string& description, const std::string& focus, int64_t due_day,
+                 const std::string& priority) {
+    std::string plan = CarePlanId();
+    Json t;
+    t.Obj().S("resourceType", "Task").S("id", id);
+    if (!plan.empty()) t.Arr("basedOn").Obj().S("reference", "CarePlan/" + plan).End().EndArr();
+    t.S("status", "requested").S("intent", "order").S("priority", priority);
+    t.Concept("code", canon_.task_system, code, display);
+    t.S("description", description);
+    t.Ref("focus", focus);
+    t.Ref("for", "Patient/" + row_.patient_id);
+    t.S("authoredOn", Instant(now_us_)).S("lastModified", Instant(now_us_));
+    if (!row_.site_org.empty()) t.Ref("owner", "Organization/" + row_.site_org);
+    t.Key("restriction").Obj().Key("period").Obj().S("end", DayText(due_day)).End().End();
+    t.End();
+    JsonDoc doc = t.Doc();
+    ctx_.Create("Task", doc, id);
+  }
+
+  void WriteConsents() {
+    for (const char* kind : {"programme", "report-to-physician"}) {
+      bool report = std::string_view(kind) == "report-to-physician";
+      std::string id = NewUuid();
+      Json c;
+      c.Obj().S("resourceType", "Consent").S("id", id);
+      c.Arr("extension").Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+      c.S("status", "active");
+      c.Concept("scope", "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy", "Privacy Consent");
+      c.Arr("category").Obj().Arr("coding").Coding(kLoinc, "59284-0", "Patient Consent").EndArr().End().EndArr();
+      c.Ref("patient", "Patient/" + row_.patient_id);
+      c.S("dateTime", Instant(occurred_us_));
+      if (!row_.site_org.empty()) c.Arr("organization").Obj().S("reference", "Organization/" + row_.site_org).End().EndArr();
+      c.Concept("policyRule", canon_.consent_system, kind,
+                report ? "Reports to the physician" : "The FLS programme");
+      c.Key("provision").Obj().S("type", !report || *in_.consent_report ? "permit" : "deny").End();
+      c.End();
+      JsonDoc doc = c.Doc();
+      ctx_.Create("Consent", doc, id);
+      (report ? row_.consent_report_id : row_.consent_programme_id) = id;
+    }
+    row_.consent_report = *in_.consent_report;
+    row_.enrolled_day = in_.occurred_day;
+  }
+
+  void RecordContacts() {
+    for (const auto* ref : {&in_.referring_physician, &in_.gp}) {
+      if (ref->empty()) continue;
+      std::string id = ref->substr(ref->find('/') + 1);
+      auto found = ctx_.store().ReadCurrent("Practitioner", id);
+      if (!found || found->deleted) {
+        throw Bad(*ref + " is not known to this server",
+                  ref == &in_.gp ? "gp" : "referring-physician");
+      }
+    }
+    row_.phone = in_.phone;
+    row_.referring_physician = in_.referring_physician;
+    row_.gp = in_.gp;
+    SetExtension(ep_, canon_.phone_extension, "valueString", MakeString(in_.phone, ep_.GetAllocator()));
+    SetExtension(ep_, canon_.referring_extension, "valueReference", ReferenceValue(ep_, in_.referring_physician));
+    if (!in_.gp.empty()) SetExtension(ep_, canon_.gp_extension, "valueReference", ReferenceValue(ep_, in_.gp));
+  }
+
+  // Spine imaging only when pathway.md section 3's criteria hold (data: the panel file).
+  bool SpineImagingIndicated(std::string& why) {
+    const auto& crit = e_.panel_.spine_imaging();
+    if (cases_.PatientHasFractureAt(row_.patient_id, crit.fracture_sites)) {
+      why = "a vertebral fracture on record";
+      return true;
+    }
+    for (const auto& id : ctx_.Search("MedicationRequest", "subject=Patient/" + row_.patient_id + "&status=active", 200)) {
+      auto mr = ctx_.store().ReadCurrent("MedicationRequest", id);
+      if (!mr || mr->deleted) continue;
+      JsonDoc d = ParseJson(mr->content);
+      for (const auto& [system, code] : CodingsOf(d, "medicationCodeableConcept")) {
+        if (system != e_.drugs_.atc_system()) continue;
+        for (const auto& prefix : crit.medication_atc_prefixes) {
+          if (code.compare(0, prefix.size(), prefix) == 0) {
+            why = "an active prescription of " + code;
+            return true;
+          }
+        }
+      }
+    }
+    for (const auto& c : crit.height_loss) {
+      std::string param = c.resource == "Condition" ? "code" : "code";
+      if (!ctx_.Search(c.resource, "subject=Patient/" + row_.patient_id + "&" + param + "=" +
+                                       PercentEncode(c.system + "|" + c.code), 1).empty()) {
+        why = "a recorded height loss";
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void OrderPanel() {
+    std::string plan = CarePlanId();
+    std::string requisition = NewUuid();
+    std::string spine_why;
+    bool spine = SpineImagingIndicated(spine_why);
+    for (const auto& item : e_.panel_.items()) {
+      if (item.when == "spine-imaging-criteria" && !spine) continue;
+      db::CaseItemRow row;
+      row.item = item.code;
+      row.service_request_id = NewUuid();
+      row.task_id = NewUuid();
+      row.required = item.required;
+      row.status = "ordered";
+      if (!cases_.InsertItem(row_.episode_id, row)) continue;  // ordered already: once per item
+      Json s;
+      s.Obj().S("resourceType", "ServiceRequest").S("id", row.service_request_id);
+      s.Arr("extension").Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+      s.Arr("identifier").Obj().S("system", canon_.requisition_system).S("value", requisition).End().EndArr();
+      if (!plan.empty()) s.Arr("basedOn").Obj().S("reference", "CarePlan/" + plan).End().EndArr();
+      s.Key("requisition").Obj().S("system", canon_.requisition_system).S("value", requisition).End();
+      s.S("status", "active").S("intent", "order");
+      s.Key("code").Obj().Arr("coding");
+      s.Coding(canon_.investigation_system, item.code, item.display);
+      if (item.order.system != canon_.investigation_system) s.Coding(item.order.system, item.order.code);
+      s.EndArr().S("text", item.display).End();
+      s.Ref("subject", "Patient/" + row_.patient_id);
+      s.S("authoredOn", Instant(occurred_us_));
+      if (item.code == "spine-imaging" && !spine_why.empty()) s.Arr("reasonCode").Obj().S("text", spine_why).End().EndArr();
+      s.Arr("supportingInfo").Obj().S("reference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+      s.End();
+      JsonDoc doc = s.Doc();
+      ctx_.Create("ServiceRequest", doc, row.service_request_id);
+      WriteTask(row.task_id, "investigation", item.display,
+                item.code == "falls-assessment"
+                    ? "Assess the falls risk, then post the falls-assessment event (or complete this Task)."
+                    : "Obtain the result of: " + item.display + " (it closes when the result is pushed, or waive it with a reason).",
+                "ServiceRequest/" + row.service_request_id, today_ + e_.config_.investigation_due_days, "routine");
+      items_.push_back(row);
+      if (item.code == "dxa") {
+        cases_.ScheduleTimer("dxa-chase:" + row_.episode_id, row_.episode_id, "dxa-chase",
+                             LocalMidnightUs(in_.occurred_day + e_.config_.dxa_chase_days));
+      }
+    }
+  }
+
+  // The item's ServiceRequest and Task to their final statuses, the item row with it.
+  void CloseItem(const std::string& ref, const std::string& item_status, const std::string& sr_status,
+                 const std::string& task_status, const std::string& why) {
+    const db::CaseItemRow* item = ItemByRef(ref);
+    if (!item) return;
+    Edit("ServiceRequest", item->service_request_id, [&](JsonDoc& d) {
+      SetString(d, d, "status", sr_status);
+      if (!why.empty()) {
+        auto& a = d.GetAllocator();
+        JsonValue note(rapidjson::kArrayType);
+        JsonValue n(rapidjson::kObjectType);
+        SetMember(n, "text", MakeString("Waived: " + why, a), a);
+        SetMember(n, "time", MakeString(Instant(now_us_), a), a);
+        note.PushBack(n, a);
+        SetMember(d, "note", std::move(note), a);
+      }
+      return true;
+    });
+    SetTaskStatus(item->task_id, task_status, why);
+    cases_.SetItemStatus(row_.episode_id, item->item, item_status, result_ref_, item_status == "resulted" ? result_day_ : std::nullopt);
+    for (auto& i : items_) {
+      if (i.service_request_id == item->service_request_id) i.status = item_status;
+    }
+  }
+
+  void CancelOpenTasks() {
+    std::set<std::string> ids;
+    for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id)) ids.insert(id);
+    std::string plan = CarePlanId();
+    if (!plan.empty()) {
+      for (const auto& id : OpenTasks("based-on=CarePlan/" + plan)) ids.insert(id);
+    }
+    for (const auto& i : items_) {
+      if (i.status == "ordered") ids.insert(i.task_id);
+    }
+    std::string why = "FLS case " + std::string(workflow::StageCode(out_.to));
+    for (const auto& id : ids) SetTaskStatus(id, "cancelled", why);
+  }
+
+  void EndCarePlan() {
+    std::string plan = CarePlanId();
+    bool completed = out_.to == Stage::kCompleted;
+    // The case's orders end with it: open panel items and the referral are revoked.
+    for (auto& i : items_) {
+      if (i.status != "ordered") continue;
+      SetStatus("ServiceRequest", i.service_request_id, "revoked");
+      cases_.SetItemStatus(row_.episode_id, i.item, "revoked");
+      i.status = "revoked";
+    }
+    if (plan.empty()) return;
+    for (const auto& id : ctx_.Search("ServiceRequest", "based-on=CarePlan/" + plan + "&status=active,on-hold,draft", 200)) {
+      SetStatus("ServiceRequest", id, "revoked");
+    }
+    Edit("CarePlan", plan, [&](JsonDoc& d) {
+      SetString(d, d, "status", completed ? "completed" : "revoked");
+      auto& a = d.GetAllocator();
+      JsonValue period(rapidjson::kObjectType);
+      if (const JsonValue* p = Member(d, "period"); p && p->IsObject()) period.CopyFrom(*p, a);
+      SetMember(period, "end", MakeString(Instant(std::max(occurred_us_, PeriodStartUs(period))), a), a);
+      SetMember(d, "period", std::move(period), a);
+      return true;
+    });
+  }
+
+  static int64_t PeriodStartUs(const JsonValue& period) {
+    auto start = StringMember(period, "start");
+    auto range = start ? ParseFhirDate(*start) : std::nullopt;
+    return range ? range->lo_us : INT64_MIN;
+  }
+
+  void RecordFallsObservation() {
+    const auto* falls = e_.panel_.Item("falls-assessment");
+    std::string id = falls_observation_id_.empty() ? NewUuid() : falls_observation_id_;
+    Json o;
+    o.Obj().S("resourceType", "Observation").S("id", id);
+    o.Arr("extension").Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+    if (const auto* item = ItemByCode("falls-assessment")) {
+      o.Arr("basedOn").Obj().S("reference", "ServiceRequest/" + item->service_request_id).End().EndArr();
+    }
+    o.S("status", "final");
+    o.Arr("category").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey").EndArr().End().EndArr();
+    if (falls && !falls->results.empty()) {
+      o.Key("code").Obj().Arr("coding").Coding(falls->results[0].system, falls->results[0].code).EndArr().S("text", "Falls risk assessment").End();
+    } else {
+      o.Key("code").Obj().S("text", "Falls risk assessment").End();
+    }
+    o.Ref("subject", "Patient/" + row_.patient_id);
+    o.S("effectiveDateTime", Instant(occurred_us_));
+    o.B("valueBoolean", *in_.at_risk);
+    if (!in_.note.empty()) o.Arr("note").Obj().S("text", in_.note).End().EndArr();
+    o.End();
+    JsonDoc doc = o.Doc();
+    ctx_.Create("Observation", doc, id);
+  }
+
+  void AddDrugActivity(const std::string& atc, const std::string& status) {
+    std::string plan = CarePlanId();
+    if (plan.empty()) return;
+    Edit("CarePlan", plan, [&](JsonDoc& d) {
+      auto& a = d.GetAllocator();
+      if (!d.HasMember("activity") || !d["activity"].IsArray()) SetMember(d, "activity", JsonValue(rapidjson::kArrayType), a);
+      Json act;
+      act.Obj().Key("detail").Obj().S("kind", "MedicationRequest");
+      act.Concept("code", e_.drugs_.atc_system(), atc, DrugName(atc));
+      act.S("status", status).S("description", (status == "not-started" ? "Decided: " : "Started: ") + DrugName(atc));
+      act.End().End();
+      JsonDoc activity = act.Doc();
+      JsonValue copy;
+      copy.CopyFrom(activity, a);
+      d["activity"].PushBack(copy, a);
+      return true;
+    });
+  }
+
+  void OrderReferral() {
+    std::string plan = CarePlanId();
+    std::string id = NewUuid();
+    Json s;
+    s.Obj().S("resourceType", "ServiceRequest").S("id", id);
+    s.Arr("extension").Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+    if (!plan.empty()) s.Arr("basedOn").Obj().S("reference", "CarePlan/" + plan).End().EndArr();
+    s.S("status", "active").S("intent", "order");
+    s.Key("code").Obj().Arr("coding").Coding(kSnomed, "3457005", "Patient referral").EndArr().S("text", "Referral to a specialist").End();
+    s.Ref("subject", "Patient/" + row_.patient_id);
+    s.S("authoredOn", Instant(occurred_us_));
+    s.Arr("reasonCode").Obj().S("text", in_.reason).End().EndArr();
+    s.Arr("supportingInfo").Obj().S("reference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+    s.End();
+    JsonDoc doc = s.Doc();
+    ctx_.Create("ServiceRequest", doc, id);
+    WriteTask(NewUuid(), "referral", "Refer to a specialist", "Refer the patient to a specialist: " + in_.reason,
+              "ServiceRequest/" + id, today_ + e_.config_.investigation_due_days, "routine");
+  }
+
+  // The treatment started: the decided drug's activity in progress (or a new one on a change),
+  // the start-treatment Task done. The follow-up schedule by drug is generated from here.
+  void PlanFollowUp() {
+    bool change = !row_.current_drug.empty() && row_.current_drug != out_.drug_atc;
+    row_.current_drug = out_.drug_atc;
+    for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                    PercentEncode(canon_.task_system + "|start-treatment"))) {
+      SetTaskStatus(id, "completed", "");
+    }
+    std::string plan = CarePlanId();
+    if (plan.empty()) return;
+    bool found = false;
+    Edit("CarePlan", plan, [&](JsonDoc& d) {
+      bool changed = false;
+      if (const JsonValue* acts = Member(d, "activity"); acts && acts->IsArray()) {
+        for (auto& act : d["activity"].GetArray()) {
+          if (!act.IsObject() || !act.HasMember("detail") || !act["detail"].IsObject()) continue;
+          JsonValue& detail = act["detail"];
+          bool same = false;
+          for (const auto& [system, code] : CodingsOf(detail, "code")) {
+            if (system == e_.drugs_.atc_system() && code == out_.drug_atc) same = true;
+          }
+          std::string status(StringMember(detail, "status").value_or(""));
+          if (same && !change) {
+            found = true;
+            if (status != "in-progress") {
+              SetMember(detail, "status", MakeString("in-progress", d.GetAllocator()), d.GetAllocator());
+              changed = true;
+            }
+          } else if (change && status == "in-progress") {
+            SetMember(detail, "status", MakeString("stopped", d.GetAllocator()), d.GetAllocator());
+            changed = true;
+          }
+        }
+      }
+      return changed;
+    });
+    if (!found) AddDrugActivity(out_.drug_atc, "in-progress");
+  }
+
+  void WriteEpisode(bool changed) {
+    auto& a = ep_.GetAllocator();
+    std::string to = workflow::StageCode(out_.to);
+    if (StageOf(ep_, canon_.stage_extension) != to) {
+      SetExtension(ep_, canon_.stage_extension, "valueCode", MakeString(to, a));
+      changed = true;
+    }
+    if (!status_.empty() && StringMember(ep_, "status") != std::optional<std::string_view>(status_)) {
+      std::string at = Instant(std::max(occurred_us_, LastStatusStartUs()));
+      if (!ep_.HasMember("statusHistory") || !ep_["statusHistory"].IsArray()) {
+        SetMember(ep_, "statusHistory", JsonValue(rapidjson::kArrayType), a);
+      }
+      JsonValue& history = ep_["statusHistory"];
+      if (!history.Empty() && history[history.Size() - 1].IsObject()) {
+        JsonValue& last = history[history.Size() - 1];
+        if (!last.HasMember("period") || !last["period"].IsObject()) SetMember(last, "period", JsonValue(rapidjson::kObjectType), a);
+        SetMember(last["period"], "end", MakeString(at, a), a);
+      }
+      Json h;
+      h.Obj().S("status", status_).Key("period").Obj().S("start", at).End().End();
+      JsonDoc entry = h.Doc();
+      JsonValue copy;
+      copy.CopyFrom(entry, a);
+      history.PushBack(copy, a);
+      SetString(ep_, ep_, "status", status_);
+      changed = true;
+    }
+    if (!workflow::IsOpen(out_.to)) {
+      JsonValue period(rapidjson::kObjectType);
+      if (const JsonValue* p = Member(ep_, "period"); p && p->IsObject()) period.CopyFrom(*p, a);
+      // period.end never before period.start (FHIR per-1): a death recorded before the case
+      // opened ends the case when it opened.
+      SetMember(period, "end", MakeString(Instant(std::max(occurred_us_, PeriodStartUs(period))), a), a);
+      SetMember(ep_, "period", std::move(period), a);
+      changed = true;
+    }
+    if (changed) ctx_.Update("EpisodeOfCare", row_.episode_id, ep_);
+  }
+
+  int64_t LastStatusStartUs() const {
+    int64_t latest = INT64_MIN;
+    if (const JsonValue* h = Member(ep_, "statusHistory"); h && h->IsArray()) {
+      for (const auto& entry : h->GetArray()) {
+        if (const JsonValue* p = entry.IsObject() ? Member(entry, "period") : nullptr; p && p->IsObject()) {
+          latest = std::max(latest, PeriodStartUs(*p));
+        }
+      }
+    }
+    return latest;
+  }
+
+  const PathwayEngine& e_;
+  const Canon canon_;
+  WriteContext& ctx_;
+  db::CaseStore& cases_;
+  db::CaseRow row_;
+  std::vector<db::CaseItemRow> items_;
+  workflow::EventInput in_;
+  workflow::Outcome out_;
+  JsonDoc ep_;
+  int64_t now_us_ = 0, today_ = 0, occurred_us_ = 0;
+  std::string status_;  // the EpisodeOfCare status the effects set
+  std::string result_ref_;
+  std::optional<int64_t> result_day_;
+  std::string falls_observation_id_;
+  std::string notes_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+PathwayEngine::PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
+                             PathwayConfig config)
+    : panel_(panel), drugs_(drugs), config_(std::move(config)) {}
+
+int64_t PathwayEngine::NowUs() const { return config_.now_us ? config_.now_us() : NowMicros(); }
+
+workflow::Stage PathwayEngine::Apply(WriteContext& ctx, const std::string& episode_id, workflow::EventInput input,
+                                     const EventOrigin& origin, int64_t occurred_us,
+                                     const std::optional<std::string>& if_match) const {
+  db::CaseStore cases(ctx.store());
+  auto row = cases.LockCase(episode_id);
+  if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+  PathwayRun run(*this, ctx, cases, std::move(*row));
+  return run.Run(std::move(input), origin, occurred_us, if_match, "", std::nullopt);
+}
+
+workflow::Stage PathwayEngine::ApplyData(WriteContext& ctx, const std::string& episode_id, workflow::EventInput input,
+                                         const std::string& when) const {
+  db::CaseStore cases(ctx.store());
+  auto row = cases.LockCase(episode_id);
+  if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+  auto [us, day] = ClampToCase(when, *row, NowMicros());
+  input.occurred_day = day;
+  PathwayRun run(*this, ctx, cases, std::move(*row));
+  return run.Run(std::move(input), {"data", ""}, us, std::nullopt, "", std::nullopt);
+}
+
+int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
+  int fired = 0;
+  while (fired < limit) {
+    const int64_t now = NowUs();
+    std::optional<db::TimerRow> claimed;
+    try {
+      service.Write([&](WriteContext& ctx) {
+        claimed.reset();
+        db::CaseStore cases(ctx.store());
+        auto due = cases.ClaimDueTimers(now, 1);
+        if (due.empty()) return;
+        claimed = due[0];
+        auto row = cases.LockCase(due[0].episode_id);
+        std::string outcome = "skipped: the case is gone";
+        if (row) {
+          PathwayRun run(*this, ctx, cases, std::move(*row));
+          outcome = run.FireTimer(due[0], now);
+        }
+        cases.FinishTimer(due[0].key, now, outcome);
+      });
+    } catch (const FhirError& e) {
+      // An effect the data no longer allows: recorded on the timer, which then never blocks the
+      // others. (A database failure propagates: the timer stays pending for the next run.)
+      if (!claimed) throw;
+      std::string why = e.issues().empty() ? "error" : e.issues()[0].diagnostics;
+      service.Write([&](WriteContext& ctx) { db::CaseStore(ctx.store()).FinishTimer(claimed->key, now, "failed: " + why); });
+    }
+    if (!claimed) break;
+    ++fired;
+  }
+  return fired;
+}
+
+Outcome PathwayEngine::PostEvent(FhirService& service, const std::string& episode_id, std::string_view body,
+                                 const RequestInfo& info) const {
+  JsonLimits limits;
+  ParsedEvent parsed = ParseEventParameters(body, limits, NowMicros(), drugs_);
+  Outcome out;
+  service.Write([&](WriteContext& ctx) {
+    Apply(ctx, episode_id, parsed.input, {"user", ""}, parsed.occurred_us, info.if_match);
+    ctx.AfterListeners([&] { out = ctx.Current("EpisodeOfCare", episode_id); });
+  });
+  out.location.clear();
+  return out;
+}
+
+void PathwayEngine::CaseOpened(WriteContext& ctx, const std::string& episode_id, int64_t opened_us) const {
+  db::CaseStore cases(ctx.store());
+  int64_t due_day = LocalDay(opened_us / 1000000) + config_.assess_due_days;
+  // Overdue once the Task's due day has ended in the site's zone.
+  cases.ScheduleTimer("assess-enrol-overdue:" + episode_id, episode_id, "assess-enrol-overdue",
+                      LocalMidnightUs(due_day + 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events raised by data, in the transaction that wrote it.
+
+class PathwayDataListener : public TransactionListener {
+ public:
+  explicit PathwayDataListener(const PathwayEngine& engine) : e_(engine), canon_(engine.config_.canonical_base) {}
+
+  void OnWrite(const WrittenResource& w) override {
+    if (w.server_made || w.deleted || !w.resource) return;
+    const JsonValue& r = *w.resource;
+    if (w.type == "Observation" || w.type == "Procedure") {
+      if (auto f = ReadResult(w.type, w.id, r)) results_.push_back(std::move(*f));
+    } else if (w.type == "Task" && !w.created) {
+      ReadTaskCompletion(w.id, r);
+    } else if (w.type == "MedicationRequest" || w.type == "MedicationDispense" ||
+               w.type == "MedicationAdministration" || w.type == "MedicationStatement") {
+      ReadMedication(w.type, w.id, r);
+    }
+  }
+
+  void BeforeCommit(WriteContext& ctx) override {
+    if (results_.empty() && tasks_.empty() && medications_.empty()) return;
+    db::CaseStore cases(ctx.store());
+    // Task completions first (a coordinator's action), then results and medications, each
+    // patient's in the order they came. (Deaths: case finding, which sees every Patient write.)
+    for (auto& t : tasks_) {
+      ctx.CheckDeadline();
+      CompleteTask(ctx, cases, t);
+    }
+    std::stable_sort(results_.begin(), results_.end(),
+                     [](const ResultFacts& a, const ResultFacts& b) { return a.patient < b.patient; });
+    for (const auto& r : results_) {
+      ctx.CheckDeadline();
+      Result(ctx, cases, r);
+    }
+    for (const auto& m : medications_) {
+      ctx.CheckDeadline();
+      Medication(ctx, cases, m);
+    }
+  }
+
+ private:
+  struct TaskCompletion {
+    std::string id, code, focus;
+    workflow::EventInput input;
+    std::string parameters;
+  };
+
+  void ReadTaskCompletion(const std::string& id, const JsonValue& r) {
+    if (StringMember(r, "status") != std::optional<std::string_view>("completed")) return;
+    std::string code;
+    for (const auto& [system, c] : CodingsOf(r, "code")) {
+      if (system == canon_.task_system) code = c;
+    }
+    if (code != "assess-enrol" && code != "investigation" && code != "start-treatment") return;
+    TaskCompletion t;
+    t.id = id;
+    t.code = code;
+    if (const JsonValue* f = Member(r, "focus"); f && f->IsObject()) t.focus = std::string(StringMember(*f, "reference").value_or(""));
+    // Task.output: each part's name in type.text, its value in value[x] (operations.md section 1).
+    rapidjson::Document params(rapidjson::kObjectType);
+    auto& a = params.GetAllocator();
+    params.AddMember("resourceType", "Parameters", a);
+    JsonValue list(rapidjson::kArrayType);
+    std::string event = code == "assess-enrol" ? "enrol" : code == "start-treatment" ? "treatment-started" : "falls-assessment";
+    {
+      JsonValue p(rapidjson::kObjectType);
+      p.AddMember("name", "event", a);
+      p.AddMember("valueCode", JsonValue(event.c_str(), a), a);
+      list.PushBack(p, a);
+    }
+    if (const JsonValue* outs = Member(r, "output"); outs && outs->IsArray()) {
+      for (const auto& o : outs->GetArray()) {
+        if (!o.IsObject()) continue;
+        const JsonValue* type = Member(o, "type");
+        auto name = type && type->IsObject() ? StringMember(*type, "text") : std::nullopt;
+        if (!name) continue;
+        JsonValue p(rapidjson::kObjectType);
+        p.AddMember("name", JsonValue(name->data(), static_cast<rapidjson::SizeType>(name->size()), a), a);
+        for (auto it = o.MemberBegin(); it != o.MemberEnd(); ++it) {
+          std::string_view k = AsStringView(it->name);
+          if (k.substr(0, 5) == "value") {
+            JsonValue key(k.data(), static_cast<rapidjson::SizeType>(k.size()), a);
+            JsonValue v;
+            v.CopyFrom(it->value, a);
+            p.AddMember(key, v, a);
+          }
+        }
+        list.PushBack(p, a);
+      }
+    }
+    params.AddMember("parameter", list, a);
+    t.parameters = Serialize(params);
+    tasks_.push_back(std::move(t));
+  }
+
+  void CompleteTask(WriteContext& ctx, db::CaseStore& cases, const TaskCompletion& t) {
+    auto focus = ParseReference(t.focus);
+    std::string episode;
+    if (t.code == "investigation") {
+      if (!focus || focus->type != std::optional<std::string>("ServiceRequest")) return;
+      auto item = cases.ItemOfServiceRequest(focus->id);
+      if (!item) return;
+      if (item->second.item != "falls-assessment") {
+        throw FhirError(ErrorCode::kUnprocessable,
+                        "an investigation closes with its result (an Observation) or a waive event; only the "
+                        "falls-assessment Task is completed by hand",
+                        "Task.status");
+      }
+      episode = item->first;
+    } else {
+      if (!focus || focus->type != std::optional<std::string>("EpisodeOfCare")) return;
+      if (!cases.Case(focus->id)) return;
+      episode = focus->id;
+    }
+    ParsedEvent parsed;
+    try {
+      parsed = ParseEventParameters(t.parameters, JsonLimits{}, NowMicros(), e_.drugs_);
+    } catch (const FhirError& err) {
+      std::string what = err.issues().empty() ? "" : err.issues()[0].diagnostics;
+      throw FhirError(ErrorCode::kBadRequest, "Task.output of a completed " + t.code + " Task: " + what, "Task.output");
+    }
+    e_.Apply(ctx, episode, parsed.input, {"user", ""}, parsed.occurred_us);
+  }
+
+  // The open case of the patient, if any.
+  static std::optional<db::CaseRow> OpenCase(db::CaseStore& cases, const std::string& patient) {
+    for (auto& c : cases.CasesOfPatient(patient)) {
+      if (c.open) return c;
+    }
+    return std::nullopt;
+  }
+
+  void Result(WriteContext& ctx, db::CaseStore& cases, const ResultFacts& r) {
+    auto open = OpenCase(cases, r.patient);
+    if (!open) return;
+    auto c = cases.LockCase(open->episode_id);
+    if (!c || !c->open) return;
+    auto stage = workflow::ParseStage(c->stage);
+    if (!stage || *stage == Stage::kIdentified) return;  // nothing ordered yet
+    auto items = cases.Items(c->episode_id);
+    const db::CaseItemRow* matched = nullptr;
+    for (const auto& sr : r.based_on) {
+      for (const auto& i : items) {
+        if (i.service_request_id == sr) matched = &i;
+      }
+    }
+    auto day = DayOf(r.effective);
+    if (!matched) {
+      // By code, within the case's window (from the fracture; the case is open).
+      if (!day || (c->index_day && *day < *c->index_day)) return;
+      for (const auto& [system, code] : r.codings) {
+        const auto* panel_item = e_.panel_.ItemForResult(system, code, r.type);
+        if (!panel_item) continue;
+        for (const auto& i : items) {
+          if (i.item == panel_item->code && (!matched || i.status == "ordered")) matched = &i;
+        }
+      }
+    }
+    if (!matched || matched->status == "waived" || matched->status == "revoked") return;
+    std::string result_ref = r.type + "/" + r.id;
+    std::string note = matched->item + " resulted by " + result_ref;
+    if (r.type == "Observation") Flags(ctx, cases, *c, matched->item, r, note);
+    if (matched->status != "ordered") return;  // a later result of a closed item: its flags only
+    workflow::EventInput in;
+    in.event = Event::kResult;
+    in.item = "ServiceRequest/" + matched->service_request_id;
+    auto [us, d] = ClampToCase(r.effective, *c, NowMicros());
+    in.occurred_day = d;
+    in.note = note;
+    PathwayRun run(e_, ctx, cases, std::move(*c));
+    run.Run(in, {"data", ""}, us, std::nullopt, result_ref, day.value_or(d));
+  }
+
+  // The flags a result raises (operations.md section 2), once per flag and result.
+  std::vector<std::string> Flags(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& item,
+                                 const ResultFacts& r, std::string& note) {
+    std::vector<std::string> raised;
+    std::vector<workflow::FlagHit> hits;
+    if (r.value) {
+      auto check = e_.panel_.CheckValue(item, *r.value, r.unit);
+      hits = check.hits;
+      if (check.unit_not_comparable) {
+        note += "; unit " + (r.unit.empty() ? std::string("(none)") : r.unit) +
+                " not comparable with the flag thresholds: no flag raised";
+      }
+    }
+    for (const auto& h : e_.panel_.CheckInterpretation(item, r.abnormal).hits) hits.push_back(h);
+    for (const auto& h : hits) {
+      std::string flag_id = NewUuid();
+      if (!cases.ClaimFlag(c.episode_id, h.rule->code, r.type + "/" + r.id, flag_id)) continue;
+      Json f;
+      f.Obj().S("resourceType", "Flag").S("id", flag_id);
+      f.Arr("extension");
+      f.Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + c.episode_id).End();
+      f.Obj().S("url", canon_.evidence_extension).Ref("valueReference", r.type + "/" + r.id).End();
+      if (!h.threshold.unit.empty()) {
+        f.Obj().S("url", canon_.threshold_extension).Key("valueQuantity").Obj();
+        f.S("comparator", h.rule->comparator == '<' ? "<" : ">").Num("value", h.threshold.value);
+        f.S("unit", h.threshold.unit).S("system", kUcum).S("code", h.threshold.unit).End().End();
+      }
+      f.EndArr();
+      f.S("status", "active");
+      f.Arr("category").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/flag-category", "clinical", "Clinical").EndArr().End().EndArr();
+      f.Key("code").Obj().Arr("coding").Coding(canon_.flag_system, h.rule->code, h.rule->display).EndArr().S("text", h.rule->display).End();
+      f.Ref("subject", "Patient/" + c.patient_id);
+      if (!r.effective.empty() && ParseFhirDate(r.effective)) f.Key("period").Obj().S("start", r.effective).End();
+      f.End();
+      JsonDoc doc = f.Doc();
+      ctx.Create("Flag", doc, flag_id);
+      raised.push_back(h.rule->code);
+      note += "; flag " + h.rule->code;
+    }
+    return raised;
+  }
+
+  void ReadMedication(const std::string& type, const std::string& id, const JsonValue& r) {
+    std::string status(StringMember(r, "status").value_or(""));
+    bool ok = type == "MedicationRequest"         ? (status == "active" || status == "completed")
+              : type == "MedicationStatement"     ? (status == "active" || status == "completed")
+              : type == "MedicationDispense"      ? (status == "completed" || status == "in-progress")
+                                                  : status == "completed";
+    if (!ok) return;
+    auto patient = PatientOf(r);
+    if (!patient) return;
+    for (const auto& [system, code] : CodingsOf(r, "medicationCodeableConcept")) {
+      if (auto atc = e_.drugs_.AtcOf(system, code)) {
+        medications_.push_back({type, id, *patient, *atc,
+                                FirstDate(r, {"authoredOn", "whenHandedOver", "whenPrepared", "effectiveDateTime",
+                                              "effectivePeriod.start", "dateAsserted"})});
+        return;
+      }
+    }
+  }
+
+  // An osteoporosis drug prescribed, dispensed, given or taken: the treatment started
+  // (operations.md section 1: from treatment-decision, decided then started).
+  void Medication(WriteContext& ctx, db::CaseStore& cases, const MedicationFacts& m) {
+    auto open = OpenCase(cases, m.patient);
+    if (!open) return;
+    auto c = cases.LockCase(open->episode_id);
+    if (!c || !c->open) return;
+    auto stage = workflow::ParseStage(c->stage);
+    if (!stage) return;
+    auto [us, d] = ClampToCase(m.when, *c, NowMicros());
+    std::string note = m.atc + " from " + m.type + "/" + m.id;
+    workflow::EventInput in;
+    in.occurred_day = d;
+    in.drug_atc = m.atc;
+    in.note = note;
+    if (*stage == Stage::kTreatmentDecision) {
+      in.event = Event::kDecideTreatment;
+      e_.Apply(ctx, c->episode_id, in, {"data", ""}, us);
+      stage = Stage::kTreating;
+      c->current_drug.clear();
+    }
+    if (*stage == Stage::kTreating || (*stage == Stage::kFollowUp && c->current_drug != m.atc)) {
+      in.event = Event::kTreatmentStarted;
+      e_.Apply(ctx, c->episode_id, in, {"data", ""}, us);
+    }
+  }
+
+  const PathwayEngine& e_;
+  const Canon canon_;
+  std::vector<ResultFacts> results_;
+  std::vector<TaskCompletion> tasks_;
+  std::vector<MedicationFacts> medications_;
+};
+
+ListenerFactory PathwayEngine::DataListener() const {
+  return [this] { return std::make_unique<PathwayDataListener>(*this); };
+}
+
+}  // namespace fls::fhir

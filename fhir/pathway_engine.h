@@ -1,0 +1,85 @@
+#pragma once
+// The one place that moves FLS cases (docs/architecture.md, "the path of an $event"): it locks
+// the case, asks the pure transition table (workflow/pathway.h) what an event does, and applies
+// the effects it returns (statuses, Consents, orders, Tasks, Flags, timers, the log row) inside
+// the caller's transaction, so that an event commits with all its effects or not at all.
+// Everything that moves a case comes through here: `POST /EpisodeOfCare/{id}/$event`, results
+// and deaths pushed as data, pathway Tasks completed through the API, and the timers.
+// Thread-safe: holds constant configuration and data; each call works in its own transaction.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fhir/fhir_service.h"
+#include "workflow/drug_list.h"
+#include "workflow/investigation_panel.h"
+#include "workflow/pathway.h"
+
+namespace fls::fhir {
+
+struct PathwayConfig {
+  std::string canonical_base = "http://fls-server.org/fhir";
+  int assess_due_days = 14;        // the assess-enrol Task (pathway.md section 2)
+  int investigation_due_days = 30;  // each panel Task
+  int dxa_chase_days = 60;          // DXA not resulted this long after enrolment: a Task to chase it
+  int start_treatment_due_days = 30;
+  // The clock of the timers (a test may drive it); null: the system clock.
+  std::function<int64_t()> now_us;
+};
+
+// Who or what raised an event: the log's `source` and `actor`.
+struct EventOrigin {
+  std::string source = "user";  // user | data | timer
+  std::string actor;
+};
+
+class PathwayEngine {
+ public:
+  PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
+                PathwayConfig config);
+
+  // POST /EpisodeOfCare/{id}/$event: parses the Parameters (400), applies the event in one
+  // transaction (404, 412 on a stale If-Match, 422), and answers the updated EpisodeOfCare.
+  Outcome PostEvent(FhirService& service, const std::string& episode_id, std::string_view body,
+                    const RequestInfo& info) const;
+
+  // Applies one event inside `ctx`'s transaction. Throws FhirError: 404 (not a case), 412
+  // (`if_match` stale), 400 (a part), 422 (not allowed now). Returns the stage reached.
+  workflow::Stage Apply(WriteContext& ctx, const std::string& episode_id, workflow::EventInput input,
+                        const EventOrigin& origin, int64_t occurred_us,
+                        const std::optional<std::string>& if_match = std::nullopt) const;
+
+  // An event data raised (source data), dated `when` (a FHIR date or dateTime as the data wrote
+  // it; empty: now), kept within the index fracture date and now.
+  workflow::Stage ApplyData(WriteContext& ctx, const std::string& episode_id, workflow::EventInput input,
+                            const std::string& when) const;
+
+  // The listener that raises the events data carries (results, deaths, pathway Tasks completed
+  // through the API) in the transaction that wrote the data. Register with FhirService.
+  ListenerFactory DataListener() const;
+
+  // Fires the timers due at the clock's now, each in its own transaction with its effect
+  // (exactly once across processes: claimed FOR UPDATE SKIP LOCKED, marked done on commit).
+  // Returns how many fired.
+  int RunDueTimers(FhirService& service, int limit = 100) const;
+
+  // Called by case finding when it opens a case (the assess-enrol escalation timer).
+  void CaseOpened(WriteContext& ctx, const std::string& episode_id, int64_t opened_us) const;
+
+  int64_t NowUs() const;
+  const workflow::DrugList& drugs() const { return drugs_; }
+  const workflow::InvestigationPanel& panel() const { return panel_; }
+  const PathwayConfig& config() const { return config_; }
+
+ private:
+  friend class PathwayRun;
+  friend class PathwayDataListener;
+  const workflow::InvestigationPanel& panel_;
+  const workflow::DrugList& drugs_;
+  const PathwayConfig config_;
+};
+
+}  // namespace fls::fhir
