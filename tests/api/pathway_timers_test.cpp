@@ -1,0 +1,407 @@
+// The pathway's durable timers through real servers: two processes on one database over
+// simulated time (FLS_CLOCK_FILE), every effect exactly once; a server killed mid-pathway and
+// restarted loses nothing and catches up. Also the events data raises: a pathway Task completed
+// by PUT, an osteoporosis prescription pushed, spine imaging ordered only when its criteria hold.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+const std::string& ClockFile() {
+  static const std::string path = "/tmp/fls-timers-clock-" + std::to_string(getpid());
+  return path;
+}
+
+// The simulated now in `path`, `days` from the real one (a FHIR instant in UTC).
+void SetClockFile(const std::string& path, int days) {
+  time_t t = time(nullptr) + static_cast<time_t>(days) * 86400;
+  tm g;
+  gmtime_r(&t, &g);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &g);
+  std::ofstream(path) << buf << "\n";
+}
+void SetClock(int days) { SetClockFile(ClockFile(), days); }
+
+std::map<std::string, std::string> TimerEnv() {
+  return {{"FLS_TIMER_INTERVAL_S", "1"}, {"FLS_CLOCK_FILE", ClockFile()}};
+}
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SuiteServer([] {
+  SetClock(0);
+  return TimerEnv();
+}()));
+int Port() { return SuiteServer::Server().port(); }
+
+Response Get(const std::string& t) { return Http(Port(), "GET", t); }
+Response Post(const std::string& t, const std::string& b) { return Http(Port(), "POST", t, b); }
+
+std::string Unique() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng() % 1000000000000ULL);
+}
+
+std::string Today() {
+  time_t now = time(nullptr);
+  tm g;
+  localtime_r(&now, &g);
+  char buf[16];
+  strftime(buf, sizeof buf, "%Y-%m-%d", &g);
+  return buf;
+}
+
+std::string Id(const Response& r) {
+  auto d = r.Json();
+  return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+}
+
+std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
+  std::vector<rapidjson::Value*> out;
+  if (!d.IsObject() || !d.HasMember("entry")) return out;
+  for (auto& e : d["entry"].GetArray()) out.push_back(&e["resource"]);
+  return out;
+}
+
+// A patient with a hip fracture today: the case it opens (stage identified).
+std::string HipFractureCase(int port, const std::string& extra_condition = "") {
+  Response p = Http(port, "POST", "/Patient",
+                    R"({"resourceType":"Patient","gender":"female","birthDate":"1941-03-04","identifier":[{"system":"urn:test","value":")" +
+                        Unique() + R"("}]})");
+  std::string patient = Id(p);
+  Http(port, "POST", "/Condition",
+       R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+           R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S72.001A"}]},"onsetDateTime":")" +
+           Today() + R"("})");
+  if (!extra_condition.empty()) {
+    Http(port, "POST", "/Condition",
+         R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient + "\"}," + extra_condition + "}");
+  }
+  auto d = Http(port, "GET", "/EpisodeOfCare?patient=Patient/" + patient).Json();
+  auto e = Entries(d);
+  return e.empty() ? "" : (*e[0])["id"].GetString();
+}
+
+std::string PatientOf(int port, const std::string& episode) {
+  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
+  std::string ref = d["patient"]["reference"].GetString();
+  return ref.substr(ref.find('/') + 1);
+}
+
+std::string Practitioner() { return Id(Post("/Practitioner", R"({"resourceType":"Practitioner","name":[{"family":"Martin"}]})")); }
+
+std::string EnrolBody(const std::string& doctor) {
+  return R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"enrol"},
+    {"name":"consent-programme","valueBoolean":true},{"name":"consent-report","valueBoolean":true},
+    {"name":"phone","valueString":"+33 6 00 00 00 00"},
+    {"name":"referring-physician","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})";
+}
+
+Response Event(int port, const std::string& episode, const std::string& body) {
+  return Http(port, "POST", "/EpisodeOfCare/" + episode + "/$event", body);
+}
+
+std::string Stage(int port, const std::string& episode) {
+  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
+  for (const auto& x : d["extension"].GetArray()) {
+    if (std::string(x["url"].GetString()).find("pathway-stage") != std::string::npos) return x["valueCode"].GetString();
+  }
+  return "";
+}
+
+// The case's Tasks with `code`, as (status, priority, notes, versionId).
+struct TaskView {
+  std::string id, status, priority, version;
+  int notes = 0;
+};
+std::vector<TaskView> Tasks(int port, const std::string& patient, const std::string& code) {
+  auto d = Http(port, "GET", "/Task?patient=Patient/" + patient + "&code=" + code + "&_count=100").Json();
+  std::vector<TaskView> out;
+  for (auto* t : Entries(d)) {
+    TaskView v;
+    v.id = (*t)["id"].GetString();
+    v.status = (*t)["status"].GetString();
+    v.priority = (*t)["priority"].GetString();
+    v.version = (*t)["meta"]["versionId"].GetString();
+    if (t->HasMember("note")) v.notes = static_cast<int>((*t)["note"].Size());
+    out.push_back(v);
+  }
+  return out;
+}
+
+template <typename Pred>
+bool WaitFor(Pred pred, int timeout_ms) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return pred();
+}
+
+TEST(Timers, TwoProcessesFireEveryTimerExactlyOnceOverSimulatedTime) {
+  SetClock(0);
+  ServerProcess second(TimerEnv());
+  ASSERT_TRUE(second.WaitReady(30000)) << second.LogTail();
+  std::string doctor = Practitioner();
+  // 24 cases: 12 left unenrolled (their assess-enrol Task falls overdue), 12 enrolled (DXA chase).
+  std::vector<std::string> idle, enrolled;
+  for (int i = 0; i < 24; ++i) {
+    int port = i % 2 ? second.port() : Port();
+    std::string ep = HipFractureCase(port);
+    ASSERT_FALSE(ep.empty());
+    if (i < 12) {
+      idle.push_back(ep);
+    } else {
+      ASSERT_EQ(Event(port, ep, EnrolBody(doctor)).status, 200);
+      enrolled.push_back(ep);
+    }
+  }
+  // Day 10: nothing is due yet.
+  SetClock(10);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  for (const auto& ep : idle) {
+    auto t = Tasks(Port(), PatientOf(Port(), ep), "assess-enrol");
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].priority, "routine") << "escalated before it was due";
+  }
+  // Day 16: the assess-enrol Tasks are overdue (due on day 14), escalated once each.
+  SetClock(16);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& ep : idle) {
+      auto t = Tasks(Port(), PatientOf(Port(), ep), "assess-enrol");
+      if (t.empty() || t[0].priority != "urgent") return false;
+    }
+    return true;
+  }, 30000)) << second.LogTail();
+  // Day 62: the DXA of the enrolled cases is not resulted 60 days after enrolment.
+  SetClock(62);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& ep : enrolled) {
+      if (Tasks(Port(), PatientOf(Port(), ep), "chase-dxa").empty()) return false;
+    }
+    return true;
+  }, 30000)) << second.LogTail();
+  // Both processes kept running for several more ticks: still exactly one effect each.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  for (const auto& ep : idle) {
+    auto t = Tasks(Port(), PatientOf(Port(), ep), "assess-enrol");
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].notes, 1) << "escalated twice: " << ep;
+    EXPECT_EQ(t[0].version, "2") << ep;
+    EXPECT_TRUE(Tasks(Port(), PatientOf(Port(), ep), "chase-dxa").empty()) << "no DXA ordered for an idle case";
+  }
+  for (const auto& ep : enrolled) {
+    EXPECT_EQ(Tasks(Port(), PatientOf(Port(), ep), "chase-dxa").size(), 1u) << "chased twice or never: " << ep;
+    auto assess = Tasks(Port(), PatientOf(Port(), ep), "assess-enrol");
+    ASSERT_EQ(assess.size(), 1u);
+    EXPECT_EQ(assess[0].status, "completed");
+    EXPECT_EQ(assess[0].priority, "routine") << "an enrolled case is not escalated";
+  }
+  // 24 assess-enrol timers (12 escalations, 12 skipped: those cases were enrolled) and 12 DXA
+  // chases, each done once, whichever process claimed it.
+  EXPECT_EQ(Sql("SELECT kind || ' ' || split_part(outcome, ' ', 1) || ' ' || count(*) FROM fls_timer "
+                "WHERE state = 'done' GROUP BY kind, split_part(outcome, ' ', 1) ORDER BY 1"),
+            "assess-enrol-overdue escalated 12\nassess-enrol-overdue skipped: 12\ndxa-chase chase-dxa 12");
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_timer WHERE state = 'pending'"), "0");
+}
+
+TEST(Timers, AClosedCaseHasNoTimerLeft) {
+  SetClock(0);
+  std::string ep = HipFractureCase(Port());
+  ASSERT_EQ(Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"exclude"},{"name":"reason","valueCode":"moved-away"}]})").status, 200);
+  EXPECT_EQ(Sql("SELECT state FROM fls_timer WHERE episode_id = '" + ep + "'"), "cancelled");
+  SetClock(20);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  auto t = Tasks(Port(), PatientOf(Port(), ep), "assess-enrol");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].status, "cancelled");
+  EXPECT_EQ(t[0].priority, "routine");
+}
+
+TEST(Timers, AServerKilledMidPathwayLosesNothingAndCatchesUp) {
+  SetClock(0);  // the suite's server fires nothing of this test: only the restarted one can
+  const std::string own_clock = ClockFile() + "-own";
+  SetClockFile(own_clock, 0);
+  std::string doctor = Practitioner();
+  std::map<std::string, std::string> env = TimerEnv();
+  env["FLS_CLOCK_FILE"] = own_clock;
+  env["FLS_TIMER_INTERVAL_S"] = "0";  // this one never runs timers: only the restarted one does
+  auto victim = std::make_unique<ServerProcess>(env);
+  ASSERT_TRUE(victim->WaitReady(30000)) << victim->LogTail();
+  std::vector<std::string> cases;
+  for (int i = 0; i < 8; ++i) cases.push_back(HipFractureCase(victim->port()));
+  // Enrolments and exercise events from 4 threads; the server is killed while they run.
+  std::atomic<int> acknowledged{0};
+  std::vector<std::pair<std::string, int>> acked;  // (case, events acknowledged)
+  std::mutex mu;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      for (int i = w; i < 8; i += 4) {
+        int ok = 0;
+        if (Event(victim->port(), cases[i], EnrolBody(doctor)).status == 200) ++ok;
+        while (!stop) {
+          Response r = Event(victim->port(), cases[i], R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"exercise-started"}]})");
+          if (r.status != 200) break;
+          ++ok;
+          ++acknowledged;
+        }
+        std::lock_guard lock(mu);
+        acked.emplace_back(cases[i], ok);
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return acknowledged > 40; }, 30000));
+  kill(victim->pid(), SIGKILL);
+  stop = true;
+  for (auto& t : workers) t.join();
+  victim.reset();
+  // Downtime spans the due dates; the restarted server catches up.
+  SetClockFile(own_clock, 70);
+  std::map<std::string, std::string> restart_env = TimerEnv();
+  restart_env["FLS_CLOCK_FILE"] = own_clock;
+  ServerProcess restarted(restart_env);
+  ASSERT_TRUE(restarted.WaitReady(30000)) << restarted.LogTail();
+  for (const auto& [ep, ok] : acked) {
+    auto d = Http(restarted.port(), "GET", "/EpisodeOfCare/" + ep + "/$events").Json();
+    int events = 0;
+    for (const auto& p : d["parameter"].GetArray()) {
+      std::string code;
+      for (const auto& part : p["part"].GetArray()) {
+        if (std::string(part["name"].GetString()) == "event") code = part["valueCode"].GetString();
+      }
+      if (code == "enrol" || code == "exercise-started") ++events;
+    }
+    // Every acknowledged event is in the log (one more may have committed as the server died).
+    EXPECT_GE(events, ok) << ep;
+    EXPECT_LE(events, ok + 1) << ep;
+    EXPECT_EQ(Stage(restarted.port(), ep), events > 0 ? "investigating" : "identified") << ep;
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& [ep, ok] : acked) {
+      std::string patient = PatientOf(restarted.port(), ep);
+      bool enrolled = Stage(restarted.port(), ep) == "investigating";
+      if (enrolled && Tasks(restarted.port(), patient, "chase-dxa").size() != 1) return false;
+      if (!enrolled && Tasks(restarted.port(), patient, "assess-enrol")[0].priority != "urgent") return false;
+    }
+    return true;
+  }, 30000)) << restarted.LogTail();
+}
+
+// Completing a pathway Task through the API is posting its event (operations.md section 1).
+TEST(DataEvents, CompletingTheAssessTaskByPutEnrolsAndABadOutputChangesNothing) {
+  std::string ep = HipFractureCase(Port());
+  std::string patient = PatientOf(Port(), ep);
+  std::string doctor = Practitioner();
+  auto tasks = Tasks(Port(), patient, "assess-enrol");
+  ASSERT_EQ(tasks.size(), 1u);
+  auto task = Get("/Task/" + tasks[0].id).Json();
+  auto put = [&](const std::string& outputs) {
+    std::string body = R"({"resourceType":"Task","id":")" + tasks[0].id +
+                       R"(","status":"completed","intent":"order","code":{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/fls-task","code":"assess-enrol"}]},"focus":{"reference":"EpisodeOfCare/)" +
+                       ep + R"("},"for":{"reference":"Patient/)" + patient + R"("},"output":[)" + outputs + "]}";
+    return Http(Port(), "PUT", "/Task/" + tasks[0].id, body);
+  };
+  // No phone: the enrol event's 400, and the Task is still open.
+  Response bad = put(R"({"type":{"text":"consent-programme"},"valueBoolean":true},{"type":{"text":"consent-report"},"valueBoolean":false},
+                      {"type":{"text":"referring-physician"},"valueReference":{"reference":"Practitioner/)" + doctor + R"("}})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(Tasks(Port(), patient, "assess-enrol")[0].status, "requested");
+  EXPECT_EQ(Stage(Port(), ep), "identified");
+  Response ok = put(R"({"type":{"text":"consent-programme"},"valueBoolean":true},{"type":{"text":"consent-report"},"valueBoolean":false},
+                     {"type":{"text":"phone"},"valueString":"+33 1 23 45 67 89"},
+                     {"type":{"text":"referring-physician"},"valueReference":{"reference":"Practitioner/)" + doctor + R"("}})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Stage(Port(), ep), "investigating");
+  auto consents = Get("/Consent?patient=Patient/" + patient).Json();
+  EXPECT_EQ(Entries(consents).size(), 2u);
+  auto sr = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
+  EXPECT_EQ(Entries(sr).size(), 15u);
+}
+
+// An osteoporosis drug prescribed for the patient: decided and started by the data itself, and
+// the RxNorm code Synthea uses is mapped to ATC (workflow/data/osteoporosis-drugs.json).
+TEST(DataEvents, APrescriptionPushedStartsTheTreatment) {
+  std::string ep = HipFractureCase(Port());
+  std::string patient = PatientOf(Port(), ep);
+  std::string doctor = Practitioner();
+  ASSERT_EQ(Event(Port(), ep, EnrolBody(doctor)).status, 200);
+  auto sr = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
+  for (auto* s : Entries(sr)) {
+    std::string body = R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"waive"},{"name":"item","valueReference":{"reference":"ServiceRequest/)" +
+                       std::string((*s)["id"].GetString()) + R"("}},{"name":"reason","valueString":"test"}]})";
+    ASSERT_EQ(Event(Port(), ep, body).status, 200);
+  }
+  ASSERT_EQ(Stage(Port(), ep), "treatment-decision");
+  // A prescription of something else changes nothing.
+  Post("/MedicationRequest", R"({"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
+                                 R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"N02BE01"}]},"authoredOn":")" + Today() + R"("})");
+  EXPECT_EQ(Stage(Port(), ep), "treatment-decision");
+  Response mr = Post("/MedicationRequest", R"({"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
+                                               R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"904419"}]},"authoredOn":")" +
+                                               Today() + R"("})");
+  ASSERT_EQ(mr.status, 201) << mr.body;
+  EXPECT_EQ(Stage(Port(), ep), "follow-up");
+  auto d = Get("/EpisodeOfCare/" + ep + "/$events").Json();
+  std::vector<std::string> tail;
+  for (const auto& p : d["parameter"].GetArray()) {
+    std::string code, source;
+    for (const auto& part : p["part"].GetArray()) {
+      std::string n = part["name"].GetString();
+      if (n == "event") code = part["valueCode"].GetString();
+      if (n == "source") source = part["valueCode"].GetString();
+    }
+    tail.push_back(code + "/" + source);
+  }
+  ASSERT_GE(tail.size(), 2u);
+  EXPECT_EQ(tail[tail.size() - 2], "decide-treatment/data");
+  EXPECT_EQ(tail[tail.size() - 1], "treatment-started/data");
+  auto plan = Get("/CarePlan?patient=Patient/" + patient).Json();
+  auto plans = Entries(plan);
+  ASSERT_EQ(plans.size(), 1u);
+  std::string activity = (*plans[0])["activity"][1]["detail"]["code"]["coding"][0]["code"].GetString();
+  EXPECT_EQ(activity, "M05BA04");
+}
+
+// Spine imaging is ordered only when pathway.md section 3's criteria hold: here a vertebral
+// fracture on record.
+TEST(DataEvents, SpineImagingOnlyWithItsCriteria) {
+  std::string doctor = Practitioner();
+  auto items = [&](const std::string& ep) {
+    std::set<std::string> out;
+    auto d = Get("/ServiceRequest?patient=Patient/" + PatientOf(Port(), ep) + "&_count=100").Json();
+    for (auto* s : Entries(d)) {
+      for (const auto& c : (*s)["code"]["coding"].GetArray()) {
+        if (std::string(c["system"].GetString()).find("fls-investigation") != std::string::npos) out.insert(c["code"].GetString());
+      }
+    }
+    return out;
+  };
+  std::string plain = HipFractureCase(Port());
+  ASSERT_EQ(Event(Port(), plain, EnrolBody(doctor)).status, 200);
+  EXPECT_EQ(items(plain).count("spine-imaging"), 0u);
+  EXPECT_EQ(items(plain).size(), 15u);
+  std::string vertebral = HipFractureCase(
+      Port(), R"("code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S32.010A"}]},"onsetDateTime":")" + Today() + "\"");
+  ASSERT_EQ(Event(Port(), vertebral, EnrolBody(doctor)).status, 200);
+  EXPECT_EQ(items(vertebral).count("spine-imaging"), 1u);
+  EXPECT_EQ(items(vertebral).size(), 16u);
+}
+
+}  // namespace
+}  // namespace fls::test
