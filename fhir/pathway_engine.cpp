@@ -452,6 +452,14 @@ std::pair<int64_t, int64_t> ClampToCase(const std::string& when, const db::CaseR
 }
 
 
+// The open case of the patient, if any.
+std::optional<db::CaseRow> OpenCase(db::CaseStore& cases, const std::string& patient) {
+  for (auto& c : cases.CasesOfPatient(patient)) {
+    if (c.open) return c;
+  }
+  return std::nullopt;
+}
+
 // A medication record for the patient: the ATC of an osteoporosis drug, and when.
 struct MedicationFacts {
   std::string type, id, patient, atc, when;
@@ -1127,6 +1135,100 @@ class PathwayRun {
   std::string notes_;
 };
 
+// Results matched against a case's panel (operations.md section 2): pushed ones (the data
+// listener) and those already on record when the panel is ordered (results of the admission).
+class ResultMatcher {
+ public:
+  explicit ResultMatcher(const PathwayEngine& engine) : e_(engine), canon_(engine.config().canonical_base) {}
+
+  void Apply(WriteContext& ctx, db::CaseStore& cases, const ResultFacts& r) {
+    auto open = OpenCase(cases, r.patient);
+    if (!open) return;
+    auto c = cases.LockCase(open->episode_id);
+    if (!c || !c->open) return;
+    auto stage = workflow::ParseStage(c->stage);
+    if (!stage || *stage == Stage::kIdentified) return;  // nothing ordered yet
+    auto items = cases.Items(c->episode_id);
+    const db::CaseItemRow* matched = nullptr;
+    for (const auto& sr : r.based_on) {
+      for (const auto& i : items) {
+        if (i.service_request_id == sr) matched = &i;
+      }
+    }
+    auto day = DayOf(r.effective);
+    if (!matched) {
+      // By code, within the case's window (from the fracture; the case is open).
+      if (!day || (c->index_day && *day < *c->index_day)) return;
+      for (const auto& [system, code] : r.codings) {
+        const auto* panel_item = e_.panel().ItemForResult(system, code, r.type);
+        if (!panel_item) continue;
+        for (const auto& i : items) {
+          if (i.item == panel_item->code && (!matched || i.status == "ordered")) matched = &i;
+        }
+      }
+    }
+    if (!matched || matched->status == "waived" || matched->status == "revoked") return;
+    std::string result_ref = r.type + "/" + r.id;
+    std::string note = matched->item + " resulted by " + result_ref;
+    if (r.type == "Observation") Flags(ctx, cases, *c, matched->item, r, note);
+    if (matched->status != "ordered") return;  // a later result of a closed item: its flags only
+    workflow::EventInput in;
+    in.event = Event::kResult;
+    in.item = "ServiceRequest/" + matched->service_request_id;
+    auto [us, d] = ClampToCase(r.effective, *c, NowMicros());
+    in.occurred_day = d;
+    in.note = note;
+    PathwayRun run(e_, ctx, cases, std::move(*c));
+    run.Run(in, {"data", ""}, us, std::nullopt, result_ref, day.value_or(d));
+  }
+
+  // The flags a result raises (operations.md section 2), once per flag and result.
+  std::vector<std::string> Flags(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& item,
+                                 const ResultFacts& r, std::string& note) {
+    std::vector<std::string> raised;
+    std::vector<workflow::FlagHit> hits;
+    if (r.value) {
+      auto check = e_.panel().CheckValue(item, *r.value, r.unit);
+      hits = check.hits;
+      if (check.unit_not_comparable) {
+        note += "; unit " + (r.unit.empty() ? std::string("(none)") : r.unit) +
+                " not comparable with the flag thresholds: no flag raised";
+      }
+    }
+    for (const auto& h : e_.panel().CheckInterpretation(item, r.abnormal).hits) hits.push_back(h);
+    for (const auto& h : hits) {
+      std::string flag_id = NewUuid();
+      if (!cases.ClaimFlag(c.episode_id, h.rule->code, r.type + "/" + r.id, flag_id)) continue;
+      Json f;
+      f.Obj().S("resourceType", "Flag").S("id", flag_id);
+      f.Arr("extension");
+      f.Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + c.episode_id).End();
+      f.Obj().S("url", canon_.evidence_extension).Ref("valueReference", r.type + "/" + r.id).End();
+      if (!h.threshold.unit.empty()) {
+        f.Obj().S("url", canon_.threshold_extension).Key("valueQuantity").Obj();
+        f.S("comparator", h.rule->comparator == '<' ? "<" : ">").Num("value", h.threshold.value);
+        f.S("unit", h.threshold.unit).S("system", kUcum).S("code", h.threshold.unit).End().End();
+      }
+      f.EndArr();
+      f.S("status", "active");
+      f.Arr("category").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/flag-category", "clinical", "Clinical").EndArr().End().EndArr();
+      f.Key("code").Obj().Arr("coding").Coding(canon_.flag_system, h.rule->code, h.rule->display).EndArr().S("text", h.rule->display).End();
+      f.Ref("subject", "Patient/" + c.patient_id);
+      if (!r.effective.empty() && ParseFhirDate(r.effective)) f.Key("period").Obj().S("start", r.effective).End();
+      f.End();
+      JsonDoc doc = f.Doc();
+      ctx.Create("Flag", doc, flag_id);
+      raised.push_back(h.rule->code);
+      note += "; flag " + h.rule->code;
+    }
+    return raised;
+  }
+
+ private:
+  const PathwayEngine& e_;
+  const Canon canon_;
+};
+
 // ---------------------------------------------------------------------------------------------
 
 PathwayEngine::PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
@@ -1141,8 +1243,48 @@ workflow::Stage PathwayEngine::Apply(WriteContext& ctx, const std::string& episo
   db::CaseStore cases(ctx.store());
   auto row = cases.LockCase(episode_id);
   if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+  const bool enrol = input.event == Event::kEnrol;
   PathwayRun run(*this, ctx, cases, std::move(*row));
-  return run.Run(std::move(input), origin, occurred_us, if_match, "", std::nullopt);
+  Stage to = run.Run(std::move(input), origin, occurred_us, if_match, "", std::nullopt);
+  if (enrol) to = ResultsOnRecord(ctx, cases, episode_id, to);
+  return to;
+}
+
+// The results already on record when the panel is ordered (the admission's labs, a DXA done
+// before enrolment): each closes its item as if pushed now, oldest first, in the enrol's
+// transaction.
+Stage PathwayEngine::ResultsOnRecord(WriteContext& ctx, db::CaseStore& cases, const std::string& episode_id,
+                                     Stage stage) const {
+  auto c = cases.LockCase(episode_id);
+  if (!c || !c->open) return stage;
+  std::string since = c->index_day ? "&date=ge" + DayText(*c->index_day) : "";
+  std::vector<ResultFacts> found;
+  for (const char* type : {"Observation", "Procedure"}) {
+    std::string codes;
+    for (const auto& item : panel_.items()) {
+      for (const auto& r : item.results) {
+        if (r.resource == type) codes += (codes.empty() ? "" : ",") + PercentEncode(r.system + "|" + r.code);
+      }
+    }
+    if (codes.empty()) continue;
+    std::string status = std::string(type) == "Observation" ? "final,amended,corrected" : "completed";
+    for (const auto& id : ctx.Search(type, "subject=Patient/" + c->patient_id + "&code=" + codes + "&status=" + status + since, 200)) {
+      auto row = ctx.store().ReadCurrent(type, id);
+      if (!row || row->deleted) continue;
+      JsonDoc d = ParseJson(row->content);
+      if (auto f = ReadResult(type, id, d)) found.push_back(std::move(*f));
+    }
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const ResultFacts& a, const ResultFacts& b) { return a.effective < b.effective; });
+  ResultMatcher matcher(*this);
+  for (const auto& f : found) {
+    ctx.CheckDeadline();
+    matcher.Apply(ctx, cases, f);
+  }
+  auto after = cases.LockCase(episode_id);
+  auto parsed = after ? workflow::ParseStage(after->stage) : std::nullopt;
+  return parsed.value_or(stage);
 }
 
 workflow::Stage PathwayEngine::ApplyData(WriteContext& ctx, const std::string& episode_id, workflow::EventInput input,
@@ -1241,9 +1383,10 @@ class PathwayDataListener : public TransactionListener {
     }
     std::stable_sort(results_.begin(), results_.end(),
                      [](const ResultFacts& a, const ResultFacts& b) { return a.patient < b.patient; });
+    ResultMatcher matcher(e_);
     for (const auto& r : results_) {
       ctx.CheckDeadline();
-      Result(ctx, cases, r);
+      matcher.Apply(ctx, cases, r);
     }
     for (const auto& m : medications_) {
       ctx.CheckDeadline();
@@ -1335,96 +1478,7 @@ class PathwayDataListener : public TransactionListener {
     e_.Apply(ctx, episode, parsed.input, {"user", ""}, parsed.occurred_us);
   }
 
-  // The open case of the patient, if any.
-  static std::optional<db::CaseRow> OpenCase(db::CaseStore& cases, const std::string& patient) {
-    for (auto& c : cases.CasesOfPatient(patient)) {
-      if (c.open) return c;
-    }
-    return std::nullopt;
-  }
 
-  void Result(WriteContext& ctx, db::CaseStore& cases, const ResultFacts& r) {
-    auto open = OpenCase(cases, r.patient);
-    if (!open) return;
-    auto c = cases.LockCase(open->episode_id);
-    if (!c || !c->open) return;
-    auto stage = workflow::ParseStage(c->stage);
-    if (!stage || *stage == Stage::kIdentified) return;  // nothing ordered yet
-    auto items = cases.Items(c->episode_id);
-    const db::CaseItemRow* matched = nullptr;
-    for (const auto& sr : r.based_on) {
-      for (const auto& i : items) {
-        if (i.service_request_id == sr) matched = &i;
-      }
-    }
-    auto day = DayOf(r.effective);
-    if (!matched) {
-      // By code, within the case's window (from the fracture; the case is open).
-      if (!day || (c->index_day && *day < *c->index_day)) return;
-      for (const auto& [system, code] : r.codings) {
-        const auto* panel_item = e_.panel_.ItemForResult(system, code, r.type);
-        if (!panel_item) continue;
-        for (const auto& i : items) {
-          if (i.item == panel_item->code && (!matched || i.status == "ordered")) matched = &i;
-        }
-      }
-    }
-    if (!matched || matched->status == "waived" || matched->status == "revoked") return;
-    std::string result_ref = r.type + "/" + r.id;
-    std::string note = matched->item + " resulted by " + result_ref;
-    if (r.type == "Observation") Flags(ctx, cases, *c, matched->item, r, note);
-    if (matched->status != "ordered") return;  // a later result of a closed item: its flags only
-    workflow::EventInput in;
-    in.event = Event::kResult;
-    in.item = "ServiceRequest/" + matched->service_request_id;
-    auto [us, d] = ClampToCase(r.effective, *c, NowMicros());
-    in.occurred_day = d;
-    in.note = note;
-    PathwayRun run(e_, ctx, cases, std::move(*c));
-    run.Run(in, {"data", ""}, us, std::nullopt, result_ref, day.value_or(d));
-  }
-
-  // The flags a result raises (operations.md section 2), once per flag and result.
-  std::vector<std::string> Flags(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& item,
-                                 const ResultFacts& r, std::string& note) {
-    std::vector<std::string> raised;
-    std::vector<workflow::FlagHit> hits;
-    if (r.value) {
-      auto check = e_.panel_.CheckValue(item, *r.value, r.unit);
-      hits = check.hits;
-      if (check.unit_not_comparable) {
-        note += "; unit " + (r.unit.empty() ? std::string("(none)") : r.unit) +
-                " not comparable with the flag thresholds: no flag raised";
-      }
-    }
-    for (const auto& h : e_.panel_.CheckInterpretation(item, r.abnormal).hits) hits.push_back(h);
-    for (const auto& h : hits) {
-      std::string flag_id = NewUuid();
-      if (!cases.ClaimFlag(c.episode_id, h.rule->code, r.type + "/" + r.id, flag_id)) continue;
-      Json f;
-      f.Obj().S("resourceType", "Flag").S("id", flag_id);
-      f.Arr("extension");
-      f.Obj().S("url", canon_.case_extension).Ref("valueReference", "EpisodeOfCare/" + c.episode_id).End();
-      f.Obj().S("url", canon_.evidence_extension).Ref("valueReference", r.type + "/" + r.id).End();
-      if (!h.threshold.unit.empty()) {
-        f.Obj().S("url", canon_.threshold_extension).Key("valueQuantity").Obj();
-        f.S("comparator", h.rule->comparator == '<' ? "<" : ">").Num("value", h.threshold.value);
-        f.S("unit", h.threshold.unit).S("system", kUcum).S("code", h.threshold.unit).End().End();
-      }
-      f.EndArr();
-      f.S("status", "active");
-      f.Arr("category").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/flag-category", "clinical", "Clinical").EndArr().End().EndArr();
-      f.Key("code").Obj().Arr("coding").Coding(canon_.flag_system, h.rule->code, h.rule->display).EndArr().S("text", h.rule->display).End();
-      f.Ref("subject", "Patient/" + c.patient_id);
-      if (!r.effective.empty() && ParseFhirDate(r.effective)) f.Key("period").Obj().S("start", r.effective).End();
-      f.End();
-      JsonDoc doc = f.Doc();
-      ctx.Create("Flag", doc, flag_id);
-      raised.push_back(h.rule->code);
-      note += "; flag " + h.rule->code;
-    }
-    return raised;
-  }
 
   void ReadMedication(const std::string& type, const std::string& id, const JsonValue& r) {
     std::string status(StringMember(r, "status").value_or(""));

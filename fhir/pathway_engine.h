@@ -18,6 +18,10 @@
 #include "workflow/investigation_panel.h"
 #include "workflow/pathway.h"
 
+namespace fls::db {
+class CaseStore;
+}
+
 namespace fls::fhir {
 
 struct PathwayConfig {
@@ -76,6 +80,8 @@ class PathwayEngine {
 
  private:
   friend class PathwayRun;
+  workflow::Stage ResultsOnRecord(WriteContext& ctx, db::CaseStore& cases, const std::string& episode_id,
+                                  workflow::Stage stage) const;
   friend class PathwayDataListener;
   const workflow::InvestigationPanel& panel_;
   const workflow::DrugList& drugs_;

@@ -219,6 +219,15 @@ Outcome NotAllowed(std::string message) {
   return o;
 }
 
+// A guard's refusal names the stage and what it allows too (operations.md: every 422 does).
+Outcome NotAllowed(Stage stage, const std::string& why);
+
+}  // namespace
+
+namespace {
+Outcome NotAllowed(Stage stage, const std::string& why) {
+  return NotAllowed(why + "; stage " + StageCode(stage) + " allows: " + AllowedList(stage));
+}
 }  // namespace
 
 const char* StageCode(Stage stage) {
@@ -393,14 +402,14 @@ Outcome Apply(const CaseFacts& facts, const EventInput& in, DrugCheck drug_check
       break;
     case Guard::kProgrammeConsentGiven:
       if (!*in.consent_programme) {
-        return NotAllowed(
+        return NotAllowed(facts.stage, 
             "enrol needs the patient's consent to the programme; record exclude with reason "
             "declined");
       }
       break;
     case Guard::kLastOpenItem:
       if (!Contains(facts.open_items, in.item)) {
-        return NotAllowed("item " + in.item + " is already resulted or waived");
+        return NotAllowed(facts.stage, "item " + in.item + " is already resulted or waived");
       }
       if (!ClosesLast(facts, in.item)) out.to = facts.stage;
       break;
@@ -411,7 +420,7 @@ Outcome Apply(const CaseFacts& facts, const EventInput& in, DrugCheck drug_check
       break;
     case Guard::kDrugChange:
       if (out.drug_atc == facts.current_drug) {
-        return NotAllowed("the case is already in follow-up on " + out.drug_atc +
+        return NotAllowed(facts.stage, "the case is already in follow-up on " + out.drug_atc +
                           "; treatment-started in follow-up is a change of drug");
       }
       break;

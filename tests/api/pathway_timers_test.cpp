@@ -378,6 +378,50 @@ TEST(DataEvents, APrescriptionPushedStartsTheTreatment) {
   EXPECT_EQ(activity, "M05BA04");
 }
 
+// The admission's labs, pushed before the coordinator enrols the patient, close their items when
+// the panel is ordered; a result dated before the fracture does not.
+TEST(DataEvents, ResultsOnRecordCloseTheirItemsAtEnrolment) {
+  std::string ep = HipFractureCase(Port());
+  std::string patient = PatientOf(Port(), ep);
+  auto obs = [&](const std::string& code, const std::string& value, const std::string& unit, const std::string& day) {
+    Response r = Post("/Observation", R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" +
+                                          code + R"("}]},"subject":{"reference":"Patient/)" + patient + R"("},"effectiveDateTime":")" + day +
+                                          R"(","valueQuantity":{"value":)" + value + R"(,"unit":")" + unit +
+                                          R"(","system":"http://unitsofmeasure.org","code":")" + unit + R"("}})");
+    EXPECT_EQ(r.status, 201) << r.body;
+  };
+  time_t y = time(nullptr) - 86400 * 3;
+  tm g;
+  localtime_r(&y, &g);
+  char before[16];
+  strftime(before, sizeof before, "%Y-%m-%d", &g);
+  obs("14635-7", "20", "nmol/L", Today());   // 25-OH vitamin D, severe deficiency
+  obs("2160-0", "0.9", "mg/dL", before);     // creatinine, before the fracture: not this case's
+  EXPECT_EQ(Stage(Port(), ep), "identified") << "nothing ordered yet: results wait";
+  ASSERT_EQ(Event(Port(), ep, EnrolBody(Practitioner())).status, 200);
+  std::map<std::string, std::string> status;
+  auto d = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
+  for (auto* s : Entries(d)) {
+    for (const auto& c : (*s)["code"]["coding"].GetArray()) {
+      if (std::string(c["system"].GetString()).find("fls-investigation") != std::string::npos) status[c["code"].GetString()] = (*s)["status"].GetString();
+    }
+  }
+  EXPECT_EQ(status["vitamin-d"], "completed");
+  EXPECT_EQ(status["creatinine"], "active");
+  auto flags = Get("/Flag?patient=Patient/" + patient).Json();
+  std::set<std::string> codes;
+  for (auto* f : Entries(flags)) codes.insert((*f)["code"]["coding"][0]["code"].GetString());
+  EXPECT_EQ(codes, (std::set<std::string>{"vitamin-d-severe-deficiency", "vitamin-d-insufficiency"}));
+  auto log = Get("/EpisodeOfCare/" + ep + "/$events").Json();
+  std::vector<std::string> events;
+  for (const auto& p : log["parameter"].GetArray()) {
+    for (const auto& part : p["part"].GetArray()) {
+      if (std::string(part["name"].GetString()) == "event") events.push_back(part["valueCode"].GetString());
+    }
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"identify", "enrol", "result"}));
+}
+
 // Spine imaging is ordered only when pathway.md section 3's criteria hold: here a vertebral
 // fracture on record.
 TEST(DataEvents, SpineImagingOnlyWithItsCriteria) {

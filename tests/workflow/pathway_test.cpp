@@ -267,6 +267,9 @@ TEST(PathwayGuards, EnrolNeedsTheProgrammeConsent) {
   Outcome o = Apply(Facts(Stage::kIdentified), in);
   EXPECT_EQ(o.kind, Outcome::Kind::kNotAllowed);
   EXPECT_NE(o.message.find("exclude with reason declined"), std::string::npos);
+  EXPECT_NE(o.message.find("stage identified allows: enrol, exclude, withdraw, deceased"),
+            std::string::npos)
+      << "a guard's 422 names the stage and its events too: " << o.message;
   in.consent_programme = true;
   in.consent_report = false;  // reports refused: still enrolled
   o = Apply(Facts(Stage::kIdentified), in);
