@@ -10,6 +10,7 @@
 #include "fhir/fhir_date.h"
 #include "fhir/indexer.h"
 #include "fhir/json_builder.h"
+#include "fhir/recommend.h"
 #include "fhir/text.h"
 #include "workflow/civil_date.h"
 
@@ -662,6 +663,8 @@ class PathwayRun {
       case Effect::kRecordExercise:
         break;  // the log row is the record (KPI 8)
       case Effect::kAddDrugActivity:
+        // The decision says which recommendation it followed, or that it departed from it.
+        Note(DecisionAgainstRecommendation(e_, RecommendFor(e_, ctx_, cases_, row_), out_.drug_atc));
         row_.decided_drug = out_.drug_atc;
         AddDrugActivity(out_.drug_atc, "not-started");
         break;
@@ -1232,8 +1235,8 @@ class ResultMatcher {
 // ---------------------------------------------------------------------------------------------
 
 PathwayEngine::PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
-                             PathwayConfig config)
-    : panel_(panel), drugs_(drugs), config_(std::move(config)) {}
+                             const workflow::GrioRules& grio, PathwayConfig config)
+    : panel_(panel), drugs_(drugs), grio_(grio), config_(std::move(config)) {}
 
 int64_t PathwayEngine::NowUs() const { return config_.now_us ? config_.now_us() : NowMicros(); }
 

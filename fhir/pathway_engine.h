@@ -17,6 +17,7 @@
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
 #include "workflow/pathway.h"
+#include "workflow/recommendation.h"
 
 namespace fls::db {
 class CaseStore;
@@ -43,7 +44,7 @@ struct EventOrigin {
 class PathwayEngine {
  public:
   PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
-                PathwayConfig config);
+                const workflow::GrioRules& grio, PathwayConfig config);
 
   // POST /EpisodeOfCare/{id}/$event: parses the Parameters (400), applies the event in one
   // transaction (404, 412 on a stale If-Match, 422), and answers the updated EpisodeOfCare.
@@ -76,6 +77,7 @@ class PathwayEngine {
   int64_t NowUs() const;
   const workflow::DrugList& drugs() const { return drugs_; }
   const workflow::InvestigationPanel& panel() const { return panel_; }
+  const workflow::GrioRules& grio() const { return grio_; }
   const PathwayConfig& config() const { return config_; }
 
  private:
@@ -85,6 +87,7 @@ class PathwayEngine {
   friend class PathwayDataListener;
   const workflow::InvestigationPanel& panel_;
   const workflow::DrugList& drugs_;
+  const workflow::GrioRules& grio_;
   const PathwayConfig config_;
 };
 

@@ -4,6 +4,7 @@
 
 #include "fhir/capability.h"
 #include "fhir/case_events.h"
+#include "fhir/recommend.h"
 #include "fhir/error.h"
 #include "fhir/fhir_date.h"
 #include "server/http_util.h"
@@ -214,6 +215,11 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostEvent(svc, req.params["id"], req.body, info), info, false);
+    });
+    router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, [&svc, &engine](HttpRequest& req) {
+      auto q = Query(req);
+      CheckAccept(req, q);
+      return ToResponse(fhir::Recommend(engine, svc, req.params["id"]), Info(req), false);
     });
   }
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, [&svc](HttpRequest& req) {

@@ -30,6 +30,7 @@
 #include "workflow/fracture_codes.h"
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
+#include "workflow/recommendation.h"
 
 namespace {
 constexpr const char* kVersion = "0.1.0";
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<workflow::FractureCodeList> codes;
   std::unique_ptr<workflow::InvestigationPanel> panel;
   std::unique_ptr<workflow::DrugList> drugs;
+  std::unique_ptr<workflow::GrioRules> grio;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -94,6 +96,8 @@ int main(int argc, char** argv) {
         workflow::InvestigationPanel::Parse(ReadFile(config.home + "/workflow/data/investigation-panel.json")));
     drugs = std::make_unique<workflow::DrugList>(
         workflow::DrugList::Parse(ReadFile(config.home + "/workflow/data/osteoporosis-drugs.json")));
+    grio = std::make_unique<workflow::GrioRules>(
+        workflow::GrioRules::Parse(ReadFile(config.home + "/workflow/data/grio-2017.json")));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -158,7 +162,7 @@ int main(int argc, char** argv) {
       return range ? range->lo_us : fhir::NowMicros();
     };
   }
-  fhir::PathwayEngine engine(*panel, *drugs, pathway_config);
+  fhir::PathwayEngine engine(*panel, *drugs, *grio, pathway_config);
   service.AddListener(fhir::MakeCaseFinder(*codes, case_config, engine));
   service.AddListener(engine.DataListener());
 

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/api/fls_cases.h"
 #include "tests/api/test_client.h"
 
 namespace fls::test {
@@ -49,78 +50,6 @@ int Port() { return SuiteServer::Server().port(); }
 
 Response Get(const std::string& t) { return Http(Port(), "GET", t); }
 Response Post(const std::string& t, const std::string& b) { return Http(Port(), "POST", t, b); }
-
-std::string Unique() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  return std::to_string(rng() % 1000000000000ULL);
-}
-
-std::string Today() {
-  time_t now = time(nullptr);
-  tm g;
-  localtime_r(&now, &g);
-  char buf[16];
-  strftime(buf, sizeof buf, "%Y-%m-%d", &g);
-  return buf;
-}
-
-std::string Id(const Response& r) {
-  auto d = r.Json();
-  return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-}
-
-std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
-  std::vector<rapidjson::Value*> out;
-  if (!d.IsObject() || !d.HasMember("entry")) return out;
-  for (auto& e : d["entry"].GetArray()) out.push_back(&e["resource"]);
-  return out;
-}
-
-// A patient with a hip fracture today: the case it opens (stage identified).
-std::string HipFractureCase(int port, const std::string& extra_condition = "") {
-  Response p = Http(port, "POST", "/Patient",
-                    R"({"resourceType":"Patient","gender":"female","birthDate":"1941-03-04","identifier":[{"system":"urn:test","value":")" +
-                        Unique() + R"("}]})");
-  std::string patient = Id(p);
-  Http(port, "POST", "/Condition",
-       R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
-           R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S72.001A"}]},"onsetDateTime":")" +
-           Today() + R"("})");
-  if (!extra_condition.empty()) {
-    Http(port, "POST", "/Condition",
-         R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient + "\"}," + extra_condition + "}");
-  }
-  auto d = Http(port, "GET", "/EpisodeOfCare?patient=Patient/" + patient).Json();
-  auto e = Entries(d);
-  return e.empty() ? "" : (*e[0])["id"].GetString();
-}
-
-std::string PatientOf(int port, const std::string& episode) {
-  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
-  std::string ref = d["patient"]["reference"].GetString();
-  return ref.substr(ref.find('/') + 1);
-}
-
-std::string Practitioner() { return Id(Post("/Practitioner", R"({"resourceType":"Practitioner","name":[{"family":"Martin"}]})")); }
-
-std::string EnrolBody(const std::string& doctor) {
-  return R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"enrol"},
-    {"name":"consent-programme","valueBoolean":true},{"name":"consent-report","valueBoolean":true},
-    {"name":"phone","valueString":"+33 6 00 00 00 00"},
-    {"name":"referring-physician","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})";
-}
-
-Response Event(int port, const std::string& episode, const std::string& body) {
-  return Http(port, "POST", "/EpisodeOfCare/" + episode + "/$event", body);
-}
-
-std::string Stage(int port, const std::string& episode) {
-  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
-  for (const auto& x : d["extension"].GetArray()) {
-    if (std::string(x["url"].GetString()).find("pathway-stage") != std::string::npos) return x["valueCode"].GetString();
-  }
-  return "";
-}
 
 // The case's Tasks with `code`, as (status, priority, notes, versionId).
 struct TaskView {
@@ -156,7 +85,7 @@ TEST(Timers, TwoProcessesFireEveryTimerExactlyOnceOverSimulatedTime) {
   SetClock(0);
   ServerProcess second(TimerEnv());
   ASSERT_TRUE(second.WaitReady(30000)) << second.LogTail();
-  std::string doctor = Practitioner();
+  std::string doctor = Practitioner(Port());
   // 24 cases: 12 left unenrolled (their assess-enrol Task falls overdue), 12 enrolled (DXA chase).
   std::vector<std::string> idle, enrolled;
   for (int i = 0; i < 24; ++i) {
@@ -236,7 +165,7 @@ TEST(Timers, AServerKilledMidPathwayLosesNothingAndCatchesUp) {
   SetClock(0);  // the suite's server fires nothing of this test: only the restarted one can
   const std::string own_clock = ClockFile() + "-own";
   SetClockFile(own_clock, 0);
-  std::string doctor = Practitioner();
+  std::string doctor = Practitioner(Port());
   std::map<std::string, std::string> env = TimerEnv();
   env["FLS_CLOCK_FILE"] = own_clock;
   env["FLS_TIMER_INTERVAL_S"] = "0";  // this one never runs timers: only the restarted one does
@@ -307,7 +236,7 @@ TEST(Timers, AServerKilledMidPathwayLosesNothingAndCatchesUp) {
 TEST(DataEvents, CompletingTheAssessTaskByPutEnrolsAndABadOutputChangesNothing) {
   std::string ep = HipFractureCase(Port());
   std::string patient = PatientOf(Port(), ep);
-  std::string doctor = Practitioner();
+  std::string doctor = Practitioner(Port());
   auto tasks = Tasks(Port(), patient, "assess-enrol");
   ASSERT_EQ(tasks.size(), 1u);
   auto task = Get("/Task/" + tasks[0].id).Json();
@@ -339,7 +268,7 @@ TEST(DataEvents, CompletingTheAssessTaskByPutEnrolsAndABadOutputChangesNothing) 
 TEST(DataEvents, APrescriptionPushedStartsTheTreatment) {
   std::string ep = HipFractureCase(Port());
   std::string patient = PatientOf(Port(), ep);
-  std::string doctor = Practitioner();
+  std::string doctor = Practitioner(Port());
   ASSERT_EQ(Event(Port(), ep, EnrolBody(doctor)).status, 200);
   auto sr = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
   for (auto* s : Entries(sr)) {
@@ -398,7 +327,7 @@ TEST(DataEvents, ResultsOnRecordCloseTheirItemsAtEnrolment) {
   obs("14635-7", "20", "nmol/L", Today());   // 25-OH vitamin D, severe deficiency
   obs("2160-0", "0.9", "mg/dL", before);     // creatinine, before the fracture: not this case's
   EXPECT_EQ(Stage(Port(), ep), "identified") << "nothing ordered yet: results wait";
-  ASSERT_EQ(Event(Port(), ep, EnrolBody(Practitioner())).status, 200);
+  ASSERT_EQ(Event(Port(), ep, EnrolBody(Practitioner(Port()))).status, 200);
   std::map<std::string, std::string> status;
   auto d = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
   for (auto* s : Entries(d)) {
@@ -425,7 +354,7 @@ TEST(DataEvents, ResultsOnRecordCloseTheirItemsAtEnrolment) {
 // Spine imaging is ordered only when pathway.md section 3's criteria hold: here a vertebral
 // fracture on record.
 TEST(DataEvents, SpineImagingOnlyWithItsCriteria) {
-  std::string doctor = Practitioner();
+  std::string doctor = Practitioner(Port());
   auto items = [&](const std::string& ep) {
     std::set<std::string> out;
     auto d = Get("/ServiceRequest?patient=Patient/" + PatientOf(Port(), ep) + "&_count=100").Json();

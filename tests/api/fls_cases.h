@@ -1,0 +1,90 @@
+#pragma once
+// Helpers of the black-box suites that drive FLS cases: a hip fracture pushed, the case's
+// patient and stage, $event bodies. Header-only; every call is one real HTTP request.
+
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+
+inline std::string Unique() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng() % 1000000000000ULL);
+}
+
+inline std::string Today() {
+  time_t now = time(nullptr);
+  tm g;
+  localtime_r(&now, &g);
+  char buf[16];
+  strftime(buf, sizeof buf, "%Y-%m-%d", &g);
+  return buf;
+}
+
+inline std::string Id(const Response& r) {
+  auto d = r.Json();
+  return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+}
+
+inline std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
+  std::vector<rapidjson::Value*> out;
+  if (!d.IsObject() || !d.HasMember("entry")) return out;
+  for (auto& e : d["entry"].GetArray()) out.push_back(&e["resource"]);
+  return out;
+}
+
+// A patient (a woman born 1941-03-04 unless told) with a hip fracture today: the case it opens
+// (stage identified). `extra_condition`: the members of a second Condition pushed after it.
+inline std::string HipFractureCase(int port, const std::string& extra_condition = "",
+                                   const std::string& gender = "female", const std::string& birth = "1941-03-04") {
+  Response p = Http(port, "POST", "/Patient",
+                    R"({"resourceType":"Patient","gender":")" + gender + R"(","birthDate":")" + birth +
+                        R"(","identifier":[{"system":"urn:test","value":")" + Unique() + R"("}]})");
+  std::string patient = Id(p);
+  Http(port, "POST", "/Condition",
+       R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
+           R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S72.001A"}]},"onsetDateTime":")" +
+           Today() + R"("})");
+  if (!extra_condition.empty()) {
+    Http(port, "POST", "/Condition",
+         R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient + "\"}," + extra_condition + "}");
+  }
+  auto d = Http(port, "GET", "/EpisodeOfCare?patient=Patient/" + patient).Json();
+  auto e = Entries(d);
+  return e.empty() ? "" : (*e[0])["id"].GetString();
+}
+
+inline std::string PatientOf(int port, const std::string& episode) {
+  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
+  std::string ref = d["patient"]["reference"].GetString();
+  return ref.substr(ref.find('/') + 1);
+}
+
+inline std::string Practitioner(int port) {
+  return Id(Http(port, "POST", "/Practitioner", R"({"resourceType":"Practitioner","name":[{"family":"Martin"}]})"));
+}
+
+inline std::string EnrolBody(const std::string& doctor) {
+  return R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"enrol"},
+    {"name":"consent-programme","valueBoolean":true},{"name":"consent-report","valueBoolean":true},
+    {"name":"phone","valueString":"+33 6 00 00 00 00"},
+    {"name":"referring-physician","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})";
+}
+
+inline Response Event(int port, const std::string& episode, const std::string& body) {
+  return Http(port, "POST", "/EpisodeOfCare/" + episode + "/$event", body);
+}
+
+inline std::string Stage(int port, const std::string& episode) {
+  auto d = Http(port, "GET", "/EpisodeOfCare/" + episode).Json();
+  for (const auto& x : d["extension"].GetArray()) {
+    if (std::string(x["url"].GetString()).find("pathway-stage") != std::string::npos) return x["valueCode"].GetString();
+  }
+  return "";
+}
+
+}  // namespace fls::test
