@@ -18,7 +18,8 @@ constexpr const char* kCaseColumns =
     "high_energy::int, source, (extract(epoch FROM opened_at) * 1000000)::bigint, voided::int, "
     "coalesce(care_plan_id, ''), coalesce(phone, ''), coalesce(referring_physician, ''), coalesce(gp, ''), "
     "coalesce(consent_programme_id, ''), coalesce(consent_report_id, ''), consent_report::int, "
-    "(enrolled_day - date '1970-01-01'), coalesce(decided_drug, ''), coalesce(current_drug, '') ";
+    "(enrolled_day - date '1970-01-01'), coalesce(decided_drug, ''), coalesce(current_drug, ''), "
+    "(treatment_start_day - date '1970-01-01') ";
 
 CaseRow ReadCase(const soci::row& r) {
   CaseRow c;
@@ -45,6 +46,7 @@ CaseRow ReadCase(const soci::row& r) {
   if (r.get_indicator(20) != soci::i_null) c.enrolled_day = r.get<int>(20);
   c.decided_drug = r.get<std::string>(21);
   c.current_drug = r.get<std::string>(22);
+  if (r.get_indicator(23) != soci::i_null) c.treatment_start_day = r.get<int>(23);
   return c;
 }
 
@@ -88,14 +90,16 @@ void CaseStore::SetPathway(const CaseRow& row) {
   soci::indicator report_ind = c.consent_report ? soci::i_ok : soci::i_null;
   long long enrolled = c.enrolled_day.value_or(0);
   soci::indicator enrolled_ind = c.enrolled_day ? soci::i_ok : soci::i_null;
+  long long started = c.treatment_start_day.value_or(0);
+  soci::indicator started_ind = c.treatment_start_day ? soci::i_ok : soci::i_null;
   sql_ << "UPDATE fls_case SET care_plan_id = :cp, phone = :ph, referring_physician = :rp, gp = :gp, "
           "consent_programme_id = :cpi, consent_report_id = :cri, consent_report = (:cr <> 0), "
-          "enrolled_day = date '1970-01-01' + CAST(:ed AS integer), decided_drug = :dd, current_drug = :cd "
-          "WHERE episode_id = :e",
+          "enrolled_day = date '1970-01-01' + CAST(:ed AS integer), decided_drug = :dd, current_drug = :cd, "
+          "treatment_start_day = date '1970-01-01' + CAST(:ts AS integer) WHERE episode_id = :e",
       soci::use(c.care_plan_id, i_plan), soci::use(c.phone, i_phone), soci::use(c.referring_physician, i_ref),
       soci::use(c.gp, i_gp), soci::use(c.consent_programme_id, i_cp), soci::use(c.consent_report_id, i_cr),
       soci::use(report, report_ind), soci::use(enrolled, enrolled_ind), soci::use(c.decided_drug, i_dd),
-      soci::use(c.current_drug, i_cd), soci::use(c.episode_id);
+      soci::use(c.current_drug, i_cd), soci::use(started, started_ind), soci::use(c.episode_id);
 }
 
 std::optional<CaseRow> CaseStore::Case(const std::string& episode_id) {
@@ -183,7 +187,8 @@ bool CaseStore::ClaimReview(const std::string& condition_id, const std::string& 
 std::vector<CaseFractureRow> CaseStore::FracturesOf(const std::string& episode_id) {
   std::vector<CaseFractureRow> out;
   soci::rowset<soci::row> rows =
-      (sql_.prepare << "SELECT condition_id, role, site, grio, coalesce(encounter_id, '') FROM fls_case_fracture "
+      (sql_.prepare << "SELECT condition_id, role, site, grio, coalesce(encounter_id, ''), "
+                       "(fracture_day - date '1970-01-01') FROM fls_case_fracture "
                        "WHERE episode_id = :e ORDER BY condition_id",
        soci::use(episode_id));
   for (const auto& r : rows) {
@@ -194,6 +199,7 @@ std::vector<CaseFractureRow> CaseStore::FracturesOf(const std::string& episode_i
     f.site = r.get<std::string>(2);
     f.grio = r.get<std::string>(3);
     f.encounter_id = r.get<std::string>(4);
+    if (r.get_indicator(5) != soci::i_null) f.fracture_day = r.get<int>(5);
     out.push_back(std::move(f));
   }
   return out;
@@ -322,9 +328,11 @@ void CaseStore::ScheduleTimer(const std::string& key, const std::string& episode
       soci::use(key), soci::use(episode_id), soci::use(kind), soci::use(due_us);
 }
 
-void CaseStore::CancelTimers(const std::string& episode_id) {
-  sql_ << "UPDATE fls_timer SET state = 'cancelled' WHERE episode_id = :e AND state = 'pending'",
-      soci::use(episode_id);
+void CaseStore::CancelTimers(const std::string& episode_id, const std::string& kind_prefix) {
+  std::string pattern = kind_prefix + "%";
+  sql_ << "UPDATE fls_timer SET state = 'cancelled' WHERE episode_id = :e AND state = 'pending' "
+          "AND kind LIKE :k",
+      soci::use(episode_id), soci::use(pattern);
 }
 
 std::vector<TimerRow> CaseStore::ClaimDueTimers(long long now_us, int limit) {

@@ -32,6 +32,7 @@ struct CaseRow {
   std::optional<bool> consent_report;
   std::optional<long long> enrolled_day;
   std::string decided_drug, current_drug;
+  std::optional<long long> treatment_start_day;
 };
 
 // One item of a case's investigation panel (fls_case_item).
@@ -136,8 +137,8 @@ class CaseStore {
 
   // Timers. Schedule is a no-op when the key exists (an effect is planned once).
   void ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind, long long due_us);
-  // The pending timers of the case cancelled (it closed).
-  void CancelTimers(const std::string& episode_id);
+  // The pending timers of the case cancelled (it closed), or only those of a kind prefix.
+  void CancelTimers(const std::string& episode_id, const std::string& kind_prefix = "");
   // Up to `limit` pending timers due at `now_us`, oldest first, locked for this transaction;
   // those another process holds are skipped (FOR UPDATE SKIP LOCKED).
   std::vector<TimerRow> ClaimDueTimers(long long now_us, int limit);

@@ -531,6 +531,8 @@ class PathwayRun {
     result_day_ = result_day;
     ep_ = ParseJson(current->content);
 
+    // A closing event ends what was planned first; its own effects may plan what follows a stop.
+    if (!workflow::IsOpen(o.to)) cases_.CancelTimers(row_.episode_id);
     for (Effect effect : o.effects) ApplyEffect(effect);
 
     db::NewCaseEvent log;
@@ -546,10 +548,7 @@ class PathwayRun {
     log.actor = origin.actor;
     cases_.AppendEvent(log);
     row_.stage = log.to_stage;
-    if (!workflow::IsOpen(o.to)) {
-      cases_.Close(row_.episode_id, row_.stage, now_us_);
-      cases_.CancelTimers(row_.episode_id);
-    }
+    if (!workflow::IsOpen(o.to)) cases_.Close(row_.episode_id, row_.stage, now_us_);
     cases_.SetPathway(row_);
     // Every event makes a new version of the case (operations.md: 200 with a new versionId), so
     // that If-Match guards against any event a coordinator has not seen.
@@ -563,7 +562,17 @@ class PathwayRun {
     now_us_ = now_us - now_us % 1000;
     today_ = LocalDay(now_us_ / 1000000);
     items_ = cases_.Items(row_.episode_id);
+    if (timer.kind == "after-stop") {
+      if (row_.stage != "completed") return "skipped: stage " + row_.stage;
+      auto stop = DayOf(timer.key.substr(timer.key.rfind(':') + 1));
+      if (!stop) return "skipped: no stop date";
+      auto after = e_.long_term_.AfterStop(*stop);
+      WriteTask(NewUuid(), after.task, "Re-evaluate after the stop", after.description, "EpisodeOfCare/" + row_.episode_id,
+                after.to_day, "routine", after.from_day);
+      return "re-evaluation-after-stop Task opened";
+    }
     if (!row_.open) return "skipped: the case is closed";
+    if (timer.kind.rfind("lt-", 0) == 0) return FireLongTerm(timer);
     if (timer.kind == "assess-enrol-overdue") {
       if (row_.stage != "identified") return "skipped: stage " + row_.stage;
       int n = 0;
@@ -597,6 +606,100 @@ class PathwayRun {
   }
 
  private:
+  // A long-term rule due (lt-{kind}): its Task, for the treatment it was planned for.
+  std::string FireLongTerm(const db::TimerRow& timer) {
+    // key lt:{kind}:{episode}:{start}:{atc}
+    std::string atc = timer.key.substr(timer.key.rfind(':') + 1);
+    if (row_.stage != "follow-up" || row_.current_drug != atc || !row_.treatment_start_day) {
+      return "skipped: the case is no longer in follow-up on " + atc;
+    }
+    const auto* drug = e_.drugs_.Find(atc);
+    std::string kind = timer.kind.substr(3);
+    for (const auto& item : e_.long_term_.For(drug ? drug->drug_class : "", *row_.treatment_start_day)) {
+      if (item.kind != kind) continue;
+      std::vector<std::pair<std::string, std::string>> inputs;
+      std::string description = item.description;
+      if (kind == "stop-evaluation") inputs = StopCriteria(description);
+      WriteTask(NewUuid(), item.task, item.task == "relay" ? "Plan the relay" : "Re-evaluate the treatment",
+                description + " Treatment: " + DrugName(atc) + " since " + DayText(*row_.treatment_start_day) + ".",
+                "EpisodeOfCare/" + row_.episode_id, item.to_day, "routine", item.from_day, inputs);
+      return item.task + " Task opened";
+    }
+    return "skipped: no " + kind + " for " + atc;
+  }
+
+  // The four stop criteria (pathway.md section 6) as the data says them now: met, not met, or
+  // to check (no data).
+  std::vector<std::pair<std::string, std::string>> StopCriteria(std::string& description) {
+    const auto& lt = e_.long_term_;
+    std::vector<std::pair<std::string, std::string>> out;
+    int64_t start = *row_.treatment_start_day;
+    bool fracture = false;
+    for (const auto& c : cases_.CasesOfPatient(row_.patient_id)) {
+      if (c.voided) continue;
+      // A fracture after the start (the index fracture is why the treatment began).
+      for (const auto& f : cases_.FracturesOf(c.episode_id)) fracture = fracture || (f.fracture_day && *f.fracture_day > start);
+    }
+    out.emplace_back("no fracture under treatment", fracture ? "not met: a fracture since the start" : "met");
+    out.emplace_back("no new risk factor", "to check with the patient (not recorded as data)");
+    // BMD: the first and the latest measure of each site; a decrease past the threshold is a loss.
+    std::map<std::string, std::vector<std::pair<std::string, double>>> bmd;  // site -> (date, g/cm2)
+    std::string codes;
+    for (const auto& [key, site] : lt.bmd_codes()) codes += (codes.empty() ? "" : ",") + PercentEncode(key);
+    for (const auto& id : ctx_.Search("Observation", "subject=Patient/" + row_.patient_id + "&code=" + codes +
+                                                         "&status=final,amended,corrected", 200)) {
+      auto obs = ctx_.store().ReadCurrent("Observation", id);
+      if (!obs || obs->deleted) continue;
+      JsonDoc d = ParseJson(obs->content);
+      auto facts = ReadResult("Observation", id, d);
+      if (!facts || !facts->value) continue;
+      for (const auto& [system, code] : facts->codings) {
+        for (const auto& [key, site] : lt.bmd_codes()) {
+          if (key == system + "|" + code) bmd[site].emplace_back(facts->effective, *facts->value);
+        }
+      }
+    }
+    std::string loss = bmd.empty() ? "to check: no BMD on record" : "met";
+    bool compared = false;
+    for (auto& [site, values] : bmd) {
+      std::sort(values.begin(), values.end());
+      if (values.size() < 2) continue;
+      compared = true;
+      double drop = values.front().second - values.back().second;
+      if (drop > lt.bmd_loss() + 1e-9) {
+        loss = "not met: " + site + " BMD decreased by " + std::to_string(drop).substr(0, 5) + " g/cm2";
+      }
+    }
+    if (!bmd.empty() && !compared) loss = "to check: a single BMD measure";
+    out.emplace_back("no significant BMD decrease", loss);
+    std::optional<double> femoral;
+    std::string t_codes;
+    for (const auto& [key, site] : e_.grio_.t_score_codes()) {
+      if (site == "total-hip" || site == "femoral-neck") t_codes += (t_codes.empty() ? "" : ",") + PercentEncode(key);
+    }
+    std::string latest;
+    for (const auto& id : ctx_.Search("Observation", "subject=Patient/" + row_.patient_id + "&code=" + t_codes +
+                                                         "&status=final,amended,corrected", 200)) {
+      auto obs = ctx_.store().ReadCurrent("Observation", id);
+      if (!obs || obs->deleted) continue;
+      JsonDoc d = ParseJson(obs->content);
+      auto facts = ReadResult("Observation", id, d);
+      if (facts && facts->value && facts->effective >= latest) {
+        latest = facts->effective;
+        femoral = facts->value;
+      }
+    }
+    char threshold[16];
+    std::snprintf(threshold, sizeof threshold, "%g", lt.femoral_t_score_above());
+    out.emplace_back("femoral T-score above " + std::string(threshold),
+                     !femoral ? "to check: no femoral T-score on record"
+                     : *femoral > lt.femoral_t_score_above() ? "met"
+                                                              : "not met: " + std::to_string(*femoral).substr(0, 5));
+    description += " Criteria now:";
+    for (const auto& [name, value] : out) description += " " + name + ": " + value + ";";
+    return out;
+  }
+
   const db::CaseItemRow* ItemByCode(const std::string& code) const {
     for (const auto& i : items_) {
       if (i.item == code) return &i;
@@ -685,6 +788,9 @@ class PathwayRun {
           if (!id.empty()) SetStatus("Consent", id, "inactive");
         }
         break;
+      case Effect::kPlanAfterStop:
+        PlanAfterStop();
+        break;
       case Effect::kCloseItem:
         if (const auto* item = ItemByRef(in_.item); item && item->status == "ordered") {
           CloseItem(in_.item, "resulted", "completed", "completed", "");
@@ -758,7 +864,8 @@ class PathwayRun {
 
   void WriteTask(const std::string& id, const std::string& code, const std::string& display,
                  const std::string& description, const std::string& focus, int64_t due_day,
-                 const std::string& priority) {
+                 const std::string& priority, std::optional<int64_t> from_day = std::nullopt,
+                 const std::vector<std::pair<std::string, std::string>>& inputs = {}) {
     std::string plan = CarePlanId();
     Json t;
     t.Obj().S("resourceType", "Task").S("id", id);
@@ -770,7 +877,14 @@ class PathwayRun {
     t.Ref("for", "Patient/" + row_.patient_id);
     t.S("authoredOn", Instant(now_us_)).S("lastModified", Instant(now_us_));
     if (!row_.site_org.empty()) t.Ref("owner", "Organization/" + row_.site_org);
-    t.Key("restriction").Obj().Key("period").Obj().S("end", DayText(due_day)).End().End();
+    t.Key("restriction").Obj().Key("period").Obj();
+    if (from_day) t.S("start", DayText(*from_day));
+    t.S("end", DayText(due_day)).End().End();
+    if (!inputs.empty()) {
+      t.Arr("input");
+      for (const auto& [name, value] : inputs) t.Obj().Key("type").Obj().S("text", name).End().S("valueString", value).End();
+      t.EndArr();
+    }
     t.End();
     JsonDoc doc = t.Doc();
     ctx_.Create("Task", doc, id);
@@ -1030,11 +1144,40 @@ class PathwayRun {
               "ServiceRequest/" + id, today_ + e_.config_.investigation_due_days, "routine");
   }
 
+  // The treatment stopped at the end of the sequence (complete): the re-evaluation 2 years after
+  // the stop, as a timer (it fires on the closed case); stopping denosumab, its bisphosphonate
+  // relay at once, from the day the next injection would have been due (never a gap).
+  void PlanAfterStop() {
+    if (row_.current_drug.empty()) return;
+    auto after = e_.long_term_.AfterStop(in_.occurred_day);
+    cases_.ScheduleTimer("after-stop:" + row_.episode_id + ":" + DayText(in_.occurred_day), row_.episode_id,
+                         "after-stop", LocalMidnightUs(after.from_day));
+    const auto* drug = e_.drugs_.Find(row_.current_drug);
+    if (!drug || !row_.treatment_start_day) return;
+    auto relay = e_.long_term_.RelayAfter(drug->drug_class, *row_.treatment_start_day, in_.occurred_day);
+    if (!relay) return;
+    std::string id = NewUuid();
+    WriteTask(id, "relay", "Relay denosumab",
+              relay->description + " Start " + DrugName(relay->relay_drug) + " for " + std::to_string(relay->relay_months) +
+                  " months from " + DayText(relay->from_day) + ".",
+              "EpisodeOfCare/" + row_.episode_id, relay->to_day, "urgent", relay->from_day);
+    Note("denosumab relay planned from " + DayText(relay->from_day));
+  }
+
   // The treatment started: the decided drug's activity in progress (or a new one on a change),
   // the start-treatment Task done. The follow-up schedule by drug is generated from here.
   void PlanFollowUp() {
     bool change = !row_.current_drug.empty() && row_.current_drug != out_.drug_atc;
     row_.current_drug = out_.drug_atc;
+    row_.treatment_start_day = in_.occurred_day;
+    // The long-term rules of the drug (pathway.md section 6), as timers from the start: a new drug
+    // re-plans them from its own start.
+    cases_.CancelTimers(row_.episode_id, "lt-");
+    const auto* drug = e_.drugs_.Find(out_.drug_atc);
+    for (const auto& item : e_.long_term_.For(drug ? drug->drug_class : "", in_.occurred_day)) {
+      cases_.ScheduleTimer("lt:" + item.kind + ":" + row_.episode_id + ":" + DayText(in_.occurred_day) + ":" + out_.drug_atc,
+                           row_.episode_id, "lt-" + item.kind, LocalMidnightUs(item.from_day));
+    }
     for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
                                     PercentEncode(canon_.task_system + "|start-treatment"))) {
       SetTaskStatus(id, "completed", "");
@@ -1235,8 +1378,9 @@ class ResultMatcher {
 // ---------------------------------------------------------------------------------------------
 
 PathwayEngine::PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
-                             const workflow::GrioRules& grio, PathwayConfig config)
-    : panel_(panel), drugs_(drugs), grio_(grio), config_(std::move(config)) {}
+                             const workflow::GrioRules& grio, const workflow::LongTermPlan& long_term,
+                             PathwayConfig config)
+    : panel_(panel), drugs_(drugs), grio_(grio), long_term_(long_term), config_(std::move(config)) {}
 
 int64_t PathwayEngine::NowUs() const { return config_.now_us ? config_.now_us() : NowMicros(); }
 

@@ -18,6 +18,7 @@
 #include "workflow/investigation_panel.h"
 #include "workflow/pathway.h"
 #include "workflow/recommendation.h"
+#include "workflow/schedule.h"
 
 namespace fls::db {
 class CaseStore;
@@ -44,7 +45,7 @@ struct EventOrigin {
 class PathwayEngine {
  public:
   PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
-                const workflow::GrioRules& grio, PathwayConfig config);
+                const workflow::GrioRules& grio, const workflow::LongTermPlan& long_term, PathwayConfig config);
 
   // POST /EpisodeOfCare/{id}/$event: parses the Parameters (400), applies the event in one
   // transaction (404, 412 on a stale If-Match, 422), and answers the updated EpisodeOfCare.
@@ -78,6 +79,7 @@ class PathwayEngine {
   const workflow::DrugList& drugs() const { return drugs_; }
   const workflow::InvestigationPanel& panel() const { return panel_; }
   const workflow::GrioRules& grio() const { return grio_; }
+  const workflow::LongTermPlan& long_term() const { return long_term_; }
   const PathwayConfig& config() const { return config_; }
 
  private:
@@ -88,6 +90,7 @@ class PathwayEngine {
   const workflow::InvestigationPanel& panel_;
   const workflow::DrugList& drugs_;
   const workflow::GrioRules& grio_;
+  const workflow::LongTermPlan& long_term_;
   const PathwayConfig config_;
 };
 

@@ -31,6 +31,7 @@
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
 #include "workflow/recommendation.h"
+#include "workflow/schedule.h"
 
 namespace {
 constexpr const char* kVersion = "0.1.0";
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<workflow::InvestigationPanel> panel;
   std::unique_ptr<workflow::DrugList> drugs;
   std::unique_ptr<workflow::GrioRules> grio;
+  std::unique_ptr<workflow::LongTermPlan> long_term;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -98,6 +100,8 @@ int main(int argc, char** argv) {
         workflow::DrugList::Parse(ReadFile(config.home + "/workflow/data/osteoporosis-drugs.json")));
     grio = std::make_unique<workflow::GrioRules>(
         workflow::GrioRules::Parse(ReadFile(config.home + "/workflow/data/grio-2017.json")));
+    long_term = std::make_unique<workflow::LongTermPlan>(
+        workflow::LongTermPlan::Parse(ReadFile(config.home + "/workflow/data/long-term.json")));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -162,7 +166,7 @@ int main(int argc, char** argv) {
       return range ? range->lo_us : fhir::NowMicros();
     };
   }
-  fhir::PathwayEngine engine(*panel, *drugs, *grio, pathway_config);
+  fhir::PathwayEngine engine(*panel, *drugs, *grio, *long_term, pathway_config);
   service.AddListener(fhir::MakeCaseFinder(*codes, case_config, engine));
   service.AddListener(engine.DataListener());
 

@@ -51,10 +51,10 @@ constexpr const char* kEffectNames[] = {
     "revoke-item",         "complete-falls-task", "record-falls-observation",
     "record-exercise",     "add-drug-activity",   "open-start-treatment-task",
     "order-referral",      "plan-follow-up",      "cancel-scheduled-tasks",
-    "inactivate-consents", "close-item",
+    "inactivate-consents", "close-item", "plan-after-stop",
 };
 static_assert(sizeof(kEffectNames) / sizeof(kEffectNames[0]) ==
-              static_cast<size_t>(Effect::kCloseItem) + 1);
+              static_cast<size_t>(Effect::kPlanAfterStop) + 1);
 
 constexpr const char* kExclusionReasons[] = {"declined",      "treated-by-specialist",
                                              "not-fragility", "pathological",
@@ -142,7 +142,8 @@ std::vector<Transition> BuildTable() {
        S::kCompleted,
        G::kNone,
        {},
-       {F::kEpisodeFinished, F::kCancelScheduledTasks, F::kCancelOpenTasks, F::kEndCarePlan}});
+       {F::kEpisodeFinished, F::kCancelScheduledTasks, F::kCancelOpenTasks, F::kEndCarePlan,
+        F::kPlanAfterStop}});
   t.push_back(
       {S::kFollowUp,
        E::kLostToFollowUp,

@@ -96,6 +96,7 @@ enum class Effect {
   kCancelScheduledTasks,    // the scheduled follow-up Tasks cancelled
   kInactivateConsents,      // both Consents inactive
   kCloseItem,               // a result closed its item: ServiceRequest completed, its Task completed
+  kPlanAfterStop,           // the treatment stopped: re-evaluation in 2 years; denosumab's relay
 };
 const char* EffectCode(Effect effect);
 

@@ -40,7 +40,8 @@ inline std::vector<rapidjson::Value*> Entries(rapidjson::Document& d) {
 // A patient (a woman born 1941-03-04 unless told) with a hip fracture today: the case it opens
 // (stage identified). `extra_condition`: the members of a second Condition pushed after it.
 inline std::string HipFractureCase(int port, const std::string& extra_condition = "",
-                                   const std::string& gender = "female", const std::string& birth = "1941-03-04") {
+                                   const std::string& gender = "female", const std::string& birth = "1941-03-04",
+                                   const std::string& onset = Today()) {
   Response p = Http(port, "POST", "/Patient",
                     R"({"resourceType":"Patient","gender":")" + gender + R"(","birthDate":")" + birth +
                         R"(","identifier":[{"system":"urn:test","value":")" + Unique() + R"("}]})");
@@ -48,7 +49,7 @@ inline std::string HipFractureCase(int port, const std::string& extra_condition 
   Http(port, "POST", "/Condition",
        R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient +
            R"("},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S72.001A"}]},"onsetDateTime":")" +
-           Today() + R"("})");
+           onset + R"("})");
   if (!extra_condition.empty()) {
     Http(port, "POST", "/Condition",
          R"({"resourceType":"Condition","subject":{"reference":"Patient/)" + patient + "\"}," + extra_condition + "}");
@@ -85,6 +86,29 @@ inline std::string Stage(int port, const std::string& episode) {
     if (std::string(x["url"].GetString()).find("pathway-stage") != std::string::npos) return x["valueCode"].GetString();
   }
   return "";
+}
+
+// Enrols the case and waives every item of its panel: the case reaches treatment-decision.
+inline bool EnrolAndWaiveAll(int port, const std::string& episode, const std::string& occurred = "") {
+  std::string when = occurred.empty() ? "" : R"(,{"name":"occurred","valueDateTime":")" + occurred + R"("})";
+  std::string enrol = EnrolBody(Practitioner(port));
+  enrol.insert(enrol.rfind(']'), when);
+  if (Event(port, episode, enrol).status != 200) return false;
+  auto d = Http(port, "GET", "/ServiceRequest?patient=Patient/" + PatientOf(port, episode) + "&status=active&_count=100").Json();
+  for (auto* s : Entries(d)) {
+    std::string body = R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"waive"},{"name":"item","valueReference":{"reference":"ServiceRequest/)" +
+                       std::string((*s)["id"].GetString()) + R"("}},{"name":"reason","valueString":"not needed for this test"})" + when + "]}";
+    if (Event(port, episode, body).status != 200) return false;
+  }
+  return Stage(port, episode) == "treatment-decision";
+}
+
+// A drug event (decide-treatment, treatment-started) with an ATC code and an optional date.
+inline std::string DrugEvent(const std::string& event, const std::string& atc, const std::string& occurred = "") {
+  std::string when = occurred.empty() ? "" : R"(,{"name":"occurred","valueDateTime":")" + occurred + R"("})";
+  return R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":")" + event +
+         R"("},{"name":"drug","valueCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":")" + atc + R"("}]}})" +
+         when + "]}";
 }
 
 }  // namespace fls::test

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -374,6 +375,134 @@ TEST(DataEvents, SpineImagingOnlyWithItsCriteria) {
   ASSERT_EQ(Event(Port(), vertebral, EnrolBody(doctor)).status, 200);
   EXPECT_EQ(items(vertebral).count("spine-imaging"), 1u);
   EXPECT_EQ(items(vertebral).size(), 16u);
+}
+
+// Dates computed apart from the server: std::chrono's calendar, the day clamped.
+std::string PlusMonths(const std::string& text, int months) {
+  using namespace std::chrono;
+  int y = std::stoi(text.substr(0, 4));
+  unsigned m = static_cast<unsigned>(std::stoi(text.substr(5, 2))), d = static_cast<unsigned>(std::stoi(text.substr(8, 2)));
+  year_month ym = year{y} / month{m} + std::chrono::months{months};
+  year_month_day ymd = ym / std::chrono::day{d};
+  if (!ymd.ok()) ymd = ym / last;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+int DaysFromToday(const std::string& day) {
+  using namespace std::chrono;
+  auto parse = [](const std::string& t) {
+    return sys_days{year{std::stoi(t.substr(0, 4))} / std::stoi(t.substr(5, 2)) / std::stoi(t.substr(8, 2))};
+  };
+  return static_cast<int>((parse(day) - parse(Today())).count());
+}
+
+struct PeriodTask {
+  std::string status, start, end, priority;
+  std::vector<std::string> inputs;
+};
+std::vector<PeriodTask> PeriodTasks(const std::string& patient, const std::string& code) {
+  auto d = Get("/Task?patient=Patient/" + patient + "&code=" + code + "&_count=100").Json();
+  std::vector<PeriodTask> out;
+  for (auto* t : Entries(d)) {
+    PeriodTask v;
+    v.status = (*t)["status"].GetString();
+    v.priority = (*t)["priority"].GetString();
+    const auto& period = (*t)["restriction"]["period"];
+    if (period.HasMember("start")) v.start = period["start"].GetString();
+    v.end = period["end"].GetString();
+    if (t->HasMember("input")) {
+      for (const auto& in : (*t)["input"].GetArray()) {
+        v.inputs.push_back(std::string(in["type"]["text"].GetString()) + ": " + in["valueString"].GetString());
+      }
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The long-term rules (pathway.md section 6) open their Tasks at their dates, counted in calendar
+// months from the treatment start; a change of drug re-plans them.
+TEST(LongTerm, ReassessmentAndStopEvaluationAtTheirDates) {
+  SetClock(0);
+  std::string ep = HipFractureCase(Port());
+  std::string patient = PatientOf(Port(), ep);
+  ASSERT_TRUE(EnrolAndWaiveAll(Port(), ep));
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", "M05BA04")).status, 200);
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("treatment-started", "M05BA04")).status, 200);
+  std::string start = Sql("SELECT treatment_start_day FROM fls_case WHERE episode_id = '" + ep + "'");
+  ASSERT_EQ(start.size(), 10u) << start;
+  EXPECT_EQ(Sql("SELECT string_agg(kind, ',' ORDER BY due_at) FROM fls_timer WHERE episode_id = '" + ep +
+                "' AND state = 'pending' AND kind LIKE 'lt-%'"),
+            "lt-reassessment,lt-stop-evaluation,lt-beyond-five-years");
+  // Due at midnight in the site's time zone (FLS_TIMEZONE, Europe/Paris by default).
+  EXPECT_EQ(Sql("SELECT DISTINCT (due_at AT TIME ZONE 'Europe/Paris')::time FROM fls_timer WHERE episode_id = '" + ep +
+                "' AND kind LIKE 'lt-%'"),
+            "00:00:00");
+  EXPECT_EQ(Sql("SELECT (due_at AT TIME ZONE 'Europe/Paris')::date FROM fls_timer WHERE episode_id = '" + ep +
+                "' AND kind = 'lt-reassessment'"),
+            PlusMonths(start, 24));
+  // The day before 2 years: nothing; the day itself: the reassessment, 2 to 3 years.
+  SetClock(DaysFromToday(PlusMonths(start, 24)) - 1);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_TRUE(PeriodTasks(patient, "reassessment").empty());
+  SetClock(DaysFromToday(PlusMonths(start, 24)) + 1);
+  ASSERT_TRUE(WaitFor([&] { return !PeriodTasks(patient, "reassessment").empty(); }, 20000));
+  auto re = PeriodTasks(patient, "reassessment");
+  ASSERT_EQ(re.size(), 1u);
+  EXPECT_EQ(re[0].start, PlusMonths(start, 24));
+  EXPECT_EQ(re[0].end, PlusMonths(start, 36));
+  // 3 years: the stop evaluation, with its four criteria read from the data.
+  SetClock(DaysFromToday(PlusMonths(start, 36)) + 1);
+  ASSERT_TRUE(WaitFor([&] { return !PeriodTasks(patient, "stop-evaluation").empty(); }, 20000));
+  auto stop = PeriodTasks(patient, "stop-evaluation");
+  ASSERT_EQ(stop.size(), 1u);
+  EXPECT_EQ(stop[0].start, PlusMonths(start, 36));
+  EXPECT_EQ(stop[0].end, PlusMonths(start, 60));
+  ASSERT_EQ(stop[0].inputs.size(), 4u);
+  EXPECT_EQ(stop[0].inputs[0], "no fracture under treatment: met");
+  EXPECT_EQ(stop[0].inputs[2], "no significant BMD decrease: to check: no BMD on record");
+  SetClock(0);
+}
+
+// Stopping denosumab (complete) plans its bisphosphonate relay from the day the next injection
+// would have been due, never a gap; and the re-evaluation 2 years after the stop.
+TEST(LongTerm, DenosumabStoppedGetsItsRelayAtTheNextInjectionDate) {
+  SetClock(0);
+  time_t t = time(nullptr) - 200 * 86400;
+  tm g;
+  localtime_r(&t, &g);
+  char onset[16];
+  strftime(onset, sizeof onset, "%Y-%m-%d", &g);
+  t = time(nullptr) - 190 * 86400;
+  localtime_r(&t, &g);
+  char started[16];
+  strftime(started, sizeof started, "%Y-%m-%d", &g);
+  std::string ep = HipFractureCase(Port(), "", "female", "1941-03-04", onset);
+  std::string patient = PatientOf(Port(), ep);
+  ASSERT_TRUE(EnrolAndWaiveAll(Port(), ep));
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", "M05BX04")).status, 200);
+  Response s = Event(Port(), ep, DrugEvent("treatment-started", "M05BX04", started));
+  ASSERT_EQ(s.status, 200) << s.body;
+  ASSERT_EQ(Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"complete"},{"name":"reason","valueString":"end of the sequence"}]})").status, 200);
+  EXPECT_EQ(Stage(Port(), ep), "completed");
+  // Injections every 6 months from the start; the first on or after today.
+  std::string next = started;
+  for (int k = 1; DaysFromToday(next) < 0; ++k) next = PlusMonths(started, 6 * k);
+  auto relay = PeriodTasks(patient, "relay");
+  ASSERT_EQ(relay.size(), 1u);
+  EXPECT_EQ(relay[0].status, "requested") << "the relay outlives the closed case";
+  EXPECT_EQ(relay[0].priority, "urgent");
+  EXPECT_EQ(relay[0].start, next);
+  EXPECT_EQ(Sql("SELECT kind || ' ' || (due_at AT TIME ZONE 'Europe/Paris')::date FROM fls_timer WHERE episode_id = '" + ep +
+                "' AND state = 'pending'"),
+            "after-stop " + PlusMonths(Today(), 24)) << "the long-term timers of the stopped drug are cancelled";
+  SetClock(DaysFromToday(PlusMonths(Today(), 24)) + 1);
+  ASSERT_TRUE(WaitFor([&] { return !PeriodTasks(patient, "re-evaluation-after-stop").empty(); }, 20000));
+  auto after = PeriodTasks(patient, "re-evaluation-after-stop");
+  EXPECT_EQ(after[0].start, PlusMonths(Today(), 24));
+  SetClock(0);
 }
 
 }  // namespace

@@ -102,10 +102,10 @@ TEST(Treatment, AHipFractureGetsZoledronicAcidAndThePrescriptionStartsIt) {
   ASSERT_EQ(decide.status, 200) << decide.body;
   EXPECT_EQ(Stage(Port(), ep), "treating");
   EXPECT_NE(LastLog(ep, "note").back().find("follows grio-1"), std::string::npos) << LastLog(ep, "note").back();
-  // The EHR records the infusion: the treatment started (source data).
-  Response given = Post("/MedicationAdministration", R"({"resourceType":"MedicationAdministration","status":"completed","subject":{"reference":"Patient/)" +
-                                                          patient + R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"M05BA08"}]},"effectiveDateTime":")" +
-                                                          Today() + R"("})");
+  // The EHR pushes the prescription: the treatment started (source data).
+  Response given = Post("/MedicationRequest", R"({"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/)" +
+                                                   patient + R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"M05BA08"}]},"authoredOn":")" +
+                                                   Today() + R"("})");
   ASSERT_EQ(given.status, 201) << given.body;
   EXPECT_EQ(Stage(Port(), ep), "follow-up");
   auto events = LastLog(ep, "event");

@@ -195,19 +195,24 @@ TEST(GrioRules, FlagsChangeTheAnswerAtTheirThresholdsInEveryUnit) {
     const char* unit;
     const char* zoledronic;  // status of M05BA08 under grio-1
     const char* first;       // the first recommended drug
+    bool supplement;         // the vitamin D prerequisite says to supplement
   };
   const Row rows[] = {
-      {"renal-clearance", 34, "mL/min", "contraindicated", "M05BX04"},
-      {"renal-clearance", 35, "mL/min", "recommended", "M05BA08"},
-      {"renal-clearance", 34, "mL/min/{1.73_m2}", "contraindicated", "M05BX04"},
-      {"vitamin-d", 9, "ng/mL", "defer", ""},
-      {"vitamin-d", 10, "ng/mL", "recommended", "M05BA08"},
-      {"vitamin-d", 24, "nmol/L", "defer", ""},
-      {"vitamin-d", 25, "nmol/L", "recommended", "M05BA08"},
-      {"vitamin-d", 29, "ng/mL", "recommended", "M05BA08"},
-      {"calcium-corrected", 2.14, "mmol/L", "defer", ""},
-      {"calcium-corrected", 2.15, "mmol/L", "recommended", "M05BA08"},
-      {"calcium-corrected", 8.5, "mg/dL", "defer", ""},
+      {"renal-clearance", 34, "mL/min", "contraindicated", "M05BX04", false},
+      {"renal-clearance", 35, "mL/min", "recommended", "M05BA08", false},
+      {"renal-clearance", 34, "mL/min/{1.73_m2}", "contraindicated", "M05BX04", false},
+      {"vitamin-d", 9, "ng/mL", "defer", "", true},
+      {"vitamin-d", 10, "ng/mL", "recommended", "M05BA08", true},
+      {"vitamin-d", 29, "ng/mL", "recommended", "M05BA08", true},
+      {"vitamin-d", 30, "ng/mL", "recommended", "M05BA08", false},
+      {"vitamin-d", 24, "nmol/L", "defer", "", true},
+      {"vitamin-d", 25, "nmol/L", "recommended", "M05BA08", true},
+      {"vitamin-d", 74, "nmol/L", "recommended", "M05BA08", true},
+      {"vitamin-d", 75, "nmol/L", "recommended", "M05BA08", false},
+      {"calcium-corrected", 2.14, "mmol/L", "defer", "", false},
+      {"calcium-corrected", 2.15, "mmol/L", "recommended", "M05BA08", false},
+      {"calcium-corrected", 8.5, "mg/dL", "defer", "", false},
+      {"calcium-corrected", 8.6, "mg/dL", "recommended", "M05BA08", false},
   };
   for (const auto& row : rows) {
     Patient hip;
@@ -217,6 +222,7 @@ TEST(GrioRules, FlagsChangeTheAnswerAtTheirThresholdsInEveryUnit) {
     EXPECT_EQ(StatusOf(r, "M05BA08", "grio-1"), row.zoledronic) << label;
     std::string first = First(r);
     EXPECT_EQ(first.substr(0, first.find(' ')), row.first) << label;
+    EXPECT_EQ(r.prerequisites[1].text.find("supplement") != std::string::npos, row.supplement) << label;
   }
   // Clearance < 35 and vitamin D < 10 together: zoledronic acid contraindicated, denosumab
   // (its replacement) deferred until vitamin D is corrected.

@@ -1,0 +1,104 @@
+#include "workflow/schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "tests/support/source_files.h"
+#include "workflow/civil_date.h"
+
+namespace fls::workflow {
+namespace {
+
+int64_t D(int y, unsigned m, unsigned d) { return CivilDay(y, m, d); }
+
+const LongTermPlan& Plan() {
+  static const LongTermPlan p = LongTermPlan::Parse(test::ReadSourceFile("workflow/data/long-term.json"));
+  return p;
+}
+
+TEST(Schedule, CalendarMonthsClampToTheMonthsEndAndNeverChain) {
+  struct Row {
+    int64_t from;
+    int months;
+    int64_t to;
+  };
+  const Row rows[] = {
+      {D(2025, 1, 31), 1, D(2025, 2, 28)},   {D(2025, 1, 31), 3, D(2025, 4, 30)},  {D(2024, 1, 31), 1, D(2024, 2, 29)},
+      {D(2024, 2, 29), 12, D(2025, 2, 28)},  {D(2024, 2, 29), 48, D(2028, 2, 29)}, {D(2025, 12, 15), 1, D(2026, 1, 15)},
+      {D(2025, 11, 30), 3, D(2026, 2, 28)},  {D(2027, 11, 30), 3, D(2028, 2, 29)}, {D(2025, 3, 31), -1, D(2025, 2, 28)},
+      {D(2025, 1, 15), -13, D(2023, 12, 15)}, {D(2025, 8, 31), 18, D(2027, 2, 28)}, {D(2025, 8, 31), 0, D(2025, 8, 31)},
+  };
+  for (const auto& r : rows) EXPECT_EQ(AddMonths(r.from, r.months), r.to) << r.from << " + " << r.months;
+  // Never chained: 31 January + 2 months is 31 March, not 28 March.
+  EXPECT_EQ(AddMonths(D(2025, 1, 31), 2), D(2025, 3, 31));
+  EXPECT_NE(AddMonths(AddMonths(D(2025, 1, 31), 1), 1), AddMonths(D(2025, 1, 31), 2));
+}
+
+TEST(Schedule, TheLongTermTasksOfEachDrugClassAtTheirDates) {
+  struct Item {
+    const char* kind;
+    int64_t from, to;
+  };
+  auto check = [](const std::string& drug_class, int64_t start, const std::vector<Item>& want) {
+    auto got = Plan().For(drug_class, start);
+    ASSERT_EQ(got.size(), want.size()) << drug_class;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].kind, want[i].kind) << drug_class << " " << i;
+      EXPECT_EQ(got[i].from_day, want[i].from) << drug_class << " " << want[i].kind;
+      EXPECT_EQ(got[i].to_day, want[i].to) << drug_class << " " << want[i].kind;
+    }
+  };
+  // A bisphosphonate started on 29 February: 2 and 3 years fall on 28 February, 5 years too.
+  check("oral-bisphosphonate", D(2024, 2, 29),
+        {{"reassessment", D(2026, 2, 28), D(2027, 2, 28)},
+         {"stop-evaluation", D(2027, 2, 28), D(2029, 2, 28)},
+         {"beyond-five-years", D(2029, 2, 28), D(2029, 5, 29)}});
+  // Teriparatide: the relay at 18-24 months; no stop evaluation (a fixed course).
+  check("teriparatide", D(2025, 8, 31),
+        {{"teriparatide-relay", D(2027, 2, 28), D(2027, 8, 31)},
+         {"reassessment", D(2027, 8, 31), D(2028, 8, 31)},
+         {"beyond-five-years", D(2030, 8, 31), D(2030, 11, 30)}});
+  // Denosumab is never stopped without a relay: no stop evaluation either.
+  check("denosumab", D(2025, 1, 31),
+        {{"reassessment", D(2027, 1, 31), D(2028, 1, 31)}, {"beyond-five-years", D(2030, 1, 31), D(2030, 4, 30)}});
+}
+
+TEST(Schedule, DenosumabStoppedIsRelayedFromTheNextInjectionDate) {
+  struct Row {
+    int64_t start, stop, relay;
+  };
+  const Row rows[] = {
+      {D(2025, 1, 31), D(2025, 9, 15), D(2026, 1, 31)},  // injections 31 Jan, 31 Jul, 31 Jan
+      {D(2025, 1, 31), D(2025, 7, 31), D(2025, 7, 31)},  // stopped on an injection's date
+      {D(2025, 1, 31), D(2025, 8, 1), D(2026, 1, 31)},
+      {D(2024, 8, 31), D(2024, 12, 1), D(2025, 2, 28)},  // 31 August + 6 months, clamped
+      {D(2024, 8, 31), D(2025, 3, 1), D(2025, 8, 31)},   // + 12 months, not 28 August (never chained)
+  };
+  for (const auto& r : rows) {
+    auto relay = Plan().RelayAfter("denosumab", r.start, r.stop);
+    ASSERT_TRUE(relay.has_value());
+    EXPECT_EQ(relay->from_day, r.relay) << r.start << " stopped " << r.stop;
+    EXPECT_EQ(relay->to_day, r.relay + 14);
+    EXPECT_EQ(relay->relay_drug, "M05BA");
+    EXPECT_EQ(relay->relay_months, 12);
+  }
+  EXPECT_FALSE(Plan().RelayAfter("oral-bisphosphonate", D(2025, 1, 1), D(2026, 1, 1)).has_value());
+  auto after = Plan().AfterStop(D(2024, 2, 29));
+  EXPECT_EQ(after.from_day, D(2026, 2, 28));
+  EXPECT_EQ(after.to_day, D(2026, 5, 29));
+  EXPECT_EQ(after.task, "re-evaluation-after-stop");
+}
+
+TEST(Schedule, MalformedFilesAreRefused) {
+  const char* bad[] = {
+      "[]",
+      R"({"plans":[{"kind":"a","task":"t","classes":["*"],"fromMonths":24,"toMonths":12,"description":"d","source":"s"}]})",
+      R"({"plans":[]})",
+      R"({"plans":[{"kind":"a","task":"t","classes":[],"fromMonths":1,"toMonths":2,"description":"d","source":"s"}]})",
+  };
+  for (const char* text : bad) EXPECT_THROW(LongTermPlan::Parse(text), std::invalid_argument) << text;
+}
+
+}  // namespace
+}  // namespace fls::workflow
