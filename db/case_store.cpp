@@ -19,7 +19,7 @@ constexpr const char* kCaseColumns =
     "coalesce(care_plan_id, ''), coalesce(phone, ''), coalesce(referring_physician, ''), coalesce(gp, ''), "
     "coalesce(consent_programme_id, ''), coalesce(consent_report_id, ''), consent_report::int, "
     "(enrolled_day - date '1970-01-01'), coalesce(decided_drug, ''), coalesce(current_drug, ''), "
-    "(treatment_start_day - date '1970-01-01') ";
+    "(treatment_start_day - date '1970-01-01'), (unreachable_day - date '1970-01-01') ";
 
 CaseRow ReadCase(const soci::row& r) {
   CaseRow c;
@@ -47,6 +47,7 @@ CaseRow ReadCase(const soci::row& r) {
   c.decided_drug = r.get<std::string>(21);
   c.current_drug = r.get<std::string>(22);
   if (r.get_indicator(23) != soci::i_null) c.treatment_start_day = r.get<int>(23);
+  if (r.get_indicator(24) != soci::i_null) c.unreachable_day = r.get<int>(24);
   return c;
 }
 
@@ -92,14 +93,18 @@ void CaseStore::SetPathway(const CaseRow& row) {
   soci::indicator enrolled_ind = c.enrolled_day ? soci::i_ok : soci::i_null;
   long long started = c.treatment_start_day.value_or(0);
   soci::indicator started_ind = c.treatment_start_day ? soci::i_ok : soci::i_null;
+  long long unreachable = c.unreachable_day.value_or(0);
+  soci::indicator unreachable_ind = c.unreachable_day ? soci::i_ok : soci::i_null;
   sql_ << "UPDATE fls_case SET care_plan_id = :cp, phone = :ph, referring_physician = :rp, gp = :gp, "
           "consent_programme_id = :cpi, consent_report_id = :cri, consent_report = (:cr <> 0), "
           "enrolled_day = date '1970-01-01' + CAST(:ed AS integer), decided_drug = :dd, current_drug = :cd, "
-          "treatment_start_day = date '1970-01-01' + CAST(:ts AS integer) WHERE episode_id = :e",
+          "treatment_start_day = date '1970-01-01' + CAST(:ts AS integer), "
+          "unreachable_day = date '1970-01-01' + CAST(:ud AS integer) WHERE episode_id = :e",
       soci::use(c.care_plan_id, i_plan), soci::use(c.phone, i_phone), soci::use(c.referring_physician, i_ref),
       soci::use(c.gp, i_gp), soci::use(c.consent_programme_id, i_cp), soci::use(c.consent_report_id, i_cr),
       soci::use(report, report_ind), soci::use(enrolled, enrolled_ind), soci::use(c.decided_drug, i_dd),
-      soci::use(c.current_drug, i_cd), soci::use(started, started_ind), soci::use(c.episode_id);
+      soci::use(c.current_drug, i_cd), soci::use(started, started_ind), soci::use(unreachable, unreachable_ind),
+      soci::use(c.episode_id);
 }
 
 std::optional<CaseRow> CaseStore::Case(const std::string& episode_id) {
@@ -319,6 +324,57 @@ bool CaseStore::ClaimFlag(const std::string& episode_id, const std::string& code
           "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::int FROM ins",
       soci::use(episode_id), soci::use(code), soci::use(evidence), soci::use(flag_id), soci::into(inserted);
   return inserted == 1;
+}
+
+void CaseStore::InsertContact(const ContactRow& row) {
+  ContactRow c = row;  // SOCI binds lvalues, with their indicators
+  int reached = c.reached ? 1 : 0;
+  int adherent = c.adherent.value_or(false) ? 1 : 0;
+  soci::indicator adherent_ind = c.adherent ? soci::i_ok : soci::i_null;
+  soci::indicator report_ind = c.report_id.empty() ? soci::i_null : soci::i_ok;
+  soci::indicator task_ind = c.task_id.empty() ? soci::i_null : soci::i_ok;
+  sql_ << "INSERT INTO fls_contact (episode_id, occurred, occurred_day, direction, reached, adherent, communication_id, "
+          "report_id, task_id) VALUES (:e, timestamptz 'epoch' + :at * interval '1 microsecond', "
+          "date '1970-01-01' + CAST(:d AS integer), :dir, :r <> 0, (:a <> 0), :c, :rep, :t)",
+      soci::use(c.episode_id), soci::use(c.occurred_us), soci::use(c.occurred_day), soci::use(c.direction),
+      soci::use(reached), soci::use(adherent, adherent_ind), soci::use(c.communication_id), soci::use(c.report_id, report_ind),
+      soci::use(c.task_id, task_ind);
+}
+
+std::optional<long long> CaseStore::LastReachedDay(const std::string& episode_id) {
+  int day = 0;
+  soci::indicator ind = soci::i_null;
+  sql_ << "SELECT max(occurred_day) - date '1970-01-01' FROM fls_contact WHERE episode_id = :e AND reached",
+      soci::use(episode_id), soci::into(day, ind);
+  if (ind == soci::i_null) return std::nullopt;
+  return day;
+}
+
+int CaseStore::UnreachedDaysAfter(const std::string& episode_id, std::optional<long long> after_day) {
+  int n = 0;
+  long long after = after_day.value_or(-1000000);
+  sql_ << "SELECT count(DISTINCT occurred_day)::int FROM fls_contact WHERE episode_id = :e AND NOT reached "
+          "AND occurred_day > date '1970-01-01' + CAST(:d AS integer)",
+      soci::use(episode_id), soci::use(after), soci::into(n);
+  return n;
+}
+
+bool CaseStore::InsertDose(const std::string& episode_id, long long day, const std::string& drug, const std::string& source) {
+  int inserted = 0;
+  sql_ << "WITH ins AS (INSERT INTO fls_dose (episode_id, day, drug, source) VALUES "
+          "(:e, date '1970-01-01' + CAST(:d AS integer), :drug, :s) ON CONFLICT DO NOTHING RETURNING 1) "
+          "SELECT count(*)::int FROM ins",
+      soci::use(episode_id), soci::use(day), soci::use(drug), soci::use(source), soci::into(inserted);
+  return inserted == 1;
+}
+
+std::optional<long long> CaseStore::LastDoseDay(const std::string& episode_id, const std::string& drug) {
+  int day = 0;
+  soci::indicator ind = soci::i_null;
+  sql_ << "SELECT max(day) - date '1970-01-01' FROM fls_dose WHERE episode_id = :e AND drug = :d", soci::use(episode_id),
+      soci::use(drug), soci::into(day, ind);
+  if (ind == soci::i_null) return std::nullopt;
+  return day;
 }
 
 void CaseStore::ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind,

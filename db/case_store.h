@@ -33,6 +33,18 @@ struct CaseRow {
   std::optional<long long> enrolled_day;
   std::string decided_drug, current_drug;
   std::optional<long long> treatment_start_day;
+  std::optional<long long> unreachable_day;
+};
+
+// One contact with the patient (fls_contact).
+struct ContactRow {
+  std::string episode_id;
+  long long occurred_us = 0;
+  long long occurred_day = 0;
+  std::string direction;  // outbound | inbound
+  bool reached = false;
+  std::optional<bool> adherent;
+  std::string communication_id, report_id, task_id;
 };
 
 // One item of a case's investigation panel (fls_case_item).
@@ -134,6 +146,16 @@ class CaseStore {
   // Returns false when the case already has this flag from this evidence.
   bool ClaimFlag(const std::string& episode_id, const std::string& code, const std::string& evidence,
                  const std::string& flag_id);
+
+  // The follow-up programme.
+  void InsertContact(const ContactRow& contact);
+  // The day of the last reached contact, if any.
+  std::optional<long long> LastReachedDay(const std::string& episode_id);
+  // How many different days had an unreached contact after `after_day` (exclusive; none: all).
+  int UnreachedDaysAfter(const std::string& episode_id, std::optional<long long> after_day);
+  // Returns false when this dose (day, drug) is recorded already.
+  bool InsertDose(const std::string& episode_id, long long day, const std::string& drug, const std::string& source);
+  std::optional<long long> LastDoseDay(const std::string& episode_id, const std::string& drug);
 
   // Timers. Schedule is a no-op when the key exists (an effect is planned once).
   void ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind, long long due_us);

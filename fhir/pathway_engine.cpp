@@ -36,8 +36,9 @@ bool IsOpenTaskStatus(std::string_view s) {
 
 // The canonical URLs the engine writes, under FLS_CANONICAL_BASE.
 struct Canon {
-  explicit Canon(const std::string& b)
-      : stage_extension(b + "/StructureDefinition/pathway-stage"),
+  explicit Canon(const std::string& base)
+      : b(base),
+        stage_extension(b + "/StructureDefinition/pathway-stage"),
         case_extension(b + "/StructureDefinition/fls-case"),
         evidence_extension(b + "/StructureDefinition/flag-evidence"),
         threshold_extension(b + "/StructureDefinition/flag-threshold"),
@@ -50,6 +51,7 @@ struct Canon {
         flag_system(b + "/CodeSystem/fls-flag"),
         requisition_system(b + "/identifier/panel-requisition"),
         plan_definition(b + "/PlanDefinition/capture-the-fracture") {}
+  std::string b;
   std::string stage_extension, case_extension, evidence_extension, threshold_extension, phone_extension,
       referring_extension, gp_extension, task_system, consent_system, investigation_system, flag_system,
       requisition_system, plan_definition;
@@ -534,6 +536,7 @@ class PathwayRun {
     // A closing event ends what was planned first; its own effects may plan what follows a stop.
     if (!workflow::IsOpen(o.to)) cases_.CancelTimers(row_.episode_id);
     for (Effect effect : o.effects) ApplyEffect(effect);
+    if (in.event == Event::kLostToFollowUp) DenosumabStoppedWithoutRelay();
 
     db::NewCaseEvent log;
     log.episode_id = row_.episode_id;
@@ -573,6 +576,25 @@ class PathwayRun {
     }
     if (!row_.open) return "skipped: the case is closed";
     if (timer.kind.rfind("lt-", 0) == 0) return FireLongTerm(timer);
+    if (timer.kind == "dose-overdue") {
+      auto due = DayOf(timer.key.substr(timer.key.rfind(':') + 1));
+      if (!due || row_.stage != "follow-up") return "skipped: stage " + row_.stage;
+      auto last = cases_.LastDoseDay(row_.episode_id, row_.current_drug);
+      if (last && *last > *due - 60) return "skipped: a dose was given on " + DayText(*last);
+      WriteTask(NewUuid(), "denosumab-overdue", "Denosumab injection overdue",
+                "The injection of " + DrugName(row_.current_drug) + " due on " + DayText(*due) +
+                    " is not recorded 4 weeks later. Stopping denosumab without a relay causes rebound vertebral fractures: "
+                    "reach the patient and the physician today.",
+                "EpisodeOfCare/" + row_.episode_id, today_, "urgent");
+      return "denosumab-overdue Task opened";
+    }
+    if (timer.kind == "lost-to-follow-up") {
+      auto since = DayOf(timer.key.substr(timer.key.rfind(':') + 1));
+      auto reached = cases_.LastReachedDay(row_.episode_id);
+      if (row_.stage != "follow-up") return "skipped: stage " + row_.stage;
+      if (since && reached && *reached >= *since) return "skipped: reached on " + DayText(*reached);
+      return "event:lost-to-follow-up";
+    }
     if (timer.kind == "assess-enrol-overdue") {
       if (row_.stage != "identified") return "skipped: stage " + row_.stage;
       int n = 0;
@@ -1144,6 +1166,17 @@ class PathwayRun {
               "ServiceRequest/" + id, today_ + e_.config_.investigation_due_days, "routine");
   }
 
+  // Denosumab stopped without a relay (the patient is lost to follow-up): an urgent alert, since
+  // rebound vertebral fractures follow (pathway.md section 5).
+  void DenosumabStoppedWithoutRelay() {
+    const auto* drug = row_.current_drug.empty() ? nullptr : e_.drugs_.Find(row_.current_drug);
+    if (!drug || drug->drug_class != "denosumab") return;
+    WriteTask(NewUuid(), "denosumab-overdue", "Denosumab stopped without a relay",
+              "The case is lost to follow-up while on " + DrugName(row_.current_drug) +
+                  ": stopping denosumab without a relay causes rebound vertebral fractures. Reach the patient's physician.",
+              "EpisodeOfCare/" + row_.episode_id, today_, "urgent");
+  }
+
   // The treatment stopped at the end of the sequence (complete): the re-evaluation 2 years after
   // the stop, as a timer (it fires on the closed case); stopping denosumab, its bisphosphonate
   // relay at once, from the day the next injection would have been due (never a gap).
@@ -1211,7 +1244,246 @@ class PathwayRun {
       return changed;
     });
     if (!found) AddDrugActivity(out_.drug_atc, "in-progress");
+    PlanCalls(drug ? drug->drug_class : "", in_.occurred_day);
   }
+
+  // The follow-up programme of the drug (pathway.md section 5, workflow/data/follow-up.json): the
+  // calls from the start, and for a drug given by injection or infusion its next reminder, counted
+  // from the start (the first dose). A new drug cancels the old one's open scheduled Tasks first.
+  void PlanCalls(const std::string& drug_class, int64_t start) {
+    CancelScheduled("re-planned for " + DrugName(out_.drug_atc));
+    for (const auto& call : e_.follow_up_.Calls(drug_class, start)) {
+      std::string what = std::to_string(call.months) + "-month call";
+      std::string description = "Call the patient (" + what + " of " + DrugName(out_.drug_atc) +
+                                "): prescription renewed, correct use, side effects, questions; record it with $contact.";
+      if (call.monitoring) description += " This is the 16-week monitoring contact.";
+      if (call.adherence) description += " Record adherence (still taking the drug as prescribed).";
+      WriteTask(NewUuid(), "follow-up-call", what, description, "EpisodeOfCare/" + row_.episode_id, call.due_day, "routine");
+    }
+    if (e_.follow_up_.DosedByInjection(drug_class)) {
+      cases_.InsertDose(row_.episode_id, start, out_.drug_atc, "treatment-started");
+      PlanNextDose(drug_class, out_.drug_atc, start);
+    }
+  }
+
+  void CancelScheduled(const std::string& why) {
+    for (const char* code : {"follow-up-call", "injection-reminder", "infusion-reminder"}) {
+      for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                      PercentEncode(canon_.task_system + "|" + code))) {
+        SetTaskStatus(id, "cancelled", why);
+      }
+    }
+    cases_.CancelTimers(row_.episode_id, "dose-");
+  }
+
+  // The reminder of the next dose after `last` (and, for denosumab, its overdue alert).
+  void PlanNextDose(const std::string& drug_class, const std::string& atc, int64_t last) {
+    auto next = e_.follow_up_.Next(drug_class, last);
+    if (!next) return;
+    bool injection = next->kind == "injection";
+    WriteTask(NewUuid(), injection ? "injection-reminder" : "infusion-reminder",
+              injection ? "Injection reminder" : "Infusion reminder",
+              "Remind the patient of the next " + std::string(injection ? "injection" : "infusion") + " of " + DrugName(atc) +
+                  ", due on " + DayText(next->due_day) + " (the last one: " + DayText(last) + ").",
+              "EpisodeOfCare/" + row_.episode_id, next->reminder_day, "routine", std::nullopt,
+              {{"dose-due", DayText(next->due_day)}, {"last-dose", DayText(last)}});
+    if (next->overdue_day) {
+      cases_.ScheduleTimer("dose-overdue:" + row_.episode_id + ":" + DayText(next->due_day), row_.episode_id,
+                           "dose-overdue", LocalMidnightUs(*next->overdue_day));
+    }
+  }
+
+ public:
+  // A dose given (an injection date from $contact, a MedicationAdministration): the next reminder
+  // and alert are counted from the latest dose recorded.
+  void RecordDose(int64_t day, const std::string& source) {
+    if (row_.current_drug.empty() || row_.stage != "follow-up") return;
+    const auto* drug = e_.drugs_.Find(row_.current_drug);
+    std::string drug_class = drug ? drug->drug_class : "";
+    if (!e_.follow_up_.DosedByInjection(drug_class)) return;
+    auto last = cases_.LastDoseDay(row_.episode_id, row_.current_drug);
+    if (!cases_.InsertDose(row_.episode_id, day, row_.current_drug, source)) return;
+    if (last && day <= *last) return;  // an earlier dose entered late: the plan counts from the latest
+    for (const char* code : {"injection-reminder", "infusion-reminder"}) {
+      for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                      PercentEncode(canon_.task_system + "|" + code))) {
+        SetTaskStatus(id, "completed", "dose given on " + DayText(day));
+      }
+    }
+    for (const auto& id : OpenTasks("focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                    PercentEncode(canon_.task_system + "|denosumab-overdue"))) {
+      SetTaskStatus(id, "completed", "dose given on " + DayText(day));
+    }
+    cases_.CancelTimers(row_.episode_id, "dose-");
+    PlanNextDose(drug_class, row_.current_drug, day);
+  }
+
+  struct ContactInput {
+    int64_t occurred_us = 0, day = 0;
+    std::string direction = "outbound";
+    bool reached = false;
+    std::string task;  // Task/id
+    std::optional<bool> adherent;
+    std::string non_adherence_reason, question, note;
+    std::vector<std::string> side_effects;
+    std::vector<int64_t> intake_days, injection_days;
+  };
+
+  // $contact on this (locked) case: returns the contact and report Communication ids.
+  std::pair<std::string, std::string> Contact(const ContactInput& c) {
+    now_us_ = NowMicros();
+    today_ = LocalDay(now_us_ / 1000000);
+    if (!row_.open) {
+      throw FhirError(ErrorCode::kUnprocessable, "the case is closed (stage " + row_.stage +
+                                                     "): contacts are recorded on open cases");
+    }
+    if (row_.index_day && c.day < *row_.index_day) throw Bad("occurred is before the index fracture date", "occurred");
+    for (int64_t d : c.injection_days) {
+      if (d > today_ || (row_.index_day && d < *row_.index_day)) {
+        throw Bad("injection-date " + DayText(d) + " is in the future or before the index fracture", "injection-date");
+      }
+    }
+    std::string task_id;
+    if (!c.task.empty()) {
+      task_id = c.task.substr(c.task.find('/') + 1);
+      auto t = ctx_.store().ReadCurrent("Task", task_id);
+      bool ours = false;
+      if (t && !t->deleted) {
+        JsonDoc d = ParseJson(t->content);
+        const JsonValue* focus = Member(d, "focus");
+        ours = focus && focus->IsObject() &&
+               StringMember(*focus, "reference") == std::optional<std::string_view>("EpisodeOfCare/" + row_.episode_id);
+      }
+      if (!ours) throw Bad(c.task + " is not a Task of this case", "task");
+    }
+    std::vector<std::string> lines;  // the answers, one payload entry each
+    lines.push_back(std::string(c.direction == "inbound" ? "Inbound call from the patient" : "Call to the patient") +
+                    (c.reached ? ": reached" : ": not reached"));
+    if (c.adherent) lines.push_back(std::string("Adherent: ") + (*c.adherent ? "yes" : "no") +
+                                    (c.non_adherence_reason.empty() ? "" : " (" + c.non_adherence_reason + ")"));
+    for (const auto& se : c.side_effects) lines.push_back("Side effect: " + se);
+    for (int64_t d : c.intake_days) lines.push_back("Intake: " + DayText(d));
+    for (int64_t d : c.injection_days) lines.push_back("Injection: " + DayText(d));
+    if (!c.question.empty()) lines.push_back("Question: " + c.question);
+    if (!c.note.empty()) lines.push_back("Note: " + c.note);
+    std::string contact_id = NewUuid();
+    {
+      Json m;
+      m.Obj().S("resourceType", "Communication").S("id", contact_id);
+      if (!task_id.empty()) m.Arr("basedOn").Obj().S("reference", "Task/" + task_id).End().EndArr();
+      m.S("status", "completed");
+      m.Arr("category").Obj().Arr("coding").Coding(canon_.b + "/CodeSystem/fls-communication", "contact", "FLS contact").EndArr().End().EndArr();
+      m.Arr("medium").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "PHONE", "telephone").EndArr().End().EndArr();
+      m.Ref("subject", "Patient/" + row_.patient_id);
+      m.Arr("about").Obj().S("reference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+      m.S(c.direction == "inbound" ? "received" : "sent", Instant(c.occurred_us));
+      if (c.direction == "inbound") {
+        m.Ref("sender", "Patient/" + row_.patient_id);
+        if (!row_.site_org.empty()) m.Arr("recipient").Obj().S("reference", "Organization/" + row_.site_org).End().EndArr();
+      } else {
+        m.Arr("recipient").Obj().S("reference", "Patient/" + row_.patient_id).End().EndArr();
+        if (!row_.site_org.empty()) m.Ref("sender", "Organization/" + row_.site_org);
+      }
+      m.Arr("payload");
+      for (const auto& l : lines) m.Obj().S("contentString", l).End();
+      m.EndArr();
+      m.End();
+      JsonDoc doc = m.Doc();
+      ctx_.Create("Communication", doc, contact_id);
+    }
+    if (c.reached && !task_id.empty()) SetTaskStatus(task_id, "completed", "");
+    for (int64_t d : c.injection_days) RecordDose(d, "Communication/" + contact_id);
+    std::string report_id;
+    if (c.reached && ReportPermitted()) report_id = WriteReport(c, contact_id);
+    db::ContactRow row;
+    row.episode_id = row_.episode_id;
+    row.occurred_us = c.occurred_us;
+    row.occurred_day = c.day;
+    row.direction = c.direction;
+    row.reached = c.reached;
+    row.adherent = c.adherent;
+    row.communication_id = contact_id;
+    row.report_id = report_id;
+    row.task_id = task_id;
+    cases_.InsertContact(row);
+    if (!c.reached) Unreachable(c.day);
+    return {contact_id, report_id};
+  }
+
+  // Whether the report Consent is active and permits (operations.md section 4): read now, so
+  // that a change of the Consent takes effect at once.
+  bool ReportPermitted() {
+    if (row_.consent_report_id.empty()) return false;
+    auto consent = ctx_.store().ReadCurrent("Consent", row_.consent_report_id);
+    if (!consent || consent->deleted) return false;
+    JsonDoc d = ParseJson(consent->content);
+    const JsonValue* provision = Member(d, "provision");
+    return StringMember(d, "status") == std::optional<std::string_view>("active") && provision && provision->IsObject() &&
+           StringMember(*provision, "type") == std::optional<std::string_view>("permit");
+  }
+
+ private:
+  // The report to the referring physician and the GP, French then English, naming the dates of
+  // intake or injection.
+  std::string WriteReport(const ContactInput& c, const std::string& contact_id) {
+    std::string id = NewUuid();
+    std::string drug = row_.current_drug.empty() ? "-" : DrugName(row_.current_drug);
+    auto dates = [](const std::vector<int64_t>& days) {
+      std::string out;
+      for (int64_t d : days) out += (out.empty() ? "" : ", ") + DayText(d);
+      return out.empty() ? std::string("-") : out;
+    };
+    std::string effects;
+    for (const auto& se : c.side_effects) effects += (effects.empty() ? "" : ", ") + se;
+    std::string fr = "Compte-rendu d'appel de suivi FLS du " + DayText(c.day) + " : patient(e) joint(e). Traitement : " + drug +
+                     ". Observance : " + (!c.adherent ? "non renseignée" : *c.adherent ? "oui" : "non") +
+                     (c.non_adherence_reason.empty() ? "" : " (" + c.non_adherence_reason + ")") +
+                     ". Effets indésirables : " + (effects.empty() ? "aucun signalé" : effects) +
+                     ". Dates de prise : " + dates(c.intake_days) + ". Dates d'injection : " + dates(c.injection_days) + ".";
+    std::string en = "FLS follow-up call report of " + DayText(c.day) + ": patient reached. Treatment: " + drug +
+                     ". Adherent: " + (!c.adherent ? "not recorded" : *c.adherent ? "yes" : "no") +
+                     (c.non_adherence_reason.empty() ? "" : " (" + c.non_adherence_reason + ")") +
+                     ". Side effects: " + (effects.empty() ? "none reported" : effects) +
+                     ". Intake dates: " + dates(c.intake_days) + ". Injection dates: " + dates(c.injection_days) + ".";
+    Json m;
+    m.Obj().S("resourceType", "Communication").S("id", id);
+    m.Arr("partOf").Obj().S("reference", "Communication/" + contact_id).End().EndArr();
+    m.S("status", "completed");
+    m.Arr("category").Obj().Arr("coding").Coding(canon_.b + "/CodeSystem/fls-communication", "report-to-physician", "Report to the physician").EndArr().End().EndArr();
+    m.Ref("subject", "Patient/" + row_.patient_id);
+    m.Arr("about").Obj().S("reference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+    m.S("sent", Instant(now_us_));
+    m.Arr("recipient");
+    if (!row_.referring_physician.empty()) m.Obj().S("reference", row_.referring_physician).End();
+    if (!row_.gp.empty() && row_.gp != row_.referring_physician) m.Obj().S("reference", row_.gp).End();
+    m.EndArr();
+    if (!row_.site_org.empty()) m.Ref("sender", "Organization/" + row_.site_org);
+    m.Arr("payload").Obj().S("contentString", fr).End().Obj().S("contentString", en).End().EndArr();
+    m.End();
+    JsonDoc doc = m.Doc();
+    ctx_.Create("Communication", doc, id);
+    return id;
+  }
+
+  // Three unreached contacts on three different days (since the last reached one, and since the
+  // last time): an `unreachable` Task, and the lost-to-follow-up timer 6 months later.
+  void Unreachable(int64_t day) {
+    auto reached = cases_.LastReachedDay(row_.episode_id);
+    std::optional<long long> after = reached;
+    if (row_.unreachable_day && (!after || *row_.unreachable_day > *after)) after = row_.unreachable_day;
+    if (cases_.UnreachedDaysAfter(row_.episode_id, after) < e_.follow_up_.unreachable_attempts()) return;
+    row_.unreachable_day = day;
+    cases_.SetPathway(row_);
+    int64_t lost = workflow::AddMonths(day, e_.follow_up_.lost_after_months());
+    WriteTask(NewUuid(), "unreachable", "Patient unreachable",
+              std::to_string(e_.follow_up_.unreachable_attempts()) +
+                  " calls on different days did not reach the patient: try another number, the GP, or a letter. Without a reached "
+                  "contact by " + DayText(lost) + " the case becomes lost to follow-up.",
+              "EpisodeOfCare/" + row_.episode_id, today_ + 7, "urgent");
+    cases_.ScheduleTimer("lost:" + row_.episode_id + ":" + DayText(day), row_.episode_id, "lost-to-follow-up",
+                         LocalMidnightUs(lost));
+  }
+
 
   void WriteEpisode(bool changed) {
     auto& a = ep_.GetAllocator();
@@ -1379,8 +1651,9 @@ class ResultMatcher {
 
 PathwayEngine::PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
                              const workflow::GrioRules& grio, const workflow::LongTermPlan& long_term,
-                             PathwayConfig config)
-    : panel_(panel), drugs_(drugs), grio_(grio), long_term_(long_term), config_(std::move(config)) {}
+                             const workflow::FollowUpProgramme& follow_up, PathwayConfig config)
+    : panel_(panel), drugs_(drugs), grio_(grio), long_term_(long_term), follow_up_(follow_up),
+      config_(std::move(config)) {}
 
 int64_t PathwayEngine::NowUs() const { return config_.now_us ? config_.now_us() : NowMicros(); }
 
@@ -1463,6 +1736,17 @@ int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
           PathwayRun run(*this, ctx, cases, std::move(*row));
           outcome = run.FireTimer(due[0], now);
         }
+        if (outcome.rfind("event:", 0) == 0) {
+          // A timer event (source timer in the log), dated by the timer's clock, never after now.
+          auto event = workflow::ParseEvent(outcome.substr(6));
+          int64_t at = std::min(now, NowMicros());
+          workflow::EventInput in;
+          in.event = *event;
+          in.occurred_day = LocalDay(at / 1000000);
+          in.reason = "no reached contact since the patient was declared unreachable";
+          Apply(ctx, due[0].episode_id, in, {"timer", ""}, at);
+          outcome = outcome.substr(6) + " applied";
+        }
         cases.FinishTimer(due[0].key, now, outcome);
       });
     } catch (const FhirError& e) {
@@ -1476,6 +1760,118 @@ int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
     ++fired;
   }
   return fired;
+}
+
+Outcome PathwayEngine::PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
+                                   const RequestInfo& info) const {
+  (void)info;
+  JsonDoc doc = ParseJson(body, JsonLimits{});
+  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
+    throw FhirError(ErrorCode::kBadRequest, "the body of $contact must be a Parameters resource");
+  }
+  const JsonValue* params = Member(doc, "parameter");
+  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  const int64_t now = NowMicros();
+  PathwayRun::ContactInput c;
+  c.occurred_us = now;
+  c.day = LocalDay(now / 1000000);
+  std::set<std::string> seen;
+  bool reached_given = false;
+  const std::set<std::string> repeating = {"side-effect", "intake-date", "injection-date"};
+  auto date_of = [&](const JsonValue& p, const std::string& name) {
+    auto v = StringMember(p, "valueDate");
+    auto day = v && v->size() == 10 ? DayOf(*v) : std::nullopt;
+    if (!day || !ParseFhirDate(*v)) throw Bad(name + " must be a valueDate (YYYY-MM-DD)", name);
+    return *day;
+  };
+  auto text_of = [&](const JsonValue& p, const std::string& name) {
+    auto v = StringMember(p, "valueString");
+    if (!v || v->empty() || !IsPlainString(*Member(p, "valueString"))) throw Bad(name + " must be a non-empty valueString", name);
+    return std::string(*v);
+  };
+  auto bool_of = [&](const JsonValue& p, const std::string& name) {
+    const JsonValue* v = Member(p, "valueBoolean");
+    if (!v || !v->IsBool()) throw Bad(name + " must be a valueBoolean (true or false)", name);
+    return v->GetBool();
+  };
+  if (params) {
+    for (const auto& p : params->GetArray()) {
+      auto n = p.IsObject() ? StringMember(p, "name") : std::nullopt;
+      if (!n || n->empty()) throw FhirError(ErrorCode::kBadRequest, "every parameter needs a name", "Parameters.parameter");
+      std::string name(*n);
+      int values = 0;
+      for (auto it = p.MemberBegin(); it != p.MemberEnd(); ++it) {
+        std::string_view k = AsStringView(it->name);
+        if (k == "name") continue;
+        if (k.substr(0, 5) != "value") throw Bad("parameter " + name + " must hold one value[x]", name);
+        ++values;
+      }
+      if (values != 1) throw Bad("parameter " + name + " must hold exactly one value[x]", name);
+      if (!repeating.count(name) && !seen.insert(name).second) throw Bad("parameter " + name + " is given twice", name);
+      if (name == "occurred") {
+        auto v = StringMember(p, "valueDateTime");
+        auto range = v ? ParseFhirDate(*v) : std::nullopt;
+        auto day = v ? DayOf(*v) : std::nullopt;
+        if (!range || !day) throw Bad("occurred must be a valueDateTime", name);
+        if (range->lo_us > now + kFutureSkewUs) throw Bad("occurred is in the future", name);
+        c.occurred_us = range->lo_us;
+        c.day = *day;
+      } else if (name == "direction") {
+        auto v = StringMember(p, "valueCode");
+        if (!v || (*v != "outbound" && *v != "inbound")) throw Bad("direction must be a valueCode: outbound or inbound", name);
+        c.direction = std::string(*v);
+      } else if (name == "reached") {
+        c.reached = bool_of(p, name);
+        reached_given = true;
+      } else if (name == "task") {
+        const JsonValue* v = Member(p, "valueReference");
+        if (!v) throw Bad("task must be a valueReference", name);
+        c.task = LocalReference(*v, "Task", name);
+      } else if (name == "adherent") {
+        c.adherent = bool_of(p, name);
+      } else if (name == "non-adherence-reason") {
+        c.non_adherence_reason = text_of(p, name);
+      } else if (name == "side-effect") {
+        if (const JsonValue* coding = Member(p, "valueCoding"); coding && coding->IsObject()) {
+          auto display = StringMember(*coding, "display");
+          auto code = StringMember(*coding, "code");
+          if (!display && !code) throw Bad("side-effect valueCoding needs a code or a display", name);
+          c.side_effects.emplace_back(display ? *display : *code);
+        } else {
+          c.side_effects.push_back(text_of(p, name));
+        }
+      } else if (name == "intake-date") {
+        c.intake_days.push_back(date_of(p, name));
+      } else if (name == "injection-date") {
+        c.injection_days.push_back(date_of(p, name));
+      } else if (name == "question") {
+        c.question = text_of(p, name);
+      } else if (name == "note") {
+        c.note = text_of(p, name);
+      } else {
+        throw Bad(name + " is not a part of $contact", name);
+      }
+    }
+  }
+  if (!reached_given) throw Bad("reached (valueBoolean) is required", "reached");
+  std::pair<std::string, std::string> ids;
+  service.Write([&](WriteContext& ctx) {
+    db::CaseStore cases(ctx.store());
+    auto row = cases.LockCase(episode_id);
+    if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+    PathwayRun run(*this, ctx, cases, std::move(*row));
+    ids = run.Contact(c);
+  });
+  Json j;
+  j.Obj().S("resourceType", "Parameters").Arr("parameter");
+  j.Obj().S("name", "contact").Ref("valueReference", "Communication/" + ids.first).End();
+  if (!ids.second.empty()) j.Obj().S("name", "report").Ref("valueReference", "Communication/" + ids.second).End();
+  j.EndArr().End();
+  Outcome out;
+  out.status = 200;
+  out.body = Serialize(j.Doc());
+  out.resource_type = "Parameters";
+  return out;
 }
 
 Outcome PathwayEngine::PostEvent(FhirService& service, const std::string& episode_id, std::string_view body,
@@ -1511,6 +1907,8 @@ class PathwayDataListener : public TransactionListener {
     const JsonValue& r = *w.resource;
     if (w.type == "Observation" || w.type == "Procedure") {
       if (auto f = ReadResult(w.type, w.id, r)) results_.push_back(std::move(*f));
+    } else if (w.type == "Communication") {
+      ReadCommunication(w.id, r);
     } else if (w.type == "Task" && !w.created) {
       ReadTaskCompletion(w.id, r);
     } else if (w.type == "MedicationRequest" || w.type == "MedicationDispense" ||
@@ -1520,8 +1918,9 @@ class PathwayDataListener : public TransactionListener {
   }
 
   void BeforeCommit(WriteContext& ctx) override {
-    if (results_.empty() && tasks_.empty() && medications_.empty()) return;
+    if (results_.empty() && tasks_.empty() && medications_.empty() && reports_.empty()) return;
     db::CaseStore cases(ctx.store());
+    for (const auto& [id, about] : reports_) GuardReport(ctx, cases, id, about);
     // Task completions first (a coordinator's action), then results and medications, each
     // patient's in the order they came. (Deaths: case finding, which sees every Patient write.)
     for (auto& t : tasks_) {
@@ -1542,6 +1941,48 @@ class PathwayDataListener : public TransactionListener {
   }
 
  private:
+  // A report to the physician, whoever writes it (a client's POST or PUT, a Bundle entry, the
+  // server itself): only about an FLS case whose report Consent permits it (operations.md
+  // section 5), else the whole write is refused (422).
+  void ReadCommunication(const std::string& id, const JsonValue& r) {
+    bool report = false;
+    for (const auto& [system, code] : CodingsOf(r, "category")) {
+      if (system == canon_.b + "/CodeSystem/fls-communication" && code == "report-to-physician") report = true;
+    }
+    if (!report) return;
+    std::vector<std::string> about;
+    std::vector<const JsonValue*> refs;
+    CollectPath(r, "about", refs);
+    for (const JsonValue* a : refs) {
+      auto ref = a->IsObject() ? StringMember(*a, "reference") : std::nullopt;
+      auto parsed = ref ? ParseReference(*ref) : std::nullopt;
+      if (parsed && parsed->type == std::optional<std::string>("EpisodeOfCare")) about.push_back(parsed->id);
+    }
+    reports_.emplace_back(id, about);
+  }
+
+  void GuardReport(WriteContext& ctx, db::CaseStore& cases, const std::string& id, const std::vector<std::string>& about) {
+    bool any = false;
+    for (const auto& episode : about) {
+      auto row = cases.Case(episode);
+      if (!row) continue;
+      any = true;
+      PathwayRun run(e_, ctx, cases, std::move(*row));
+      if (!run.ReportPermitted()) {
+        throw FhirError(ErrorCode::kUnprocessable,
+                        "Communication/" + id + ": the patient's report Consent for EpisodeOfCare/" + episode +
+                            " does not permit reports to the physician (inactive or deny)",
+                        "Communication.category");
+      }
+    }
+    if (!any) {
+      throw FhirError(ErrorCode::kUnprocessable,
+                      "Communication/" + id + ": a report to the physician must be about its FLS case (about: EpisodeOfCare/id), "
+                      "so that the patient's consent can be checked",
+                      "Communication.about");
+    }
+  }
+
   struct TaskCompletion {
     std::string id, code, focus;
     workflow::EventInput input;
@@ -1670,6 +2111,11 @@ class PathwayDataListener : public TransactionListener {
     if (*stage == Stage::kTreating || (*stage == Stage::kFollowUp && c->current_drug != m.atc)) {
       in.event = Event::kTreatmentStarted;
       e_.Apply(ctx, c->episode_id, in, {"data", ""}, us);
+    } else if (*stage == Stage::kFollowUp && m.type == "MedicationAdministration") {
+      // An injection or infusion of the current drug: the next reminder counts from it.
+      auto locked = cases.LockCase(c->episode_id);
+      PathwayRun run(e_, ctx, cases, std::move(*locked));
+      run.RecordDose(d, m.type + "/" + m.id);
     }
   }
 
@@ -1678,6 +2124,7 @@ class PathwayDataListener : public TransactionListener {
   std::vector<ResultFacts> results_;
   std::vector<TaskCompletion> tasks_;
   std::vector<MedicationFacts> medications_;
+  std::vector<std::pair<std::string, std::vector<std::string>>> reports_;  // (Communication id, EpisodeOfCare ids)
 };
 
 ListenerFactory PathwayEngine::DataListener() const {

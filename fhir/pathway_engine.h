@@ -45,7 +45,15 @@ struct EventOrigin {
 class PathwayEngine {
  public:
   PathwayEngine(const workflow::InvestigationPanel& panel, const workflow::DrugList& drugs,
-                const workflow::GrioRules& grio, const workflow::LongTermPlan& long_term, PathwayConfig config);
+                const workflow::GrioRules& grio, const workflow::LongTermPlan& long_term,
+                const workflow::FollowUpProgramme& follow_up, PathwayConfig config);
+
+  // POST /EpisodeOfCare/{id}/$contact (operations.md section 5): the contact Communication, the
+  // call Task completed when reached, the doses recorded (re-planning the reminders), the
+  // unreachable rule, and the report to the physician only when the report Consent permits, in
+  // one transaction. Answers Parameters with `contact` and, when sent, `report`.
+  Outcome PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
+                      const RequestInfo& info) const;
 
   // POST /EpisodeOfCare/{id}/$event: parses the Parameters (400), applies the event in one
   // transaction (404, 412 on a stale If-Match, 422), and answers the updated EpisodeOfCare.
@@ -80,6 +88,7 @@ class PathwayEngine {
   const workflow::InvestigationPanel& panel() const { return panel_; }
   const workflow::GrioRules& grio() const { return grio_; }
   const workflow::LongTermPlan& long_term() const { return long_term_; }
+  const workflow::FollowUpProgramme& follow_up() const { return follow_up_; }
   const PathwayConfig& config() const { return config_; }
 
  private:
@@ -91,6 +100,7 @@ class PathwayEngine {
   const workflow::DrugList& drugs_;
   const workflow::GrioRules& grio_;
   const workflow::LongTermPlan& long_term_;
+  const workflow::FollowUpProgramme& follow_up_;
   const PathwayConfig config_;
 };
 

@@ -216,6 +216,11 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       auto info = Info(req);
       return ToResponse(engine.PostEvent(svc, req.params["id"], req.body, info), info, false);
     });
+    router.Add("POST", "/EpisodeOfCare/{id}/$contact", "", false, [&svc, &engine](HttpRequest& req) {
+      RequireJsonBody(req);
+      auto info = Info(req);
+      return ToResponse(engine.PostContact(svc, req.params["id"], req.body, info), info, false);
+    });
     router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, [&svc, &engine](HttpRequest& req) {
       auto q = Query(req);
       CheckAccept(req, q);

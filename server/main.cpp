@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<workflow::DrugList> drugs;
   std::unique_ptr<workflow::GrioRules> grio;
   std::unique_ptr<workflow::LongTermPlan> long_term;
+  std::unique_ptr<workflow::FollowUpProgramme> follow_up;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -102,6 +103,8 @@ int main(int argc, char** argv) {
         workflow::GrioRules::Parse(ReadFile(config.home + "/workflow/data/grio-2017.json")));
     long_term = std::make_unique<workflow::LongTermPlan>(
         workflow::LongTermPlan::Parse(ReadFile(config.home + "/workflow/data/long-term.json")));
+    follow_up = std::make_unique<workflow::FollowUpProgramme>(
+        workflow::FollowUpProgramme::Parse(ReadFile(config.home + "/workflow/data/follow-up.json")));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -166,7 +169,7 @@ int main(int argc, char** argv) {
       return range ? range->lo_us : fhir::NowMicros();
     };
   }
-  fhir::PathwayEngine engine(*panel, *drugs, *grio, *long_term, pathway_config);
+  fhir::PathwayEngine engine(*panel, *drugs, *grio, *long_term, *follow_up, pathway_config);
   service.AddListener(fhir::MakeCaseFinder(*codes, case_config, engine));
   service.AddListener(engine.DataListener());
 

@@ -137,4 +137,92 @@ std::optional<DenosumabRelay> LongTermPlan::RelayAfter(const std::string& drug_c
   return DenosumabRelay{next, next + relay_window_days_, relay_drug_, relay_months_, relay_description_};
 }
 
+FollowUpProgramme FollowUpProgramme::Parse(std::string_view text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) throw std::invalid_argument("follow-up programme: not a JSON object");
+  FollowUpProgramme p;
+  p.horizon_months_ = Int(d, "horizonMonths", "follow-up programme", 1, 600);
+  if (!d.HasMember("schedules") || !d["schedules"].IsArray() || d["schedules"].Empty()) {
+    throw std::invalid_argument("follow-up programme: \"schedules\" must be a non-empty array");
+  }
+  for (rapidjson::SizeType i = 0; i < d["schedules"].Size(); ++i) {
+    const auto& o = d["schedules"][i];
+    std::string where = "follow-up schedule " + std::to_string(i);
+    Schedule sc;
+    sc.drug_class = Str(o, "class", where);
+    where += " (" + sc.drug_class + ")";
+    if (p.Find(sc.drug_class)) throw std::invalid_argument(where + ": listed twice");
+    Str(o, "source", where);
+    if (!o.HasMember("callsMonths") || !o["callsMonths"].IsArray()) throw std::invalid_argument(where + ": \"callsMonths\" must be an array");
+    int last = 0;
+    for (const auto& m : o["callsMonths"].GetArray()) {
+      if (!m.IsInt() || m.GetInt() <= last) throw std::invalid_argument(where + ": callsMonths must be increasing positive integers");
+      last = m.GetInt();
+      sc.calls_months.push_back(last);
+    }
+    if (o.HasMember("yearlyFromMonths")) sc.yearly_from = Int(o, "yearlyFromMonths", where, last + 1, 600);
+    if (o.HasMember("adherenceMonths")) sc.adherence_months = Int(o, "adherenceMonths", where, 1, 600);
+    if (o.HasMember("monitoringMonths")) sc.monitoring_months = Int(o, "monitoringMonths", where, 1, 600);
+    if (o.HasMember("injection")) {
+      const auto& j = o["injection"];
+      sc.dose_kind = "injection";
+      sc.dose_interval_months = Int(j, "intervalMonths", where + " injection", 1, 60);
+      sc.reminder_before_days = Int(j, "reminderBeforeDays", where + " injection", 0, 365);
+      if (j.HasMember("overdueAfterDays")) sc.overdue_after_days = Int(j, "overdueAfterDays", where + " injection", 1, 365);
+    } else if (o.HasMember("infusion")) {
+      const auto& j = o["infusion"];
+      sc.dose_kind = "infusion";
+      sc.dose_interval_months = Int(j, "intervalMonths", where + " infusion", 1, 60);
+      sc.reminder_before_months = Int(j, "reminderBeforeMonths", where + " infusion", 0, 12);
+    }
+    p.schedules_.push_back(std::move(sc));
+  }
+  if (d.HasMember("unreachable")) {
+    p.unreachable_attempts_ = Int(d["unreachable"], "attempts", "follow-up unreachable", 1, 100);
+    p.lost_after_months_ = Int(d["unreachable"], "lostAfterMonths", "follow-up unreachable", 1, 120);
+  }
+  return p;
+}
+
+const FollowUpProgramme::Schedule* FollowUpProgramme::Find(const std::string& drug_class) const {
+  for (const auto& s : schedules_) {
+    if (s.drug_class == drug_class) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<ScheduledCall> FollowUpProgramme::Calls(const std::string& drug_class, int64_t start) const {
+  std::vector<ScheduledCall> out;
+  const Schedule* s = Find(drug_class);
+  if (!s) return out;
+  std::vector<int> months = s->calls_months;
+  if (s->yearly_from > 0) {
+    for (int m = s->yearly_from; m <= horizon_months_; m += 12) months.push_back(m);
+  }
+  for (int m : months) {
+    if (m > horizon_months_) break;
+    out.push_back({m, AddMonths(start, m), m == s->adherence_months, m == s->monitoring_months});
+  }
+  return out;
+}
+
+std::optional<NextDose> FollowUpProgramme::Next(const std::string& drug_class, int64_t last) const {
+  const Schedule* s = Find(drug_class);
+  if (!s || s->dose_kind.empty()) return std::nullopt;
+  NextDose n;
+  n.kind = s->dose_kind;
+  n.due_day = AddMonths(last, s->dose_interval_months);
+  // "1 month before the yearly infusion" is (last + 12 months) - 1 month (operations.md section 5).
+  n.reminder_day = s->reminder_before_months > 0 ? AddMonths(n.due_day, -s->reminder_before_months)
+                                                 : n.due_day - s->reminder_before_days;
+  if (s->overdue_after_days) n.overdue_day = n.due_day + *s->overdue_after_days;
+  return n;
+}
+
+bool FollowUpProgramme::DosedByInjection(const std::string& drug_class) const {
+  const Schedule* s = Find(drug_class);
+  return s && !s->dose_kind.empty();
+}
+
 }  // namespace fls::workflow

@@ -62,4 +62,52 @@ class LongTermPlan {
   double bmd_loss_ = 0.03, femoral_t_above_ = -2.5;
 };
 
+// A nurse call of the follow-up programme (pathway.md section 5).
+struct ScheduledCall {
+  int months = 0;
+  int64_t due_day = 0;
+  bool adherence = false;   // the contact that records adherence (12 months)
+  bool monitoring = false;  // the 16-week monitoring contact
+};
+
+// The next injection or infusion after the last recorded one, with its reminder and (denosumab)
+// the day it is overdue.
+struct NextDose {
+  std::string kind;  // injection | infusion
+  int64_t due_day = 0;
+  int64_t reminder_day = 0;
+  std::optional<int64_t> overdue_day;
+};
+
+class FollowUpProgramme {
+ public:
+  // Throws std::invalid_argument naming the entry on a malformed file.
+  static FollowUpProgramme Parse(std::string_view json_text);
+
+  // The calls of a treatment of `drug_class` started on `start_day`, by date, up to the horizon.
+  std::vector<ScheduledCall> Calls(const std::string& drug_class, int64_t start_day) const;
+  // The next dose after one given on `last_dose_day`, for the classes dosed by injection or
+  // infusion (denosumab, zoledronic acid); nullopt for the others.
+  std::optional<NextDose> Next(const std::string& drug_class, int64_t last_dose_day) const;
+  bool DosedByInjection(const std::string& drug_class) const;
+
+  int unreachable_attempts() const { return unreachable_attempts_; }
+  int lost_after_months() const { return lost_after_months_; }
+
+ private:
+  struct Schedule {
+    std::string drug_class;
+    std::vector<int> calls_months;
+    int yearly_from = 0;  // 0: no yearly calls
+    int adherence_months = 0, monitoring_months = 0;
+    std::string dose_kind;  // injection | infusion | empty
+    int dose_interval_months = 0, reminder_before_days = 0, reminder_before_months = 0;
+    std::optional<int> overdue_after_days;
+  };
+  const Schedule* Find(const std::string& drug_class) const;
+  std::vector<Schedule> schedules_;
+  int horizon_months_ = 60;
+  int unreachable_attempts_ = 3, lost_after_months_ = 6;
+};
+
 }  // namespace fls::workflow

@@ -377,6 +377,10 @@ TEST(DataEvents, SpineImagingOnlyWithItsCriteria) {
   EXPECT_EQ(items(vertebral).size(), 16u);
 }
 
+std::string StartDayOf(const std::string& ep) {
+  return Sql("SELECT treatment_start_day FROM fls_case WHERE episode_id = '" + ep + "'");
+}
+
 // Dates computed apart from the server: std::chrono's calendar, the day clamped.
 std::string PlusMonths(const std::string& text, int months) {
   using namespace std::chrono;
@@ -502,6 +506,57 @@ TEST(LongTerm, DenosumabStoppedGetsItsRelayAtTheNextInjectionDate) {
   ASSERT_TRUE(WaitFor([&] { return !PeriodTasks(patient, "re-evaluation-after-stop").empty(); }, 20000));
   auto after = PeriodTasks(patient, "re-evaluation-after-stop");
   EXPECT_EQ(after[0].start, PlusMonths(Today(), 24));
+  SetClock(0);
+}
+
+// Denosumab's overdue alert 4 weeks after a missed injection, and a patient declared unreachable
+// becoming lost to follow-up 6 months later (source timer), which raises the relay alert too.
+TEST(FollowUpTimers, DenosumabOverdueThenUnreachableThenLostToFollowUp) {
+  SetClock(0);
+  auto day = [](int offset) {
+    time_t t = time(nullptr) + static_cast<time_t>(offset) * 86400;
+    tm g;
+    localtime_r(&t, &g);
+    char buf[16];
+    strftime(buf, sizeof buf, "%Y-%m-%d", &g);
+    return std::string(buf);
+  };
+  std::string ep = HipFractureCase(Port(), "", "female", "1941-03-04", day(-20));
+  std::string patient = PatientOf(Port(), ep);
+  ASSERT_TRUE(EnrolAndWaiveAll(Port(), ep));
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", "M05BX04")).status, 200);
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("treatment-started", "M05BX04", day(-15))).status, 200);
+  std::string start = StartDayOf(ep);
+  std::string due = PlusMonths(start, 6);
+  // 27 days late: nothing; 28 days late (the day after 4 weeks): the alert, once.
+  SetClock(DaysFromToday(due) + 27);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_TRUE(PeriodTasks(patient, "denosumab-overdue").empty());
+  SetClock(DaysFromToday(due) + 29);
+  ASSERT_TRUE(WaitFor([&] { return !PeriodTasks(patient, "denosumab-overdue").empty(); }, 20000));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto overdue = PeriodTasks(patient, "denosumab-overdue");
+  ASSERT_EQ(overdue.size(), 1u);
+  EXPECT_EQ(overdue[0].priority, "urgent");
+  // Three unreached calls on three days: unreachable; 6 months on, lost to follow-up.
+  for (int d : {-5, -4, -3}) {
+    Response r = Post("/EpisodeOfCare/" + ep + "/$contact",
+                      R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":false},{"name":"occurred","valueDateTime":")" +
+                          day(d) + R"(T10:00:00+01:00"}]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  ASSERT_EQ(PeriodTasks(patient, "unreachable").size(), 1u);
+  SetClock(DaysFromToday(PlusMonths(day(-3), 6)) + 1);
+  ASSERT_TRUE(WaitFor([&] { return Stage(Port(), ep) == "lost-to-follow-up"; }, 20000));
+  auto d = Get("/EpisodeOfCare/" + ep + "/$events").Json();
+  const auto& last = d["parameter"][d["parameter"].Size() - 1];
+  std::map<std::string, std::string> parts;
+  for (const auto& p : last["part"].GetArray()) {
+    if (p.HasMember("valueCode")) parts[p["name"].GetString()] = p["valueCode"].GetString();
+  }
+  EXPECT_EQ(parts["event"], "lost-to-follow-up");
+  EXPECT_EQ(parts["source"], "timer");
+  EXPECT_EQ(PeriodTasks(patient, "denosumab-overdue").size(), 2u) << "stopped without a relay: alerted";
   SetClock(0);
 }
 

@@ -1,0 +1,259 @@
+// The follow-up programme through the real server: the calls of each drug at their dates, a
+// change of drug re-planning them, $contact with the report to the physician only when the
+// patient's report Consent permits (through every path), the unreachable rule, injection dates
+// re-planning denosumab's reminder.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+
+#include "tests/api/fls_cases.h"
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SuiteServer());
+int Port() { return SuiteServer::Server().port(); }
+Response Get(const std::string& t) { return Http(Port(), "GET", t); }
+Response Post(const std::string& t, const std::string& b) { return Http(Port(), "POST", t, b); }
+
+// Calendar months computed apart from the server (std::chrono), the day clamped.
+std::string PlusMonths(const std::string& text, int months) {
+  using namespace std::chrono;
+  year_month ym = year{std::stoi(text.substr(0, 4))} / month{static_cast<unsigned>(std::stoi(text.substr(5, 2)))} +
+                  std::chrono::months{months};
+  year_month_day ymd = ym / std::chrono::day{static_cast<unsigned>(std::stoi(text.substr(8, 2)))};
+  if (!ymd.ok()) ymd = ym / last;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+std::string PlusDays(const std::string& text, int days) {
+  using namespace std::chrono;
+  sys_days d = sys_days{year{std::stoi(text.substr(0, 4))} / std::stoi(text.substr(5, 2)) / std::stoi(text.substr(8, 2))} + std::chrono::days{days};
+  year_month_day ymd{d};
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+
+struct TaskRow {
+  std::string id, code, status, due, input;
+};
+// The case's Tasks of the follow-up codes, by due date.
+std::vector<TaskRow> FollowUpTasks(const std::string& patient, const std::string& codes) {
+  auto d = Get("/Task?patient=Patient/" + patient + "&code=" + codes + "&_count=200").Json();
+  std::vector<TaskRow> out;
+  for (auto* t : Entries(d)) {
+    TaskRow r;
+    r.id = (*t)["id"].GetString();
+    r.code = (*t)["code"]["coding"][0]["code"].GetString();
+    r.status = (*t)["status"].GetString();
+    r.due = (*t)["restriction"]["period"]["end"].GetString();
+    if (t->HasMember("input")) r.input = (*t)["input"][0]["valueString"].GetString();
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end(), [](const TaskRow& a, const TaskRow& b) { return a.due < b.due || (a.due == b.due && a.code < b.code); });
+  return out;
+}
+
+// A case in follow-up on `atc`, started on `started` (the fracture `onset`).
+std::string InFollowUp(const std::string& atc, const std::string& onset = Today(), const std::string& started = "",
+                       bool consent_report = true) {
+  std::string ep = HipFractureCase(Port(), "", "female", "1941-03-04", onset);
+  if (!consent_report) {
+    std::string body = EnrolBody(Practitioner(Port()));
+    auto at = body.find("\"consent-report\",\"valueBoolean\":true");
+    body.replace(at, std::string("\"consent-report\",\"valueBoolean\":true").size(), "\"consent-report\",\"valueBoolean\":false");
+    EXPECT_EQ(Event(Port(), ep, body).status, 200);
+    auto d = Get("/ServiceRequest?patient=Patient/" + PatientOf(Port(), ep) + "&status=active&_count=100").Json();
+    for (auto* s : Entries(d)) {
+      Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"waive"},{"name":"item","valueReference":{"reference":"ServiceRequest/)" +
+                             std::string((*s)["id"].GetString()) + R"("}},{"name":"reason","valueString":"test"}]})");
+    }
+  } else {
+    EXPECT_TRUE(EnrolAndWaiveAll(Port(), ep));
+  }
+  EXPECT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", atc)).status, 200);
+  Response r = Event(Port(), ep, DrugEvent("treatment-started", atc, started));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Stage(Port(), ep), "follow-up");
+  return ep;
+}
+
+std::string StartDay(const std::string& ep) { return Sql("SELECT treatment_start_day FROM fls_case WHERE episode_id = '" + ep + "'"); }
+
+TEST(FollowUp, EachDrugsCallsAtTheirDatesAndAChangeOfDrugRePlans) {
+  std::string ep = InFollowUp("M05BA04");
+  std::string patient = PatientOf(Port(), ep);
+  std::string start = StartDay(ep);
+  auto calls = FollowUpTasks(patient, "follow-up-call");
+  std::vector<std::string> due, want;
+  for (const auto& t : calls) due.push_back(t.due);
+  for (int m : {1, 3, 6, 12, 24, 36, 48, 60}) want.push_back(PlusMonths(start, m));
+  EXPECT_EQ(due, want) << "oral bisphosphonate: 1, 3, 6, 12 months, then yearly";
+  // Denosumab instead: the bisphosphonate's open calls cancelled; the 12-month call and the
+  // reminder 2 weeks before the injection due 6 months after the new start.
+  Response change = Event(Port(), ep, DrugEvent("treatment-started", "M05BX04"));
+  ASSERT_EQ(change.status, 200) << change.body;
+  int cancelled = 0, open = 0;
+  for (const auto& t : FollowUpTasks(patient, "follow-up-call")) (t.status == "cancelled" ? cancelled : open)++;
+  EXPECT_EQ(cancelled, 8);
+  EXPECT_EQ(open, 1);
+  auto reminders = FollowUpTasks(patient, "injection-reminder");
+  ASSERT_EQ(reminders.size(), 1u);
+  std::string new_start = StartDay(ep);
+  EXPECT_EQ(reminders[0].due, PlusDays(PlusMonths(new_start, 6), -14));
+  EXPECT_EQ(reminders[0].input, PlusMonths(new_start, 6));
+  // Zoledronic acid: 3 and 12 months, and the infusion reminder at (start + 12 months) - 1 month.
+  std::string z = InFollowUp("M05BA08");
+  std::string zs = StartDay(z);
+  std::vector<std::string> zdue;
+  for (const auto& t : FollowUpTasks(PatientOf(Port(), z), "follow-up-call,infusion-reminder")) zdue.push_back(t.code + " " + t.due);
+  EXPECT_EQ(zdue, (std::vector<std::string>{"follow-up-call " + PlusMonths(zs, 3),
+                                            "infusion-reminder " + PlusMonths(PlusMonths(zs, 12), -1),
+                                            "follow-up-call " + PlusMonths(zs, 12)}));
+  // Withdrawal cancels every scheduled contact.
+  ASSERT_EQ(Event(Port(), z, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"withdraw"}]})").status, 200);
+  for (const auto& t : FollowUpTasks(PatientOf(Port(), z), "follow-up-call,infusion-reminder")) EXPECT_EQ(t.status, "cancelled");
+}
+
+std::string ContactBody(bool reached, const std::string& extra = "") {
+  return R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":)" + std::string(reached ? "true" : "false") + "}" +
+         extra + "]}";
+}
+
+int Reports(const std::string& patient) {
+  auto d = Get("/Communication?subject=Patient/" + patient + "&category=http://fls-server.org/fhir/CodeSystem/fls-communication|report-to-physician").Json();
+  return static_cast<int>(Entries(d).size());
+}
+
+TEST(FollowUp, AReportGoesToThePhysicianOnlyWhenTheReportConsentPermits) {
+  std::string yes = InFollowUp("M05BA04");
+  std::string yes_patient = PatientOf(Port(), yes);
+  auto calls = FollowUpTasks(yes_patient, "follow-up-call");
+  Response c = Post("/EpisodeOfCare/" + yes + "/$contact",
+                    ContactBody(true, R"(,{"name":"task","valueReference":{"reference":"Task/)" + calls[0].id +
+                                          R"("}},{"name":"adherent","valueBoolean":true},{"name":"intake-date","valueDate":")" + Today() +
+                                          R"("},{"name":"side-effect","valueString":"brûlures d'estomac"})"));
+  ASSERT_EQ(c.status, 200) << c.body;
+  auto answer = c.Json();
+  ASSERT_EQ(answer["parameter"].Size(), 2u) << c.body;
+  EXPECT_STREQ(answer["parameter"][1]["name"].GetString(), "report");
+  std::string report = answer["parameter"][1]["valueReference"]["reference"].GetString();
+  auto rd = Get("/" + report).Json();
+  std::string fr = rd["payload"][0]["contentString"].GetString();
+  std::string en = rd["payload"][1]["contentString"].GetString();
+  EXPECT_NE(fr.find("Dates de prise : " + Today()), std::string::npos) << fr;
+  EXPECT_NE(en.find("Intake dates: " + Today()), std::string::npos) << en;
+  EXPECT_NE(fr.find("brûlures d'estomac"), std::string::npos);
+  EXPECT_EQ(std::string(rd["recipient"][0]["reference"].GetString()).rfind("Practitioner/", 0), 0u);
+  EXPECT_EQ(FollowUpTasks(yes_patient, "follow-up-call")[0].status, "completed") << "the call Task is done";
+  // An unreached call: no report.
+  ASSERT_EQ(Post("/EpisodeOfCare/" + yes + "/$contact", ContactBody(false)).status, 200);
+  EXPECT_EQ(Reports(yes_patient), 1);
+
+  // The patient refused reports: nothing reaches the physician, whatever the path.
+  std::string no = InFollowUp("M05BA04", Today(), "", false);
+  std::string no_patient = PatientOf(Port(), no);
+  Response nc = Post("/EpisodeOfCare/" + no + "/$contact", ContactBody(true));
+  ASSERT_EQ(nc.status, 200) << nc.body;
+  EXPECT_EQ(nc.Json()["parameter"].Size(), 1u) << "no report part";
+  std::string direct = R"({"resourceType":"Communication","status":"completed","category":[{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/fls-communication","code":"report-to-physician"}]}],"subject":{"reference":"Patient/)" +
+                       no_patient + R"("},"about":[{"reference":"EpisodeOfCare/)" + no + R"("}],"payload":[{"contentString":"x"}]})";
+  Response post = Post("/Communication", direct);
+  EXPECT_EQ(post.status, 422) << post.body;
+  Response bundle = Post("/", R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + direct +
+                                  R"(,"request":{"method":"POST","url":"Communication"}}]})");
+  EXPECT_EQ(bundle.status, 422) << bundle.body;
+  Response batch = Post("/", R"({"resourceType":"Bundle","type":"batch","entry":[{"resource":)" + direct +
+                                 R"(,"request":{"method":"POST","url":"Communication"}}]})");
+  ASSERT_EQ(batch.status, 200);
+  EXPECT_EQ(std::string(batch.Json()["entry"][0]["response"]["status"].GetString()).substr(0, 3), "422");
+  // A report with no case to check the consent of is refused too.
+  std::string orphan = direct;
+  orphan.replace(orphan.find(R"(,"about":[{"reference":"EpisodeOfCare/)" + no + R"("}])"),
+                 std::string(R"(,"about":[{"reference":"EpisodeOfCare/)" + no + R"("}])").size(), "");
+  EXPECT_EQ(Post("/Communication", orphan).status, 422);
+  // A PUT turning an ordinary Communication into a report: refused.
+  Response plain = Post("/Communication", R"({"resourceType":"Communication","status":"completed","subject":{"reference":"Patient/)" + no_patient +
+                                              R"("},"about":[{"reference":"EpisodeOfCare/)" + no + R"("}]})");
+  ASSERT_EQ(plain.status, 201);
+  std::string plain_id = Id(plain);
+  std::string as_report = direct;
+  as_report.insert(1, R"("id":")" + plain_id + R"(",)");
+  EXPECT_EQ(Http(Port(), "PUT", "/Communication/" + plain_id, as_report).status, 422);
+  EXPECT_EQ(Reports(no_patient), 0);
+  // A direct report for the consenting patient is accepted.
+  std::string allowed = direct;
+  allowed.replace(allowed.find(no_patient), no_patient.size(), yes_patient);
+  allowed.replace(allowed.find("EpisodeOfCare/" + no), ("EpisodeOfCare/" + no).size(), "EpisodeOfCare/" + yes);
+  EXPECT_EQ(Post("/Communication", allowed).status, 201);
+  // The patient changes their mind: a PUT of the report Consent to deny takes effect at once.
+  std::string consent_id = Sql("SELECT consent_report_id FROM fls_case WHERE episode_id = '" + yes + "'");
+  auto consent = Get("/Consent/" + consent_id).Json();
+  std::string text = Get("/Consent/" + consent_id).body;
+  auto at = text.find("\"permit\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 8, "\"deny\"");
+  ASSERT_EQ(Http(Port(), "PUT", "/Consent/" + consent_id, text).status, 200);
+  Response after = Post("/EpisodeOfCare/" + yes + "/$contact", ContactBody(true));
+  ASSERT_EQ(after.status, 200);
+  EXPECT_EQ(after.Json()["parameter"].Size(), 1u) << "no report after the patient said no";
+  EXPECT_EQ(Post("/Communication", allowed).status, 422);
+  // Withdrawn: nothing more, contacts refused.
+  ASSERT_EQ(Event(Port(), yes, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"withdraw"}]})").status, 200);
+  EXPECT_EQ(Post("/EpisodeOfCare/" + yes + "/$contact", ContactBody(true)).status, 422);
+}
+
+TEST(FollowUp, ThreeUnreachedDaysRaiseUnreachableOnceAndInjectionsRePlanDenosumab) {
+  std::string onset = PlusDays(Today(), -20);
+  std::string ep = InFollowUp("M05BX04", onset, PlusDays(Today(), -15));
+  std::string patient = PatientOf(Port(), ep);
+  auto unreached = [&](int days_ago, const std::string& time) {
+    std::string body = ContactBody(false, R"(,{"name":"occurred","valueDateTime":")" + PlusDays(Today(), -days_ago) + "T" + time + R"(:00+01:00"})");
+    Response r = Post("/EpisodeOfCare/" + ep + "/$contact", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+  };
+  unreached(5, "09");
+  unreached(5, "15");  // same day: one attempt-day
+  unreached(4, "10");
+  EXPECT_TRUE(FollowUpTasks(patient, "unreachable").empty()) << "two days so far";
+  unreached(3, "11");
+  EXPECT_EQ(FollowUpTasks(patient, "unreachable").size(), 1u) << "three different days";
+  unreached(2, "11");
+  EXPECT_EQ(FollowUpTasks(patient, "unreachable").size(), 1u) << "raised once";
+  // An injection recorded at the call: the reminder counts from it.
+  std::string injection = PlusDays(Today(), -1);
+  Response inj = Post("/EpisodeOfCare/" + ep + "/$contact",
+                      ContactBody(true, R"(,{"name":"injection-date","valueDate":")" + injection + R"("})"));
+  ASSERT_EQ(inj.status, 200) << inj.body;
+  auto reminders = FollowUpTasks(patient, "injection-reminder");
+  ASSERT_EQ(reminders.size(), 2u);
+  std::map<std::string, TaskRow> by_status;
+  for (const auto& r : reminders) by_status[r.status] = r;
+  EXPECT_EQ(by_status["requested"].input, PlusMonths(injection, 6));
+  EXPECT_EQ(by_status["requested"].due, PlusDays(PlusMonths(injection, 6), -14));
+  EXPECT_EQ(by_status["completed"].input, PlusMonths(PlusDays(Today(), -15), 6)) << "the first reminder, done";
+  // Bad contacts change nothing.
+  for (const char* bad : {R"({"resourceType":"Parameters","parameter":[]})",
+                          R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueString":"yes"}]})",
+                          R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":true},{"name":"mood","valueString":"x"}]})",
+                          R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":true},{"name":"injection-date","valueDate":"2999-01-01"}]})",
+                          R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":true},{"name":"task","valueReference":{"reference":"Task/nope"}}]})",
+                          R"({"resourceType":"Patient"})"}) {
+    Response r = Post("/EpisodeOfCare/" + ep + "/$contact", bad);
+    EXPECT_EQ(r.status, 400) << bad << " -> " << r.body;
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_contact WHERE episode_id = '" + ep + "'"), "6");
+  EXPECT_EQ(Post("/EpisodeOfCare/no-such-case/$contact", ContactBody(true)).status, 404);
+}
+
+}  // namespace
+}  // namespace fls::test
