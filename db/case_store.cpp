@@ -377,10 +377,30 @@ std::optional<long long> CaseStore::LastDoseDay(const std::string& episode_id, c
   return day;
 }
 
+std::vector<CaseStore::FlagRow> CaseStore::Flags(const std::string& episode_id, const std::string& code) {
+  std::vector<FlagRow> out;
+  soci::rowset<soci::row> rows = (sql_.prepare << "SELECT flag_id, evidence, episode_id FROM fls_case_flag "
+                                                   "WHERE episode_id = :e AND code = :c ORDER BY flag_id",
+                                  soci::use(episode_id), soci::use(code));
+  for (const auto& r : rows) out.push_back({r.get<std::string>(0), r.get<std::string>(1), r.get<std::string>(2)});
+  return out;
+}
+
+std::vector<CaseStore::FlagRow> CaseStore::FlagsFromEvidence(const std::string& evidence) {
+  std::vector<FlagRow> out;
+  soci::rowset<soci::row> rows = (sql_.prepare << "SELECT flag_id, evidence, episode_id FROM fls_case_flag "
+                                                   "WHERE evidence = :ev ORDER BY flag_id",
+                                  soci::use(evidence));
+  for (const auto& r : rows) out.push_back({r.get<std::string>(0), r.get<std::string>(1), r.get<std::string>(2)});
+  return out;
+}
+
 void CaseStore::ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind,
                               long long due_us) {
   sql_ << "INSERT INTO fls_timer (key, episode_id, kind, due_at) VALUES "
-          "(:k, :e, :kind, timestamptz 'epoch' + :at * interval '1 microsecond') ON CONFLICT DO NOTHING",
+          "(:k, :e, :kind, timestamptz 'epoch' + :at * interval '1 microsecond') "
+          "ON CONFLICT (key) DO UPDATE SET state = 'pending', due_at = EXCLUDED.due_at, fired_at = NULL, outcome = NULL "
+          "WHERE fls_timer.state = 'cancelled'",
       soci::use(key), soci::use(episode_id), soci::use(kind), soci::use(due_us);
 }
 

@@ -157,7 +157,16 @@ class CaseStore {
   bool InsertDose(const std::string& episode_id, long long day, const std::string& drug, const std::string& source);
   std::optional<long long> LastDoseDay(const std::string& episode_id, const std::string& drug);
 
-  // Timers. Schedule is a no-op when the key exists (an effect is planned once).
+  // The flags of a case with `code` (or, code empty, every case's flags from `evidence`), as
+  // (flag id, evidence, episode id).
+  struct FlagRow {
+    std::string flag_id, evidence, episode_id;
+  };
+  std::vector<FlagRow> Flags(const std::string& episode_id, const std::string& code);
+  std::vector<FlagRow> FlagsFromEvidence(const std::string& evidence);
+
+  // Timers. Schedule is a no-op when the key is pending or done (an effect is planned once); a
+  // cancelled one is planned again (a drug stopped, then resumed).
   void ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind, long long due_us);
   // The pending timers of the case cancelled (it closed), or only those of a kind prefix.
   void CancelTimers(const std::string& episode_id, const std::string& kind_prefix = "");

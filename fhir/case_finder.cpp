@@ -537,18 +537,21 @@ class CaseFinder : public TransactionListener {
     }
     if (!draft.ribs_severe) return;
     // Every rib diagnosis of the case becomes severe once there are three.
+    // (A client may have edited the diagnoses: every member is checked before it is read.)
+    auto url_is = [](const JsonValue& x, const std::string& url) {
+      return x.IsObject() && StringMember(x, "url") == std::optional<std::string_view>(url);
+    };
     for (auto& dg : list.GetArray()) {
-      if (!dg.HasMember("extension")) continue;
+      if (!dg.IsObject() || !dg.HasMember("extension") || !dg["extension"].IsArray()) continue;
       bool ribs = false;
       for (auto& x : dg["extension"].GetArray()) {
-        if (AsStringView(x["url"]) == canon_.site_extension && x.HasMember("valueCode") &&
-            AsStringView(x["valueCode"]) == "ribs") {
+        if (url_is(x, canon_.site_extension) && StringMember(x, "valueCode") == std::optional<std::string_view>("ribs")) {
           ribs = true;
         }
       }
       if (!ribs) continue;
       for (auto& x : dg["extension"].GetArray()) {
-        if (AsStringView(x["url"]) == canon_.grio_extension) x["valueCode"] = MakeString("severe", a);
+        if (url_is(x, canon_.grio_extension)) SetMember(x, "valueCode", MakeString("severe", a), a);
       }
     }
   }
@@ -612,6 +615,9 @@ class CaseFinder : public TransactionListener {
     const char* role = refracture ? "refracture" : "index-fracture";
     const std::string& site = p.event.classification.site;
     std::string grio = Grio(p.event.classification);
+    // The case's row first, as the pathway engine locks it (fls_case, then the EpisodeOfCare):
+    // the same order everywhere, and the stage read under the lock.
+    auto locked = cases.LockCase(d.case_id);
     if (!cases.AddFracture({p.event.condition_id, d.case_id, role, site, grio, p.event.fracture_day,
                             p.event.encounter_id})) {
       Forget(p.patient_id);  // on a case already (a concurrent push): read the cases again
@@ -654,7 +660,8 @@ class CaseFinder : public TransactionListener {
     }
     draft.diagnoses.push_back({p.event.condition_id, site, role, grio});
     if (refracture && row && row->open) {
-      cases.AppendEvent(d.case_id, now_us_, row->stage, row->stage, "refracture", d.reason, "data");
+      std::string stage = locked ? locked->stage : row->stage;  // not a stage read before a concurrent event
+      cases.AppendEvent(d.case_id, now_us_, stage, stage, "refracture", d.reason, "data");
       WriteTask(ctx, NewUuid(), "review-refracture", "Review refracture",
                 "A new fracture while the case is open: review the treatment (a fracture under treatment "
                 "is a reason to reconsider it).",
@@ -684,9 +691,11 @@ class CaseFinder : public TransactionListener {
       JsonDoc ep = ParseJson(ep_row->content);
       auto& a = ep.GetAllocator();
       SetMember(ep, "status", MakeString(status, a), a);
-      if (ep.HasMember("extension")) {
+      if (ep.HasMember("extension") && ep["extension"].IsArray()) {
         for (auto& x : ep["extension"].GetArray()) {
-          if (AsStringView(x["url"]) == canon_.stage_extension) x["valueCode"] = MakeString(stage, a);
+          if (x.IsObject() && StringMember(x, "url") == std::optional<std::string_view>(canon_.stage_extension)) {
+            SetMember(x, "valueCode", MakeString(stage, a), a);
+          }
         }
       }
       JsonValue period(rapidjson::kObjectType);
@@ -843,8 +852,8 @@ class CaseFinder : public TransactionListener {
     if (!ep.HasMember("extension") || !ep["extension"].IsArray()) SetMember(ep, "extension", JsonValue(rapidjson::kArrayType), a);
     bool has_stage = false;
     for (auto& x : ep["extension"].GetArray()) {
-      if (StringMember(x, "url") == std::optional<std::string_view>(canon_.stage_extension)) {
-        x["valueCode"] = MakeString("identified", a);
+      if (x.IsObject() && StringMember(x, "url") == std::optional<std::string_view>(canon_.stage_extension)) {
+        SetMember(x, "valueCode", MakeString("identified", a), a);
         has_stage = true;
       }
     }

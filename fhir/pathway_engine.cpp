@@ -447,9 +447,11 @@ std::pair<int64_t, int64_t> ClampToCase(const std::string& when, const db::CaseR
     us = now_us;
     d = today;
   }
+  // Not before the fracture, unless the fracture is dated after today (a case finding accepts):
+  // then today.
   if (c.index_day && d < *c.index_day) {
-    d = *c.index_day;
-    us = std::max<int64_t>(us, *c.index_day * kUsPerDay);
+    d = std::min<int64_t>(*c.index_day, today);
+    us = std::min<int64_t>(std::max<int64_t>(us, LocalMidnightUs(d)), now_us);
   }
   return {us, d};
 }
@@ -567,6 +569,11 @@ class PathwayRun {
     items_ = cases_.Items(row_.episode_id);
     if (timer.kind == "after-stop") {
       if (row_.stage != "completed") return "skipped: stage " + row_.stage;
+      if (auto p = ctx_.store().ReadCurrent("Patient", row_.patient_id); p && !p->deleted) {
+        JsonDoc pd = ParseJson(p->content);
+        const JsonValue* dead = Member(pd, "deceasedBoolean");
+        if (Member(pd, "deceasedDateTime") || (dead && dead->IsTrue())) return "skipped: the patient died";
+      }
       auto stop = DayOf(timer.key.substr(timer.key.rfind(':') + 1));
       if (!stop) return "skipped: no stop date";
       auto after = e_.long_term_.AfterStop(*stop);
@@ -1187,7 +1194,15 @@ class PathwayRun {
                          "after-stop", LocalMidnightUs(after.from_day));
     const auto* drug = e_.drugs_.Find(row_.current_drug);
     if (!drug || !row_.treatment_start_day) return;
-    auto relay = e_.long_term_.RelayAfter(drug->drug_class, *row_.treatment_start_day, in_.occurred_day);
+    // Teriparatide stopped before its relay was opened: the antiresorptive now.
+    if (drug->drug_class == "teriparatide") {
+      WriteTask(NewUuid(), "relay", "Relay teriparatide",
+                "Teriparatide stopped: start an antiresorptive (a bisphosphonate or denosumab) now, without a gap.",
+                "EpisodeOfCare/" + row_.episode_id, today_ + 14, "urgent", in_.occurred_day);
+      return;
+    }
+    auto last = cases_.LastDoseDay(row_.episode_id, row_.current_drug);
+    auto relay = e_.long_term_.RelayAfter(drug->drug_class, last.value_or(*row_.treatment_start_day), in_.occurred_day);
     if (!relay) return;
     std::string id = NewUuid();
     WriteTask(id, "relay", "Relay denosumab",
@@ -1568,9 +1583,18 @@ class ResultMatcher {
     if (!stage || *stage == Stage::kIdentified) return;  // nothing ordered yet
     auto items = cases.Items(c->episode_id);
     const db::CaseItemRow* matched = nullptr;
+    // By basedOn, when the result is one of that item's result codes (a creatinine based on the
+    // calcium order closes nothing of the calcium's); else by code below.
+    auto is_result_of = [&](const std::string& item_code) {
+      for (const auto& [system, code] : r.codings) {
+        const auto* panel_item = e_.panel().ItemForResult(system, code, r.type);
+        if (panel_item && panel_item->code == item_code) return true;
+      }
+      return false;
+    };
     for (const auto& sr : r.based_on) {
       for (const auto& i : items) {
-        if (i.service_request_id == sr) matched = &i;
+        if (i.service_request_id == sr && is_result_of(i.item)) matched = &i;
       }
     }
     auto day = DayOf(r.effective);
@@ -1585,11 +1609,13 @@ class ResultMatcher {
         }
       }
     }
-    if (!matched || matched->status == "waived" || matched->status == "revoked") return;
+    if (!matched) return;
     std::string result_ref = r.type + "/" + r.id;
     std::string note = matched->item + " resulted by " + result_ref;
+    // A result past its threshold raises its Flag whatever became of the order (waived, revoked
+    // with the case's orders, resulted earlier).
     if (r.type == "Observation") Flags(ctx, cases, *c, matched->item, r, note);
-    if (matched->status != "ordered") return;  // a later result of a closed item: its flags only
+    if (matched->status != "ordered") return;  // a result of a closed item: its flags only
     workflow::EventInput in;
     in.event = Event::kResult;
     in.item = "ServiceRequest/" + matched->service_request_id;
@@ -1600,6 +1626,33 @@ class ResultMatcher {
     run.Run(in, {"data", ""}, us, std::nullopt, result_ref, day.value_or(d));
   }
 
+  // A Flag no longer in force: inactive, its period ended, with why.
+  static void Retire(WriteContext& ctx, const std::string& flag_id, const std::string& why) {
+    ctx.store().LockCurrent("Flag", flag_id);
+    auto row = ctx.store().ReadCurrent("Flag", flag_id);
+    if (!row || row->deleted) return;
+    JsonDoc d = ParseJson(row->content);
+    if (StringMember(d, "status") != std::optional<std::string_view>("active")) return;
+    auto& a = d.GetAllocator();
+    SetMember(d, "status", MakeString("inactive", a), a);
+    JsonValue period(rapidjson::kObjectType);
+    if (const JsonValue* p = Member(d, "period"); p && p->IsObject()) period.CopyFrom(*p, a);
+    SetMember(period, "end", MakeString(FormatFhirInstant(NowMicros()), a), a);
+    SetMember(d, "period", std::move(period), a);
+    JsonValue text(rapidjson::kObjectType);
+    if (const JsonValue* code = Member(d, "code"); code && code->IsObject()) text.CopyFrom(*code, a);
+    SetMember(text, "text", MakeString(std::string(StringMember(text, "text").value_or("")) + " (retired: " + why + ")", a), a);
+    SetMember(d, "code", std::move(text), a);
+    ctx.Update("Flag", flag_id, d);
+  }
+
+ public:
+  // A result entered in error: the flags it raised are retired.
+  void Retract(WriteContext& ctx, db::CaseStore& cases, const std::string& evidence) {
+    for (const auto& f : cases.FlagsFromEvidence(evidence)) Retire(ctx, f.flag_id, evidence + " entered in error");
+  }
+
+ private:
   // The flags a result raises (operations.md section 2), once per flag and result.
   std::vector<std::string> Flags(WriteContext& ctx, db::CaseStore& cases, const db::CaseRow& c, const std::string& item,
                                  const ResultFacts& r, std::string& note) {
@@ -1614,6 +1667,27 @@ class ResultMatcher {
       }
     }
     for (const auto& h : e_.panel().CheckInterpretation(item, r.abnormal).hits) hits.push_back(h);
+    // A flag of this item that this result (newer, or as recent) no longer raises is retired: the
+    // vitamin D corrected, a value amended.
+    for (const auto& rule : e_.panel().flags()) {
+      if (rule.item != item) continue;
+      bool still = false;
+      for (const auto& h : hits) still = still || h.rule->code == rule.code;
+      if (still) continue;
+      for (const auto& f : cases.Flags(c.episode_id, rule.code)) {
+        if (f.evidence == r.type + "/" + r.id) {
+          Retire(ctx, f.flag_id, "amended: " + f.evidence + " no longer past the threshold");
+          continue;
+        }
+        auto ref = ParseReference(f.evidence);
+        auto obs = ref ? ctx.store().ReadCurrent("Observation", ref->id) : std::nullopt;
+        std::string when = obs && !obs->deleted ? FirstDate(ParseJson(obs->content), {"effectiveDateTime", "effectiveInstant", "effectivePeriod.start", "issued"}) : "";
+        if (!r.effective.empty() && when <= r.effective) {
+          Retire(ctx, f.flag_id, r.type + "/" + r.id + " of " + r.effective + " is within the threshold");
+          note += "; flag " + rule.code + " retired";
+        }
+      }
+    }
     for (const auto& h : hits) {
       std::string flag_id = NewUuid();
       if (!cases.ClaimFlag(c.episode_id, h.rule->code, r.type + "/" + r.id, flag_id)) continue;
@@ -1749,9 +1823,15 @@ int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
         }
         cases.FinishTimer(due[0].key, now, outcome);
       });
+    } catch (const db::DbError& e) {
+      // The database unreachable: the timer stays pending for the next run. Any other database
+      // failure of this timer's effect is recorded below, so that it never blocks the others.
+      if (!claimed || e.kind() == db::DbErrorKind::kUnavailable) throw;
+      std::string why = std::string("database: ") + e.what();
+      service.Write([&](WriteContext& ctx) { db::CaseStore(ctx.store()).FinishTimer(claimed->key, now, "failed: " + why); });
     } catch (const FhirError& e) {
       // An effect the data no longer allows: recorded on the timer, which then never blocks the
-      // others. (A database failure propagates: the timer stays pending for the next run.)
+      // others.
       if (!claimed) throw;
       std::string why = e.issues().empty() ? "error" : e.issues()[0].diagnostics;
       service.Write([&](WriteContext& ctx) { db::CaseStore(ctx.store()).FinishTimer(claimed->key, now, "failed: " + why); });
@@ -1907,10 +1987,13 @@ class PathwayDataListener : public TransactionListener {
     const JsonValue& r = *w.resource;
     if (w.type == "Observation" || w.type == "Procedure") {
       if (auto f = ReadResult(w.type, w.id, r)) results_.push_back(std::move(*f));
+      if (w.type == "Observation" && StringMember(r, "status") == std::optional<std::string_view>("entered-in-error")) {
+        retracted_.push_back("Observation/" + w.id);
+      }
     } else if (w.type == "Communication") {
       ReadCommunication(w.id, r);
     } else if (w.type == "Task" && !w.created) {
-      ReadTaskCompletion(w.id, r);
+      ReadTaskCompletion(w.id, w.version, r);
     } else if (w.type == "MedicationRequest" || w.type == "MedicationDispense" ||
                w.type == "MedicationAdministration" || w.type == "MedicationStatement") {
       ReadMedication(w.type, w.id, r);
@@ -1918,7 +2001,7 @@ class PathwayDataListener : public TransactionListener {
   }
 
   void BeforeCommit(WriteContext& ctx) override {
-    if (results_.empty() && tasks_.empty() && medications_.empty() && reports_.empty()) return;
+    if (results_.empty() && tasks_.empty() && medications_.empty() && reports_.empty() && retracted_.empty()) return;
     db::CaseStore cases(ctx.store());
     for (const auto& [id, about] : reports_) GuardReport(ctx, cases, id, about);
     // Task completions first (a coordinator's action), then results and medications, each
@@ -1930,6 +2013,7 @@ class PathwayDataListener : public TransactionListener {
     std::stable_sort(results_.begin(), results_.end(),
                      [](const ResultFacts& a, const ResultFacts& b) { return a.patient < b.patient; });
     ResultMatcher matcher(e_);
+    for (const auto& evidence : retracted_) matcher.Retract(ctx, cases, evidence);
     for (const auto& r : results_) {
       ctx.CheckDeadline();
       matcher.Apply(ctx, cases, r);
@@ -1985,11 +2069,12 @@ class PathwayDataListener : public TransactionListener {
 
   struct TaskCompletion {
     std::string id, code, focus;
+    int version = 0;
     workflow::EventInput input;
     std::string parameters;
   };
 
-  void ReadTaskCompletion(const std::string& id, const JsonValue& r) {
+  void ReadTaskCompletion(const std::string& id, int version, const JsonValue& r) {
     if (StringMember(r, "status") != std::optional<std::string_view>("completed")) return;
     std::string code;
     for (const auto& [system, c] : CodingsOf(r, "code")) {
@@ -1998,6 +2083,7 @@ class PathwayDataListener : public TransactionListener {
     if (code != "assess-enrol" && code != "investigation" && code != "start-treatment") return;
     TaskCompletion t;
     t.id = id;
+    t.version = version;
     t.code = code;
     if (const JsonValue* f = Member(r, "focus"); f && f->IsObject()) t.focus = std::string(StringMember(*f, "reference").value_or(""));
     // Task.output: each part's name in type.text, its value in value[x] (operations.md section 1).
@@ -2038,6 +2124,15 @@ class PathwayDataListener : public TransactionListener {
   }
 
   void CompleteTask(WriteContext& ctx, db::CaseStore& cases, const TaskCompletion& t) {
+    // Only the change to completed is the event: a retried PUT, or an edit of a Task completed
+    // already (a note added), raises nothing.
+    if (t.version > 1) {
+      auto before = ctx.store().ReadVersion("Task", t.id, t.version - 1);
+      if (before && !before->deleted &&
+          StringMember(ParseJson(before->content), "status") == std::optional<std::string_view>("completed")) {
+        return;
+      }
+    }
     auto focus = ParseReference(t.focus);
     std::string episode;
     if (t.code == "investigation") {
@@ -2075,6 +2170,15 @@ class PathwayDataListener : public TransactionListener {
               : type == "MedicationDispense"      ? (status == "completed" || status == "in-progress")
                                                   : status == "completed";
     if (!ok) return;
+    // An order, not a proposal or a plan; never a "do not give".
+    if (type == "MedicationRequest") {
+      std::string intent(StringMember(r, "intent").value_or(""));
+      if (intent != "order" && intent != "original-order" && intent != "reflex-order" && intent != "filler-order" &&
+          intent != "instance-order") {
+        return;
+      }
+      if (const JsonValue* dnp = Member(r, "doNotPerform"); dnp && dnp->IsTrue()) return;
+    }
     auto patient = PatientOf(r);
     if (!patient) return;
     for (const auto& [system, code] : CodingsOf(r, "medicationCodeableConcept")) {
@@ -2096,6 +2200,9 @@ class PathwayDataListener : public TransactionListener {
     if (!c || !c->open) return;
     auto stage = workflow::ParseStage(c->stage);
     if (!stage) return;
+    // A record dated before the fracture is a treatment the patient was already on (admission
+    // reconciliation), not the start of this case's treatment.
+    if (auto when = DayOf(m.when); when && c->index_day && *when < *c->index_day) return;
     auto [us, d] = ClampToCase(m.when, *c, NowMicros());
     std::string note = m.atc + " from " + m.type + "/" + m.id;
     workflow::EventInput in;
@@ -2108,10 +2215,14 @@ class PathwayDataListener : public TransactionListener {
       stage = Stage::kTreating;
       c->current_drug.clear();
     }
-    if (*stage == Stage::kTreating || (*stage == Stage::kFollowUp && c->current_drug != m.atc)) {
+    // In follow-up a record of another drug changes nothing by itself (an old prescription
+    // completed, a hormone therapy for other reasons): a change of drug is the physician's
+    // treatment-started, never inferred (operations.md raises data events from treating and
+    // treatment-decision only).
+    if (*stage == Stage::kTreating) {
       in.event = Event::kTreatmentStarted;
       e_.Apply(ctx, c->episode_id, in, {"data", ""}, us);
-    } else if (*stage == Stage::kFollowUp && m.type == "MedicationAdministration") {
+    } else if (*stage == Stage::kFollowUp && m.type == "MedicationAdministration" && c->current_drug == m.atc) {
       // An injection or infusion of the current drug: the next reminder counts from it.
       auto locked = cases.LockCase(c->episode_id);
       PathwayRun run(e_, ctx, cases, std::move(*locked));
@@ -2125,6 +2236,7 @@ class PathwayDataListener : public TransactionListener {
   std::vector<TaskCompletion> tasks_;
   std::vector<MedicationFacts> medications_;
   std::vector<std::pair<std::string, std::vector<std::string>>> reports_;  // (Communication id, EpisodeOfCare ids)
+  std::vector<std::string> retracted_;  // Observations entered in error
 };
 
 ListenerFactory PathwayEngine::DataListener() const {

@@ -96,14 +96,24 @@ workflow::Recommendation RecommendFor(const PathwayEngine& engine, WriteContext&
       }
     }
   }
+  std::vector<workflow::FractureFact> all;
   for (const auto& c : cases.CasesOfPatient(row.patient_id)) {
     if (c.voided) continue;
     for (const auto& fr : cases.FracturesOf(c.episode_id)) {
-      f.fractures.push_back({fr.site, fr.grio, c.episode_id == row.episode_id});
+      all.push_back({fr.site, fr.grio, c.episode_id == row.episode_id, fr.fracture_day, fr.encounter_id});
     }
   }
-  // The latest T-score of each site.
-  std::map<std::string, std::pair<std::string, workflow::TScoreFact>> latest;  // site -> (effective, fact)
+  // A site-unspecified code on an admission that also codes the site (443165006 with a vertebral
+  // fracture) is that fracture, not another one.
+  for (const auto& fr : all) {
+    bool shadowed = false;
+    if (fr.site == "unspecified" && !fr.encounter.empty()) {
+      for (const auto& other : all) shadowed = shadowed || (other.encounter == fr.encounter && other.site != "unspecified");
+    }
+    if (!shadowed) f.fractures.push_back(fr);
+  }
+  // Each site's T-score from its latest visit; of a visit's values (left and right), the lowest.
+  std::map<std::string, std::pair<std::string, workflow::TScoreFact>> latest;  // site -> (effective day, fact)
   std::vector<std::pair<std::string, std::string>> t_codes;
   for (const auto& [key, site] : engine.grio().t_score_codes()) {
     (void)site;
@@ -119,10 +129,13 @@ workflow::Recommendation RecommendFor(const PathwayEngine& engine, WriteContext&
       const JsonValue* q = Member(o, "valueQuantity");
       auto value = q ? QuantityValue(*q) : std::nullopt;
       if (site.empty() || !value) continue;
-      std::string when = Effective(o);
+      std::string when = Effective(o).substr(0, 10);
       auto it = latest.find(site);
+      workflow::TScoreFact fact{site, *value, "Observation/" + std::string(StringMember(o, "id").value_or(""))};
       if (it == latest.end() || it->second.first < when) {
-        latest[site] = {when, {site, *value, "Observation/" + std::string(StringMember(o, "id").value_or(""))}};
+        latest[site] = {when, fact};
+      } else if (it->second.first == when && *value < it->second.second.value) {
+        it->second.second = fact;
       }
     }
   }

@@ -181,9 +181,27 @@ struct Evaluator {
     }
     return best;
   }
+  // Vertebral fractures as events, not Conditions: codes of one admission (S32.0 with M80.08) or
+  // of the same fracture again within 90 days count once (pathway.md section 1).
   int Vertebral() const {
+    std::vector<const FractureFact*> rows;
+    for (const auto& fr : f.fractures) {
+      if (fr.site == "vertebra") rows.push_back(&fr);
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const FractureFact* a, const FractureFact* b) {
+      return a->day.value_or(INT64_MAX) < b->day.value_or(INT64_MAX);
+    });
+    std::set<std::string> encounters;
+    std::vector<int64_t> days;
     int n = 0;
-    for (const auto& fr : f.fractures) n += fr.site == "vertebra";
+    for (const auto* fr : rows) {
+      if (!fr->encounter.empty() && !encounters.insert(fr->encounter).second) continue;
+      bool same = false;
+      for (int64_t d : days) same = same || (fr->day && *fr->day - d <= 90 && *fr->day >= d);
+      if (same) continue;
+      if (fr->day) days.push_back(*fr->day);
+      ++n;
+    }
     return n;
   }
 

@@ -20,6 +20,8 @@ struct FractureFact {
   std::string site;  // hip, vertebra, pelvis, ribs, distal-radius, unspecified...
   std::string grio;  // severe | non-severe
   bool on_case = false;  // on this case (index or refracture), else an earlier case's
+  std::optional<int64_t> day;  // the fracture date (civil day)
+  std::string encounter;       // the admission it was coded on, if known
 };
 
 // The latest T-score of a site: lumbar-spine, total-hip, femoral-neck, or other.

@@ -129,11 +129,9 @@ LongTermItem LongTermPlan::AfterStop(int64_t stop_day) const {
           after_stop_description_};
 }
 
-std::optional<DenosumabRelay> LongTermPlan::RelayAfter(const std::string& drug_class, int64_t start, int64_t stop) const {
+std::optional<DenosumabRelay> LongTermPlan::RelayAfter(const std::string& drug_class, int64_t last, int64_t stop) const {
   if (drug_class != relay_class_) return std::nullopt;
-  // The next injection on or after the stop, counted from the start (never chained).
-  int64_t next = start;
-  for (int k = 1; next < stop && k < 10000; ++k) next = AddMonths(start, k * relay_interval_);
+  int64_t next = std::max(AddMonths(last, relay_interval_), stop);
   return DenosumabRelay{next, next + relay_window_days_, relay_drug_, relay_months_, relay_description_};
 }
 

@@ -39,9 +39,11 @@ class LongTermPlan {
   std::vector<LongTermItem> For(const std::string& drug_class, int64_t start_day) const;
   // The re-evaluation after a stop on `stop_day`.
   LongTermItem AfterStop(int64_t stop_day) const;
-  // Denosumab started on `start_day` and stopped on `stop_day`: the bisphosphonate relay from the
-  // first injection date (start + k x interval) on or after the stop. nullopt for other classes.
-  std::optional<DenosumabRelay> RelayAfter(const std::string& drug_class, int64_t start_day, int64_t stop_day) const;
+  // Denosumab whose last injection was on `last_dose_day`, stopped on `stop_day`: the
+  // bisphosphonate relay from the day the next injection is due (last + interval), or from the
+  // stop when that day has passed already (an injection overdue: relay at once). nullopt for
+  // other classes.
+  std::optional<DenosumabRelay> RelayAfter(const std::string& drug_class, int64_t last_dose_day, int64_t stop_day) const;
 
   const std::vector<std::pair<std::string, std::string>>& bmd_codes() const { return bmd_codes_; }  // (system|code, site)
   double bmd_loss() const { return bmd_loss_; }

@@ -258,6 +258,13 @@ TEST(DataEvents, CompletingTheAssessTaskByPutEnrolsAndABadOutputChangesNothing) 
                      {"type":{"text":"referring-physician"},"valueReference":{"reference":"Practitioner/)" + doctor + R"("}})");
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Stage(Port(), ep), "investigating");
+  // The same PUT again (a retry): no second enrolment.
+  size_t rows = Get("/EpisodeOfCare/" + ep + "/$events").Json()["parameter"].Size();
+  Response again = put(R"({"type":{"text":"consent-programme"},"valueBoolean":true},{"type":{"text":"consent-report"},"valueBoolean":false},
+                        {"type":{"text":"phone"},"valueString":"+33 1 23 45 67 89"},
+                        {"type":{"text":"referring-physician"},"valueReference":{"reference":"Practitioner/)" + doctor + R"("}})");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Get("/EpisodeOfCare/" + ep + "/$events").Json()["parameter"].Size(), rows);
   auto consents = Get("/Consent?patient=Patient/" + patient).Json();
   EXPECT_EQ(Entries(consents).size(), 2u);
   auto sr = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
@@ -491,9 +498,10 @@ TEST(LongTerm, DenosumabStoppedGetsItsRelayAtTheNextInjectionDate) {
   ASSERT_EQ(s.status, 200) << s.body;
   ASSERT_EQ(Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"complete"},{"name":"reason","valueString":"end of the sequence"}]})").status, 200);
   EXPECT_EQ(Stage(Port(), ep), "completed");
-  // Injections every 6 months from the start; the first on or after today.
-  std::string next = started;
-  for (int k = 1; DaysFromToday(next) < 0; ++k) next = PlusMonths(started, 6 * k);
+  // The only injection recorded is the start's: the next was due 6 months later, 10 days ago;
+  // overdue already, so the relay starts at once (the stop's day).
+  std::string next = PlusMonths(started, 6);
+  if (DaysFromToday(next) < 0) next = Today();
   auto relay = PeriodTasks(patient, "relay");
   ASSERT_EQ(relay.size(), 1u);
   EXPECT_EQ(relay[0].status, "requested") << "the relay outlives the closed case";

@@ -164,5 +164,63 @@ TEST(Treatment, MissingDataIsSaidAndAnUnknownCaseIs404) {
   EXPECT_STREQ(unknown.Json()["resourceType"].GetString(), "OperationOutcome");
 }
 
+// A result is matched by its own code even when its basedOn names another order; a newer
+// normal result retires the flags an earlier one raised; a prescription of another drug while in
+// follow-up changes nothing by itself.
+TEST(Treatment, ResultsMatchTheirCodeFlagsRetireAndFollowUpIsNotSwitchedByData) {
+  std::string ep = HipFractureCase(Port());
+  std::string patient = PatientOf(Port(), ep);
+  ASSERT_EQ(Event(Port(), ep, EnrolBody(Practitioner(Port()))).status, 200);
+  std::map<std::string, std::string> order;  // item -> ServiceRequest id
+  auto srs = Get("/ServiceRequest?patient=Patient/" + patient + "&_count=100").Json();
+  for (auto* s : Entries(srs)) {
+    for (const auto& c : (*s)["code"]["coding"].GetArray()) {
+      if (std::string(c["system"].GetString()).find("fls-investigation") != std::string::npos) order[c["code"].GetString()] = (*s)["id"].GetString();
+    }
+  }
+  auto observe = [&](const std::string& code, const std::string& value, const std::string& unit, const std::string& based_on) {
+    std::string b = based_on.empty() ? "" : R"(,"basedOn":[{"reference":"ServiceRequest/)" + based_on + R"("}])";
+    Response r = Post("/Observation", R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" + code +
+                                          R"("}]},"subject":{"reference":"Patient/)" + patient + R"("},"effectiveDateTime":")" + Today() +
+                                          R"(","valueQuantity":{"value":)" + value + R"(,"unit":")" + unit + R"(","system":"http://unitsofmeasure.org","code":")" +
+                                          unit + "\"}" + b + "}");
+    EXPECT_EQ(r.status, 201) << r.body;
+  };
+  auto status = [&](const std::string& item) { return std::string(Get("/ServiceRequest/" + order[item]).Json()["status"].GetString()); };
+  auto active_flags = [&] {
+    std::set<std::string> out;
+    auto d = Get("/Flag?patient=Patient/" + patient).Json();
+    for (auto* f : Entries(d)) {
+      if (std::string((*f)["status"].GetString()) == "active") out.insert((*f)["code"]["coding"][0]["code"].GetString());
+    }
+    return out;
+  };
+  // A creatinine of 1.1 mg/dL sent with basedOn the calcium order: it is a creatinine.
+  observe("2160-0", "1.1", "mg/dL", order["calcium-corrected"]);
+  EXPECT_EQ(status("calcium-corrected"), "active");
+  EXPECT_EQ(status("creatinine"), "completed");
+  EXPECT_TRUE(active_flags().empty()) << "no hypocalcaemia from a creatinine";
+  // Vitamin D 8 ng/mL, then 40 after supplementation.
+  observe("1989-3", "8", "ng/mL", "");
+  EXPECT_EQ(active_flags(), (std::set<std::string>{"vitamin-d-severe-deficiency", "vitamin-d-insufficiency"}));
+  observe("1989-3", "40", "ng/mL", "");
+  EXPECT_TRUE(active_flags().empty()) << "the corrected vitamin D retires both flags";
+  // Follow-up on zoledronic acid; an estradiol prescription pushed later switches nothing.
+  for (const auto& [item, id] : order) {
+    if (status(item) != "active") continue;
+    Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"waive"},{"name":"item","valueReference":{"reference":"ServiceRequest/)" +
+                           id + R"("}},{"name":"reason","valueString":"test"}]})");
+  }
+  ASSERT_EQ(Stage(Port(), ep), "treatment-decision");
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", "M05BA08")).status, 200);
+  ASSERT_EQ(Event(Port(), ep, DrugEvent("treatment-started", "M05BA08")).status, 200);
+  size_t rows = LastLog(ep, "event").size();
+  Response hrt = Post("/MedicationRequest", R"({"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/)" + patient +
+                                                R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":"G03CA03"}]},"authoredOn":")" + Today() + R"("})");
+  ASSERT_EQ(hrt.status, 201) << hrt.body;
+  EXPECT_EQ(LastLog(ep, "event").size(), rows) << "no treatment-started inferred in follow-up";
+  EXPECT_EQ(Sql("SELECT current_drug FROM fls_case WHERE episode_id = '" + ep + "'"), "M05BA08");
+}
+
 }  // namespace
 }  // namespace fls::test

@@ -22,6 +22,17 @@ const InvestigationPanel& Panel() {
   return p;
 }
 
+FractureFact FF(const char* site, const char* grio, bool on_case, std::optional<int64_t> day = std::nullopt,
+               const char* encounter = "") {
+  FractureFact f;
+  f.site = site;
+  f.grio = grio;
+  f.on_case = on_case;
+  f.day = day;
+  f.encounter = encounter;
+  return f;
+}
+
 // A patient: sex, age on the fracture date, the case's fracture (site, class), T-scores by site
 // (lumbar, total hip, femoral neck: NaN for none), falls risk; results known.
 struct Patient {
@@ -39,7 +50,7 @@ struct Patient {
     RecommendationFacts f;
     f.sex = sex;
     f.age_at_fracture = age;
-    f.fractures.push_back({site, grio, true});
+    f.fractures.push_back(FF(site.c_str(), grio.c_str(), true));
     for (const auto& h : history) f.fractures.push_back(h);
     if (lumbar) f.t_scores.push_back({"lumbar-spine", *lumbar, "Observation/l"});
     if (total_hip) f.t_scores.push_back({"total-hip", *total_hip, "Observation/h"});
@@ -91,8 +102,11 @@ TEST(GrioRules, EachRuleAtItsEdges) {
       {"wrist", with([](Patient& p) { p.site = "distal-radius"; p.grio = "non-severe"; }), "grio-1", false},
       // Rule 2: two or more vertebral fractures on record.
       {"one vertebral fracture", with([](Patient& p) { p.site = "vertebra"; }), "grio-2", false},
-      {"two vertebral fractures", with([](Patient& p) { p.site = "vertebra"; p.history = {{"vertebra", "severe", false}}; }), "grio-2", true},
-      {"a hip and a vertebral fracture", with([](Patient& p) { p.history = {{"vertebra", "severe", false}}; }), "grio-2", false},
+      {"two vertebral fractures", with([](Patient& p) { p.site = "vertebra"; p.history = {FF("vertebra", "severe", false)}; }), "grio-2", true},
+      {"a hip and a vertebral fracture", with([](Patient& p) { p.history = {FF("vertebra", "severe", false)}; }), "grio-2", false},
+      {"two vertebral codes of one admission", with([](Patient& p) { p.site = "pelvis"; p.history = {FF("vertebra", "severe", true, 20000, "enc-1"), FF("vertebra", "severe", true, 20000, "enc-1")}; }), "grio-2", false},
+      {"the same vertebral fracture again within 90 days", with([](Patient& p) { p.site = "pelvis"; p.history = {FF("vertebra", "severe", true, 20000, "enc-1"), FF("vertebra", "severe", true, 20060, "enc-2")}; }), "grio-2", false},
+      {"two vertebral fractures 91 days apart", with([](Patient& p) { p.site = "pelvis"; p.history = {FF("vertebra", "severe", true, 20000, "enc-1"), FF("vertebra", "severe", true, 20091, "enc-2")}; }), "grio-2", true},
       // Rule 3: a woman under 65 needing treatment, low non-vertebral risk.
       {"woman 64, vertebral, T -1.5, hip T -2.0, no falls risk",
        with([](Patient& p) { p.age = 64; p.site = "vertebra"; p.lumbar = -1.5; p.total_hip = -2.0; }), "grio-3", true},
@@ -101,15 +115,16 @@ TEST(GrioRules, EachRuleAtItsEdges) {
       {"a falls risk", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -1.5; p.total_hip = -2.0; p.falls_risk = true; }), "grio-3", false},
       {"a low hip T-score (-2.5)", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -1.5; p.neck = -2.5; }), "grio-3", false},
       {"hip T-score -2.4", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -1.5; p.neck = -2.4; }), "grio-3", true},
-      {"a prior wrist fracture", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -1.5; p.total_hip = -2.0; p.history = {{"distal-radius", "non-severe", false}}; }), "grio-3", false},
+      {"a prior wrist fracture", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -1.5; p.total_hip = -2.0; p.history = {FF("distal-radius", "non-severe", false)}; }), "grio-3", false},
       {"the index fracture is non-vertebral", with([](Patient& p) { p.age = 60; p.site = "pelvis"; p.lumbar = -1.5; p.total_hip = -2.0; }), "grio-3", false},
       {"no treatment needed (T -0.9)", with([](Patient& p) { p.age = 60; p.site = "vertebra"; p.lumbar = -0.9; p.total_hip = -0.5; }), "grio-3", false},
       // Rule 4: a woman under 60 with climacteric symptoms, no severe fracture.
-      {"woman 59, climacteric, wrist", with([](Patient& p) { p.age = 59; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; }), "grio-4", true},
-      {"woman 60", with([](Patient& p) { p.age = 60; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; }), "grio-4", false},
+      {"woman 59, climacteric, wrist, T -2.0", with([](Patient& p) { p.age = 59; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; p.lumbar = -2.0; }), "grio-4", true},
+      {"woman 59, climacteric, wrist, T -1.9 (no treatment needed)", with([](Patient& p) { p.age = 59; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; p.lumbar = -1.9; }), "grio-4", false},
+      {"woman 60", with([](Patient& p) { p.age = 60; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; p.lumbar = -2.0; }), "grio-4", false},
       {"no climacteric symptoms", with([](Patient& p) { p.age = 55; p.site = "distal-radius"; p.grio = "non-severe"; }), "grio-4", false},
       {"a severe fracture", with([](Patient& p) { p.age = 55; p.climacteric = true; p.site = "pelvis"; }), "grio-4", false},
-      {"a severe fracture on record", with([](Patient& p) { p.age = 55; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; p.history = {{"hip", "severe", false}}; }), "grio-4", false},
+      {"a severe fracture on record", with([](Patient& p) { p.age = 55; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; p.history = {FF("hip", "severe", false)}; }), "grio-4", false},
       {"a man", with([](Patient& p) { p.sex = Sex::kMale; p.age = 55; p.climacteric = true; p.site = "distal-radius"; p.grio = "non-severe"; }), "grio-4", false},
       // Rule 5: T-score <= -3 (the lowest of lumbar, total hip, femoral neck).
       {"T -2.9", with([](Patient& p) { p.site = "pelvis"; p.lumbar = -2.9; p.neck = -2.0; }), "grio-5", false},

@@ -66,14 +66,14 @@ TEST(Schedule, TheLongTermTasksOfEachDrugClassAtTheirDates) {
 
 TEST(Schedule, DenosumabStoppedIsRelayedFromTheNextInjectionDate) {
   struct Row {
-    int64_t start, stop, relay;
+    int64_t start, stop, relay;  // start: the last injection
   };
   const Row rows[] = {
-      {D(2025, 1, 31), D(2025, 9, 15), D(2026, 1, 31)},  // injections 31 Jan, 31 Jul, 31 Jan
-      {D(2025, 1, 31), D(2025, 7, 31), D(2025, 7, 31)},  // stopped on an injection's date
-      {D(2025, 1, 31), D(2025, 8, 1), D(2026, 1, 31)},
+      {D(2025, 7, 31), D(2025, 9, 15), D(2026, 1, 31)},  // the next injection, 6 months after the last
+      {D(2025, 1, 31), D(2025, 7, 31), D(2025, 7, 31)},  // stopped on the day it was due
+      {D(2025, 1, 31), D(2025, 8, 1), D(2025, 8, 1)},    // overdue already: relay at once
       {D(2024, 8, 31), D(2024, 12, 1), D(2025, 2, 28)},  // 31 August + 6 months, clamped
-      {D(2024, 8, 31), D(2025, 3, 1), D(2025, 8, 31)},   // + 12 months, not 28 August (never chained)
+      {D(2024, 2, 29), D(2024, 3, 1), D(2024, 8, 29)},
   };
   for (const auto& r : rows) {
     auto relay = Plan().RelayAfter("denosumab", r.start, r.stop);
