@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fhir/capability.h"
+#include "fhir/call_list.h"
 #include "fhir/case_events.h"
 #include "fhir/recommend.h"
 #include "fhir/error.h"
@@ -121,6 +122,41 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     in.system_interactions.assign(system_codes.begin(), system_codes.end());
     HttpResponse resp;
     resp.body = fhir::CapabilityStatementJson(schema, svc.registry(), in);
+    return resp;
+  });
+
+  // The day's calls of a site or a nurse, for phone platforms that read files and for printing
+  // (docs/follow-up.md): CSV unless HTML is asked for (Accept or _format).
+  router.Add("GET", "/$call-list", "", true, [&svc, base = ctx.canonical_base](HttpRequest& req) {
+    std::string day, owner, format;
+    for (const auto& p : Query(req)) {
+      if (p.name == "date") day = p.value;
+      else if (p.name == "owner") owner = p.value;
+      else if (p.name == "_format") format = Lower(p.value);
+      else throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "unknown parameter " + p.name + " (date, owner, _format)", p.name);
+    }
+    if (day.empty()) day = fhir::DayText(fhir::LocalDay(fhir::NowMicros() / 1000000));
+    if (day.size() != 10 || !fhir::ParseFhirDate(day)) {
+      throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "date must be YYYY-MM-DD", "date");
+    }
+    if (!owner.empty()) {
+      auto ref = fhir::ParseReference(owner);
+      if (!ref || (ref->type != std::optional<std::string>("Organization") && ref->type != std::optional<std::string>("Practitioner")) ||
+          ref->id.empty() || ref->id.find('/') != std::string::npos) {
+        throw fhir::FhirError(fhir::ErrorCode::kBadRequest, "owner must be Organization/id or Practitioner/id", "owner");
+      }
+    }
+    const std::string* accept = req.Header("accept");
+    bool html = format == "html" || format == "text/html" ||
+                (format.empty() && accept && Lower(*accept).find("text/html") != std::string::npos);
+    if (!format.empty() && !html && format != "csv" && format != "text/csv") {
+      throw fhir::FhirError(fhir::ErrorCode::kNotAcceptable, "_format must be csv or html", "_format");
+    }
+    auto rows = fhir::CallList(svc, base, day, owner);
+    HttpResponse resp;
+    resp.content_type = html ? "text/html; charset=utf-8" : "text/csv; charset=utf-8";
+    resp.body = html ? fhir::CallListHtml(rows, day, owner) : fhir::CallListCsv(rows);
+    if (!html) resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"calls-" + day + ".csv\"");
     return resp;
   });
 

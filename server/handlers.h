@@ -18,6 +18,7 @@ struct HandlerContext {
   db::Database& db;
   std::string software_version;
   const fhir::PathwayEngine* engine = nullptr;  // the FLS operations; none without it
+  std::string canonical_base = "http://fls-server.org/fhir";
 };
 
 // Registers every route: FHIR interactions, /metadata, the FLS operations (the probes are the

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
   }
 
   server::Router router;
-  server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine});
+  server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base});
 
   server::HttpServer http(config, router, database);
   try {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "tests/api/fls_cases.h"
@@ -41,6 +42,15 @@ std::string PlusDays(const std::string& text, int days) {
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
                 static_cast<unsigned>(ymd.day()));
   return buf;
+}
+
+// Whole days from `a` to `b` (YYYY-MM-DD).
+int DaysBetween(const std::string& a, const std::string& b) {
+  using namespace std::chrono;
+  auto parse = [](const std::string& t) {
+    return sys_days{year{std::stoi(t.substr(0, 4))} / std::stoi(t.substr(5, 2)) / std::stoi(t.substr(8, 2))};
+  };
+  return static_cast<int>((parse(b) - parse(a)).count());
 }
 
 struct TaskRow {
@@ -253,6 +263,45 @@ TEST(FollowUp, ThreeUnreachedDaysRaiseUnreachableOnceAndInjectionsRePlanDenosuma
   }
   EXPECT_EQ(Sql("SELECT count(*) FROM fls_contact WHERE episode_id = '" + ep + "'"), "6");
   EXPECT_EQ(Post("/EpisodeOfCare/no-such-case/$contact", ContactBody(true)).status, 404);
+}
+
+// A nurse's day: the calls due that day and overdue, as CSV for a phone platform and as a
+// printable page, with the patient's name and the phone given at enrolment; hostile names are
+// neither run by a spreadsheet nor by a browser.
+TEST(FollowUp, TheCallListOfADay) {
+  std::string onset = PlusDays(Today(), -60);
+  std::string ep = InFollowUp("M05BA04", onset, PlusDays(Today(), -40));
+  std::string patient = PatientOf(Port(), ep);
+  std::string p = Get("/Patient/" + patient).body;
+  p.insert(p.rfind('}'), R"J(,"name":[{"family":"=HYPERLINK(\"http://x\")","given":["<b>Hélène</b>"]}])J");
+  ASSERT_EQ(Http(Port(), "PUT", "/Patient/" + patient, p).status, 200);
+  std::string site = Get("/EpisodeOfCare/" + ep).Json()["managingOrganization"]["reference"].GetString();
+  std::string start = StartDay(ep);
+  std::string due = PlusMonths(start, 1);  // the 1-month call, overdue
+  Response csv = Http(Port(), "GET", "/$call-list?date=" + Today() + "&owner=" + site);
+  ASSERT_EQ(csv.status, 200) << csv.body;
+  EXPECT_EQ(csv.Header("content-type").rfind("text/csv", 0), 0u);
+  std::string row;
+  std::stringstream lines(csv.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(patient) != std::string::npos) row = line;
+  }
+  ASSERT_FALSE(row.empty()) << csv.body;
+  EXPECT_EQ(row.rfind(due + "," + std::to_string(-DaysBetween(Today(), due)) + ",routine,follow-up-call,", 0), 0u) << row;
+  EXPECT_NE(row.find("+33 6 00 00 00 00"), std::string::npos) << "the phone given at enrolment";
+  EXPECT_NE(row.find("\"'=HYPERLINK(\"\"http://x\"\"), <b>Hélène</b>\""), std::string::npos) << row;
+  // The calls due later are not on today's list; the 3-month call is due in the future.
+  EXPECT_EQ(csv.body.find(PlusMonths(start, 3)), std::string::npos);
+  Response html = Http(Port(), "GET", "/$call-list?date=" + Today() + "&owner=" + site, "", {{"Accept", "text/html"}});
+  ASSERT_EQ(html.status, 200);
+  EXPECT_EQ(html.Header("content-type").rfind("text/html", 0), 0u);
+  EXPECT_NE(html.body.find("&lt;b&gt;Hélène&lt;/b&gt;"), std::string::npos);
+  EXPECT_EQ(html.body.find("<b>Hélène</b>"), std::string::npos);
+  // Another site's list does not show this patient; bad parameters are 400.
+  EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=" + Today() + "&owner=Organization/elsewhere").body.find(patient), std::string::npos);
+  EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=tomorrow").status, 400);
+  EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=" + Today() + "&owner=Patient/x").status, 400);
+  EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=" + Today() + "&drop=table").status, 400);
 }
 
 }  // namespace
