@@ -1344,6 +1344,29 @@ class PathwayRun {
     std::vector<int64_t> intake_days, injection_days;
   };
 
+  // $accompany on this (locked) case: six monthly calls on `theme`, one series.
+  std::string Accompany(const std::string& theme, const std::string& requester, int64_t start_day) {
+    now_us_ = NowMicros();
+    today_ = LocalDay(now_us_ / 1000000);
+    if (!row_.open) {
+      throw FhirError(ErrorCode::kUnprocessable, "the case is closed (stage " + row_.stage + "): no accompaniment");
+    }
+    std::string id = requester.substr(requester.find('/') + 1);
+    if (auto p = ctx_.store().ReadCurrent("Practitioner", id); !p || p->deleted) {
+      throw Bad(requester + " is not known to this server", "requester");
+    }
+    std::string series = NewUuid();
+    for (int month = 1; month <= 6; ++month) {
+      std::string task = NewUuid();
+      WriteTask(task, "accompaniment-call", "Accompaniment call " + std::to_string(month) + "/6",
+                "Thematic accompaniment (" + theme + "), call " + std::to_string(month) + " of 6, asked by " + requester +
+                    ": record it with $contact (task this Task).",
+                "EpisodeOfCare/" + row_.episode_id, workflow::AddMonths(start_day, month), "routine", std::nullopt,
+                {{"theme", theme}, {"requester", requester}, {"series", series}});
+    }
+    return series;
+  }
+
   // $contact on this (locked) case: returns the contact and report Communication ids.
   std::pair<std::string, std::string> Contact(const ContactInput& c) {
     now_us_ = NowMicros();
@@ -1407,6 +1430,7 @@ class PathwayRun {
       ctx_.Create("Communication", doc, contact_id);
     }
     if (c.reached && !task_id.empty()) SetTaskStatus(task_id, "completed", "");
+    if (!task_id.empty()) MaybeSynthesis(task_id);
     for (int64_t d : c.injection_days) RecordDose(d, "Communication/" + contact_id);
     std::string report_id;
     if (c.reached && ReportPermitted()) report_id = WriteReport(c, contact_id);
@@ -1478,6 +1502,67 @@ class PathwayRun {
     JsonDoc doc = m.Doc();
     ctx_.Create("Communication", doc, id);
     return id;
+  }
+
+  // After the last call of an accompaniment series: the synthesis to the patient and, when the
+  // report Consent permits, to the physician (operations.md section 5), once.
+  void MaybeSynthesis(const std::string& task_id) {
+    auto t = ctx_.store().ReadCurrent("Task", task_id);
+    if (!t || t->deleted) return;
+    JsonDoc d = ParseJson(t->content);
+    std::string series, theme, requester;
+    bool accompaniment = false;
+    for (const auto& [system, code] : CodingsOf(d, "code")) accompaniment = accompaniment || code == "accompaniment-call";
+    if (!accompaniment) return;
+    if (const JsonValue* inputs = Member(d, "input"); inputs && inputs->IsArray()) {
+      for (const auto& in : inputs->GetArray()) {
+        const JsonValue* type = in.IsObject() ? Member(in, "type") : nullptr;
+        std::string name = type && type->IsObject() ? std::string(StringMember(*type, "text").value_or("")) : "";
+        std::string value(in.IsObject() ? StringMember(in, "valueString").value_or("") : "");
+        if (name == "series") series = value;
+        if (name == "theme") theme = value;
+        if (name == "requester") requester = value;
+      }
+    }
+    if (series.empty()) return;
+    std::vector<std::string> done;
+    for (const auto& id : ctx_.Search("Task", "focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
+                                                  PercentEncode(canon_.task_system + "|accompaniment-call"), 100)) {
+      auto other = ctx_.store().ReadCurrent("Task", id);
+      if (!other || other->deleted) continue;
+      JsonDoc od = ParseJson(other->content);
+      if (Serialize(od).find(series) == std::string::npos) continue;
+      std::string status(StringMember(od, "status").value_or(""));
+      if (IsOpenTaskStatus(status)) return;  // calls still to make
+      if (status == "completed") done.push_back(id);
+    }
+    const std::string system = canon_.b + "/identifier/accompaniment";
+    if (!ctx_.Search("Communication", "identifier=" + PercentEncode(system + "|" + series), 1).empty()) return;
+    bool physician = ReportPermitted();
+    std::string id = NewUuid();
+    std::string fr = "Synthèse de l'accompagnement thématique (" + theme + ") : " + std::to_string(done.size()) +
+                     " appel(s) sur 6 réalisé(s), terminé le " + DayText(today_) + ".";
+    std::string en = "Synthesis of the thematic accompaniment (" + theme + "): " + std::to_string(done.size()) +
+                     " of 6 calls made, ended on " + DayText(today_) + ".";
+    Json m;
+    m.Obj().S("resourceType", "Communication").S("id", id);
+    m.Arr("identifier").Obj().S("system", system).S("value", series).End().EndArr();
+    m.S("status", "completed");
+    m.Arr("category").Obj().Arr("coding").Coding(canon_.b + "/CodeSystem/fls-communication", "accompaniment-synthesis", "Accompaniment synthesis").EndArr().End().EndArr();
+    m.Ref("subject", "Patient/" + row_.patient_id);
+    m.Arr("about").Obj().S("reference", "EpisodeOfCare/" + row_.episode_id).End().EndArr();
+    m.S("sent", Instant(now_us_));
+    m.Arr("recipient").Obj().S("reference", "Patient/" + row_.patient_id).End();
+    if (physician) {
+      if (!requester.empty()) m.Obj().S("reference", requester).End();
+      if (!row_.referring_physician.empty() && row_.referring_physician != requester) m.Obj().S("reference", row_.referring_physician).End();
+      if (!row_.gp.empty() && row_.gp != requester && row_.gp != row_.referring_physician) m.Obj().S("reference", row_.gp).End();
+    }
+    m.EndArr();
+    m.Arr("payload").Obj().S("contentString", fr).End().Obj().S("contentString", en).End().EndArr();
+    m.End();
+    JsonDoc doc = m.Doc();
+    ctx_.Create("Communication", doc, id);
   }
 
   // Three unreached contacts on three different days (since the last reached one, and since the
@@ -1842,6 +1927,62 @@ int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
   return fired;
 }
 
+Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& episode_id, std::string_view body,
+                                     const RequestInfo& info) const {
+  (void)info;
+  JsonDoc doc = ParseJson(body, JsonLimits{});
+  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
+    throw FhirError(ErrorCode::kBadRequest, "the body of $accompany must be a Parameters resource");
+  }
+  const JsonValue* params = Member(doc, "parameter");
+  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  static const std::set<std::string> kThemes = {"adherence", "recommended-tests", "tobacco", "physical-activity",
+                                                "falls-nutrition"};
+  std::string theme, requester;
+  int64_t start = LocalDay(NowMicros() / 1000000);
+  std::set<std::string> seen;
+  if (params) {
+    for (const auto& p : params->GetArray()) {
+      auto n = p.IsObject() ? StringMember(p, "name") : std::nullopt;
+      if (!n || n->empty()) throw FhirError(ErrorCode::kBadRequest, "every parameter needs a name", "Parameters.parameter");
+      std::string name(*n);
+      if (!seen.insert(name).second) throw Bad("parameter " + name + " is given twice", name);
+      if (name == "theme") {
+        auto v = StringMember(p, "valueCode");
+        if (!v || !kThemes.count(std::string(*v))) {
+          throw Bad("theme must be a valueCode: adherence, recommended-tests, tobacco, physical-activity or falls-nutrition", name);
+        }
+        theme = std::string(*v);
+      } else if (name == "requester") {
+        const JsonValue* v = Member(p, "valueReference");
+        if (!v) throw Bad("requester must be a valueReference to a Practitioner", name);
+        requester = LocalReference(*v, "Practitioner", name);
+      } else {
+        throw Bad(name + " is not a part of $accompany (theme, requester)", name);
+      }
+    }
+  }
+  if (theme.empty()) throw Bad("theme (valueCode) is required", "theme");
+  if (requester.empty()) throw Bad("requester (valueReference) is required", "requester");
+  std::string series;
+  service.Write([&](WriteContext& ctx) {
+    db::CaseStore cases(ctx.store());
+    auto row = cases.LockCase(episode_id);
+    if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
+    PathwayRun run(*this, ctx, cases, std::move(*row));
+    series = run.Accompany(theme, requester, start);
+  });
+  Json j;
+  j.Obj().S("resourceType", "Parameters").Arr("parameter");
+  j.Obj().S("name", "series").S("valueString", series).End();
+  j.EndArr().End();
+  Outcome out;
+  out.status = 200;
+  out.body = Serialize(j.Doc());
+  out.resource_type = "Parameters";
+  return out;
+}
+
 Outcome PathwayEngine::PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
                                    const RequestInfo& info) const {
   (void)info;
@@ -2031,7 +2172,16 @@ class PathwayDataListener : public TransactionListener {
   void ReadCommunication(const std::string& id, const JsonValue& r) {
     bool report = false;
     for (const auto& [system, code] : CodingsOf(r, "category")) {
-      if (system == canon_.b + "/CodeSystem/fls-communication" && code == "report-to-physician") report = true;
+      if (system != canon_.b + "/CodeSystem/fls-communication") continue;
+      if (code == "report-to-physician") report = true;
+      // The accompaniment's synthesis reaches a physician only with the same consent.
+      if (code == "accompaniment-synthesis") {
+        std::vector<const JsonValue*> recipients;
+        CollectPath(r, "recipient.reference", recipients);
+        for (const JsonValue* ref : recipients) {
+          if (ref->IsString() && AsStringView(*ref).find("Practitioner/") != std::string_view::npos) report = true;
+        }
+      }
     }
     if (!report) return;
     std::vector<std::string> about;

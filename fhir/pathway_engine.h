@@ -54,6 +54,10 @@ class PathwayEngine {
   // one transaction. Answers Parameters with `contact` and, when sent, `report`.
   Outcome PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
                       const RequestInfo& info) const;
+  // POST /EpisodeOfCare/{id}/$accompany (operations.md section 5): six monthly accompaniment-call
+  // Tasks on one theme; after the last, the synthesis (to the physician only with consent).
+  Outcome PostAccompany(FhirService& service, const std::string& episode_id, std::string_view body,
+                        const RequestInfo& info) const;
 
   // POST /EpisodeOfCare/{id}/$event: parses the Parameters (400), applies the event in one
   // transaction (404, 412 on a stale If-Match, 422), and answers the updated EpisodeOfCare.

@@ -257,6 +257,11 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       auto info = Info(req);
       return ToResponse(engine.PostContact(svc, req.params["id"], req.body, info), info, false);
     });
+    router.Add("POST", "/EpisodeOfCare/{id}/$accompany", "", false, [&svc, &engine](HttpRequest& req) {
+      RequireJsonBody(req);
+      auto info = Info(req);
+      return ToResponse(engine.PostAccompany(svc, req.params["id"], req.body, info), info, false);
+    });
     router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, [&svc, &engine](HttpRequest& req) {
       auto q = Query(req);
       CheckAccept(req, q);

@@ -304,5 +304,44 @@ TEST(FollowUp, TheCallListOfADay) {
   EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=" + Today() + "&drop=table").status, 400);
 }
 
+// Thematic accompaniment: six monthly calls on one theme; after the sixth, the synthesis goes to
+// the patient, and to the physicians only when the report Consent permits.
+TEST(FollowUp, AccompanimentSixCallsThenTheSynthesis) {
+  for (bool consent : {true, false}) {
+    std::string ep = InFollowUp("M05BA04", Today(), "", consent);
+    std::string patient = PatientOf(Port(), ep);
+    std::string doctor = Practitioner(Port());
+    Response bad = Post("/EpisodeOfCare/" + ep + "/$accompany", R"({"resourceType":"Parameters","parameter":[{"name":"theme","valueCode":"gardening"},{"name":"requester","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})");
+    EXPECT_EQ(bad.status, 400);
+    Response a = Post("/EpisodeOfCare/" + ep + "/$accompany", R"({"resourceType":"Parameters","parameter":[{"name":"theme","valueCode":"tobacco"},{"name":"requester","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})");
+    ASSERT_EQ(a.status, 200) << a.body;
+    auto calls = FollowUpTasks(patient, "accompaniment-call");
+    ASSERT_EQ(calls.size(), 6u);
+    std::string start = Today();
+    for (int m = 1; m <= 6; ++m) EXPECT_EQ(calls[m - 1].due, PlusMonths(start, m)) << m;
+    auto synthesis = [&] {
+      auto d = Get("/Communication?subject=Patient/" + patient + "&category=http://fls-server.org/fhir/CodeSystem/fls-communication|accompaniment-synthesis").Json();
+      return Entries(d).size();
+    };
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(synthesis(), 0u) << "before the last call";
+      Response c = Post("/EpisodeOfCare/" + ep + "/$contact", ContactBody(true, R"(,{"name":"task","valueReference":{"reference":"Task/)" + calls[i].id + R"("}})"));
+      ASSERT_EQ(c.status, 200) << c.body;
+    }
+    auto d = Get("/Communication?subject=Patient/" + patient + "&category=http://fls-server.org/fhir/CodeSystem/fls-communication|accompaniment-synthesis").Json();
+    auto found = Entries(d);
+    ASSERT_EQ(found.size(), 1u);
+    std::set<std::string> to;
+    for (const auto& r : (*found[0])["recipient"].GetArray()) to.insert(r["reference"].GetString());
+    EXPECT_TRUE(to.count("Patient/" + patient));
+    EXPECT_EQ(to.count("Practitioner/" + doctor), consent ? 1u : 0u) << "the physician only with consent";
+    if (!consent) {
+      std::string direct = R"({"resourceType":"Communication","status":"completed","category":[{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/fls-communication","code":"accompaniment-synthesis"}]}],"subject":{"reference":"Patient/)" +
+                           patient + R"("},"about":[{"reference":"EpisodeOfCare/)" + ep + R"("}],"recipient":[{"reference":"Practitioner/)" + doctor + R"("}]})";
+      EXPECT_EQ(Post("/Communication", direct).status, 422);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fls::test

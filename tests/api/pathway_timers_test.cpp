@@ -496,12 +496,19 @@ TEST(LongTerm, DenosumabStoppedGetsItsRelayAtTheNextInjectionDate) {
   ASSERT_EQ(Event(Port(), ep, DrugEvent("decide-treatment", "M05BX04")).status, 200);
   Response s = Event(Port(), ep, DrugEvent("treatment-started", "M05BX04", started));
   ASSERT_EQ(s.status, 200) << s.body;
+  // The second injection, recorded at a call 10 days ago; then the stop.
+  t = time(nullptr) - 10 * 86400;
+  localtime_r(&t, &g);
+  char injected[16];
+  strftime(injected, sizeof injected, "%Y-%m-%d", &g);
+  Response call = Post("/EpisodeOfCare/" + ep + "/$contact",
+                       R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":true},{"name":"injection-date","valueDate":")" +
+                           std::string(injected) + R"("}]})");
+  ASSERT_EQ(call.status, 200) << call.body;
   ASSERT_EQ(Event(Port(), ep, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"complete"},{"name":"reason","valueString":"end of the sequence"}]})").status, 200);
   EXPECT_EQ(Stage(Port(), ep), "completed");
-  // The only injection recorded is the start's: the next was due 6 months later, 10 days ago;
-  // overdue already, so the relay starts at once (the stop's day).
-  std::string next = PlusMonths(started, 6);
-  if (DaysFromToday(next) < 0) next = Today();
+  // The relay starts when the next injection would have been due: 6 months after the last one.
+  std::string next = PlusMonths(injected, 6);
   auto relay = PeriodTasks(patient, "relay");
   ASSERT_EQ(relay.size(), 1u);
   EXPECT_EQ(relay[0].status, "requested") << "the relay outlives the closed case";
