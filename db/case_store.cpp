@@ -395,6 +395,16 @@ std::vector<CaseStore::FlagRow> CaseStore::FlagsFromEvidence(const std::string& 
   return out;
 }
 
+void CaseStore::UpsertDispense(const std::string& episode_id, const std::string& source, long long day,
+                               const std::string& drug, std::optional<int> days_supply) {
+  int supply = days_supply.value_or(0);
+  soci::indicator supply_ind = days_supply ? soci::i_ok : soci::i_null;
+  sql_ << "INSERT INTO fls_dispense (episode_id, source, day, drug, days_supply) VALUES (:e, :s, "
+          "date '1970-01-01' + CAST(:d AS integer), :drug, :n) ON CONFLICT (episode_id, source) DO UPDATE SET "
+          "day = EXCLUDED.day, drug = EXCLUDED.drug, days_supply = EXCLUDED.days_supply",
+      soci::use(episode_id), soci::use(source), soci::use(day), soci::use(drug), soci::use(supply, supply_ind);
+}
+
 void CaseStore::ScheduleTimer(const std::string& key, const std::string& episode_id, const std::string& kind,
                               long long due_us) {
   sql_ << "INSERT INTO fls_timer (key, episode_id, kind, due_at) VALUES "

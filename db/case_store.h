@@ -156,6 +156,9 @@ class CaseStore {
   // Returns false when this dose (day, drug) is recorded already.
   bool InsertDose(const std::string& episode_id, long long day, const std::string& drug, const std::string& source);
   std::optional<long long> LastDoseDay(const std::string& episode_id, const std::string& drug);
+  // A dispensing of the current drug (a re-sent one is updated, not doubled).
+  void UpsertDispense(const std::string& episode_id, const std::string& source, long long day, const std::string& drug,
+                      std::optional<int> days_supply);
 
   // The flags of a case with `code` (or, code empty, every case's flags from `evidence`), as
   // (flag id, evidence, episode id).

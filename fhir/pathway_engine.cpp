@@ -468,6 +468,7 @@ std::optional<db::CaseRow> OpenCase(db::CaseStore& cases, const std::string& pat
 // A medication record for the patient: the ATC of an osteoporosis drug, and when.
 struct MedicationFacts {
   std::string type, id, patient, atc, when;
+  std::optional<int> days_supply;  // MedicationDispense.daysSupply, in days
 };
 
 }  // namespace
@@ -2333,9 +2334,23 @@ class PathwayDataListener : public TransactionListener {
     if (!patient) return;
     for (const auto& [system, code] : CodingsOf(r, "medicationCodeableConcept")) {
       if (auto atc = e_.drugs_.AtcOf(system, code)) {
-        medications_.push_back({type, id, *patient, *atc,
-                                FirstDate(r, {"authoredOn", "whenHandedOver", "whenPrepared", "effectiveDateTime",
-                                              "effectivePeriod.start", "dateAsserted"})});
+        MedicationFacts m{type, id, *patient, *atc,
+                          FirstDate(r, {"authoredOn", "whenHandedOver", "whenPrepared", "effectiveDateTime",
+                                        "effectivePeriod.start", "dateAsserted"}),
+                          std::nullopt};
+        if (const JsonValue* supply = Member(r, "daysSupply"); supply && supply->IsObject()) {
+          const JsonValue* v = Member(*supply, "value");
+          std::string unit(StringMember(*supply, "code").value_or(StringMember(*supply, "unit").value_or("d")));
+          auto text = v && IsNumber(*v) ? NumberText(*v) : std::nullopt;
+          if (text && (unit == "d" || unit == "day" || unit == "days")) {
+            try {
+              double days = std::stod(*text);
+              if (days >= 0 && days <= 3650) m.days_supply = static_cast<int>(days + 0.5);
+            } catch (...) {
+            }
+          }
+        }
+        medications_.push_back(std::move(m));
         return;
       }
     }
@@ -2372,6 +2387,9 @@ class PathwayDataListener : public TransactionListener {
     if (*stage == Stage::kTreating) {
       in.event = Event::kTreatmentStarted;
       e_.Apply(ctx, c->episode_id, in, {"data", ""}, us);
+    } else if (*stage == Stage::kFollowUp && m.type == "MedicationDispense" && c->current_drug == m.atc) {
+      // Dispensing of the current drug: what adherence at 52 weeks is computed from.
+      cases.UpsertDispense(c->episode_id, m.type + "/" + m.id, d, m.atc, m.days_supply);
     } else if (*stage == Stage::kFollowUp && m.type == "MedicationAdministration" && c->current_drug == m.atc) {
       // An injection or infusion of the current drug: the next reminder counts from it.
       auto locked = cases.LockCase(c->episode_id);

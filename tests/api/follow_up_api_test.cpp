@@ -343,5 +343,28 @@ TEST(FollowUp, AccompanimentSixCallsThenTheSynthesis) {
   }
 }
 
+// Dispensing of the current drug is kept for adherence at 52 weeks (KPI 11); another drug's is
+// not, and a re-sent dispense is counted once.
+TEST(FollowUp, DispensingOfTheCurrentDrugIsKeptForAdherence) {
+  std::string ep = InFollowUp("M05BA04");
+  std::string patient = PatientOf(Port(), ep);
+  auto dispense = [&](const std::string& atc) {
+    return Post("/MedicationDispense", R"({"resourceType":"MedicationDispense","status":"completed","subject":{"reference":"Patient/)" + patient +
+                                           R"("},"medicationCodeableConcept":{"coding":[{"system":"http://www.whocc.no/atc","code":")" + atc +
+                                           R"("}]},"whenHandedOver":")" + Today() + R"(","daysSupply":{"value":28,"unit":"days","system":"http://unitsofmeasure.org","code":"d"}})");
+  };
+  Response d = dispense("M05BA04");
+  ASSERT_EQ(d.status, 201) << d.body;
+  std::string id = Id(d);
+  EXPECT_EQ(Sql("SELECT day || ' ' || drug || ' ' || days_supply FROM fls_dispense WHERE episode_id = '" + ep + "'"),
+            Today() + " M05BA04 28");
+  std::string again = Get("/MedicationDispense/" + id).body;
+  ASSERT_EQ(Http(Port(), "PUT", "/MedicationDispense/" + id, again).status, 200);
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_dispense WHERE episode_id = '" + ep + "'"), "1");
+  ASSERT_EQ(dispense("N02BE01").status, 201);
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_dispense WHERE episode_id = '" + ep + "'"), "1") << "not an osteoporosis drug";
+  EXPECT_EQ(Stage(Port(), ep), "follow-up");
+}
+
 }  // namespace
 }  // namespace fls::test
