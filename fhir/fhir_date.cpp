@@ -172,4 +172,16 @@ int64_t LocalDay(int64_t epoch_seconds) {
 
 std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
 
+int64_t LocalMidnightUs(int64_t day) {
+  int y = 1970;
+  unsigned m = 1, d = 1;
+  workflow::CivilFromDays(day, y, m, d);
+  tm t{};
+  t.tm_year = y - 1900;
+  t.tm_mon = static_cast<int>(m) - 1;
+  t.tm_mday = static_cast<int>(d);
+  t.tm_isdst = -1;
+  return static_cast<int64_t>(mktime(&t)) * 1000000LL;
+}
+
 }  // namespace fls::fhir

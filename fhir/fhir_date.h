@@ -43,6 +43,9 @@ std::optional<int64_t> DayOf(std::string_view text);
 int64_t LocalDay(int64_t epoch_seconds);
 // A civil day as YYYY-MM-DD.
 std::string DayText(int64_t day);
+// The instant local midnight starts `day` in the process's zone (TZ), daylight saving included:
+// when the timers fire for a date.
+int64_t LocalMidnightUs(int64_t day);
 
 
 }  // namespace fls::fhir

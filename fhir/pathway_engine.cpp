@@ -57,18 +57,6 @@ struct Canon {
       requisition_system, plan_definition;
 };
 
-// Local midnight that starts `day` in the process's zone, as microseconds since the epoch.
-int64_t LocalMidnightUs(int64_t day) {
-  int y = 1970;
-  unsigned m = 1, d = 1;
-  workflow::CivilFromDays(day, y, m, d);
-  tm t{};
-  t.tm_year = y - 1900;
-  t.tm_mon = static_cast<int>(m) - 1;
-  t.tm_mday = static_cast<int>(d);
-  t.tm_isdst = -1;
-  return static_cast<int64_t>(mktime(&t)) * 1000000LL;
-}
 
 FhirError Bad(const std::string& message, const std::string& part = "") {
   return FhirError(ErrorCode::kBadRequest, message,

@@ -366,5 +366,23 @@ TEST(FollowUp, DispensingOfTheCurrentDrugIsKeptForAdherence) {
   EXPECT_EQ(Stage(Port(), ep), "follow-up");
 }
 
+// A death recorded by the EHR closes the case and cancels every scheduled call and reminder; a
+// completed case too.
+TEST(FollowUp, DeathAndClosureCancelTheSchedule) {
+  std::string ep = InFollowUp("M05BX04");
+  std::string patient = PatientOf(Port(), ep);
+  std::string p = Get("/Patient/" + patient).body;
+  p.insert(p.rfind('}'), R"(,"deceasedDateTime":")" + Today() + "\"");
+  ASSERT_EQ(Http(Port(), "PUT", "/Patient/" + patient, p).status, 200);
+  EXPECT_EQ(Stage(Port(), ep), "deceased");
+  auto tasks = FollowUpTasks(patient, "follow-up-call,injection-reminder");
+  ASSERT_FALSE(tasks.empty());
+  for (const auto& t : tasks) EXPECT_EQ(t.status, "cancelled") << t.code << " " << t.due;
+  EXPECT_EQ(Sql("SELECT count(*) FROM fls_timer WHERE episode_id = '" + ep + "' AND state = 'pending'"), "0");
+  std::string done = InFollowUp("M05BA04");
+  ASSERT_EQ(Event(Port(), done, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"complete"}]})").status, 200);
+  for (const auto& t : FollowUpTasks(PatientOf(Port(), done), "follow-up-call")) EXPECT_EQ(t.status, "cancelled");
+}
+
 }  // namespace
 }  // namespace fls::test

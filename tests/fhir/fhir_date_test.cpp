@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "workflow/civil_date.h"
 
 namespace fls::fhir {
@@ -61,6 +64,44 @@ TEST(FhirDate, CivilDaysRoundTrip) {
   }
   EXPECT_EQ(workflow::CivilDay(1970, 1, 1), 0);
   EXPECT_EQ(workflow::CivilDay(2000, 3, 1), 11017);
+}
+
+}  // namespace
+}  // namespace fls::fhir
+
+namespace fls::fhir {
+namespace {
+
+// Timers fire at local midnight of their date in the site's zone, across the daylight-saving
+// changes: 23:00Z the evening before in winter, 22:00Z in summer (Europe/Paris).
+TEST(FhirDate, LocalMidnightFollowsTheSitesZoneAcrossDaylightSaving) {
+  const char* old = getenv("TZ");
+  std::string saved = old ? old : "";
+  setenv("TZ", "Europe/Paris", 1);
+  tzset();
+  struct Row {
+    int y;
+    unsigned m, d;
+    const char* utc;
+  };
+  const Row rows[] = {
+      {2026, 3, 28, "2026-03-27T23:00:00.000Z"},  // winter time
+      {2026, 3, 29, "2026-03-28T23:00:00.000Z"},  // the day the clocks go forward, its midnight still winter
+      {2026, 3, 30, "2026-03-29T22:00:00.000Z"},  // summer time
+      {2026, 10, 25, "2026-10-24T22:00:00.000Z"},  // the day the clocks go back
+      {2026, 10, 26, "2026-10-25T23:00:00.000Z"},
+      {2024, 2, 29, "2024-02-28T23:00:00.000Z"},
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(FormatFhirInstant(LocalMidnightUs(workflow::CivilDay(r.y, r.m, r.d))), r.utc) << r.y << "-" << r.m << "-" << r.d;
+    EXPECT_EQ(LocalDay(LocalMidnightUs(workflow::CivilDay(r.y, r.m, r.d)) / 1000000), workflow::CivilDay(r.y, r.m, r.d));
+  }
+  if (old) {
+    setenv("TZ", saved.c_str(), 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
 }
 
 }  // namespace

@@ -100,5 +100,81 @@ TEST(Schedule, MalformedFilesAreRefused) {
   for (const char* text : bad) EXPECT_THROW(LongTermPlan::Parse(text), std::invalid_argument) << text;
 }
 
+const FollowUpProgramme& Programme() {
+  static const FollowUpProgramme p = FollowUpProgramme::Parse(test::ReadSourceFile("workflow/data/follow-up.json"));
+  return p;
+}
+
+// Every drug's calls, exactly: a start on the 31st and on 29 February, months clamped, never
+// chained, up to the 5-year horizon.
+TEST(FollowUpSchedule, EveryDrugsCallsAtTheirDates) {
+  struct Row {
+    const char* drug_class;
+    int64_t start;
+    std::vector<int64_t> due;
+  };
+  const Row rows[] = {
+      {"oral-bisphosphonate", D(2025, 1, 31),
+       {D(2025, 2, 28), D(2025, 4, 30), D(2025, 7, 31), D(2026, 1, 31), D(2027, 1, 31), D(2028, 1, 31), D(2029, 1, 31),
+        D(2030, 1, 31)}},
+      {"oral-bisphosphonate", D(2024, 2, 29),
+       {D(2024, 3, 29), D(2024, 5, 29), D(2024, 8, 29), D(2025, 2, 28), D(2026, 2, 28), D(2027, 2, 28), D(2028, 2, 29),
+        D(2029, 2, 28)}},
+      {"zoledronic-acid", D(2025, 8, 31), {D(2025, 11, 30), D(2026, 8, 31)}},
+      {"denosumab", D(2025, 8, 31), {D(2026, 8, 31)}},
+      {"teriparatide", D(2025, 12, 31),
+       {D(2026, 1, 31), D(2026, 2, 28), D(2026, 3, 31), D(2026, 6, 30), D(2026, 9, 30), D(2026, 12, 31), D(2027, 3, 31),
+        D(2027, 6, 30), D(2027, 9, 30), D(2027, 12, 31)}},
+      {"raloxifene", D(2024, 2, 29),
+       {D(2024, 5, 29), D(2025, 2, 28), D(2026, 2, 28), D(2027, 2, 28), D(2028, 2, 29), D(2029, 2, 28)}},
+      {"hormone-therapy", D(2025, 3, 31),
+       {D(2025, 6, 30), D(2026, 3, 31), D(2027, 3, 31), D(2028, 3, 31), D(2029, 3, 31), D(2030, 3, 31)}},
+      {"no-such-class", D(2025, 1, 1), {}},
+  };
+  for (const auto& r : rows) {
+    std::vector<int64_t> got;
+    for (const auto& c : Programme().Calls(r.drug_class, r.start)) got.push_back(c.due_day);
+    EXPECT_EQ(got, r.due) << r.drug_class << " from " << r.start;
+  }
+  auto bisphosphonate = Programme().Calls("oral-bisphosphonate", D(2025, 1, 31));
+  EXPECT_TRUE(bisphosphonate[1].monitoring) << "3 months: the 16-week monitoring contact";
+  EXPECT_TRUE(bisphosphonate[3].adherence) << "12 months: adherence";
+  EXPECT_FALSE(bisphosphonate[2].adherence);
+}
+
+// The next dose, from the last recorded one: denosumab's reminder 14 days before and its alert 28
+// days after; zoledronic acid's reminder (last + 12 months) - 1 month.
+TEST(FollowUpSchedule, RemindersCountFromTheLastDose) {
+  auto dmab = Programme().Next("denosumab", D(2025, 8, 31));
+  ASSERT_TRUE(dmab.has_value());
+  EXPECT_EQ(dmab->kind, "injection");
+  EXPECT_EQ(dmab->due_day, D(2026, 2, 28));
+  EXPECT_EQ(dmab->reminder_day, D(2026, 2, 14));
+  EXPECT_EQ(dmab->overdue_day, D(2026, 3, 28));
+  auto z = Programme().Next("zoledronic-acid", D(2024, 2, 29));
+  ASSERT_TRUE(z.has_value());
+  EXPECT_EQ(z->kind, "infusion");
+  EXPECT_EQ(z->due_day, D(2025, 2, 28));
+  EXPECT_EQ(z->reminder_day, D(2025, 1, 28)) << "(last + 12 months) - 1 month";
+  EXPECT_FALSE(z->overdue_day.has_value());
+  auto z31 = Programme().Next("zoledronic-acid", D(2025, 3, 31));
+  EXPECT_EQ(z31->reminder_day, D(2026, 2, 28));
+  EXPECT_FALSE(Programme().Next("oral-bisphosphonate", D(2025, 1, 1)).has_value());
+  EXPECT_TRUE(Programme().DosedByInjection("denosumab"));
+  EXPECT_FALSE(Programme().DosedByInjection("teriparatide"));
+  EXPECT_EQ(Programme().unreachable_attempts(), 3);
+  EXPECT_EQ(Programme().lost_after_months(), 6);
+}
+
+TEST(FollowUpSchedule, MalformedFilesAreRefused) {
+  const char* bad[] = {
+      R"({"horizonMonths":60,"schedules":[]})",
+      R"({"horizonMonths":60,"schedules":[{"class":"x","callsMonths":[3,1],"source":"s"}]})",
+      R"({"horizonMonths":60,"schedules":[{"class":"x","callsMonths":[1],"source":"s"},{"class":"x","callsMonths":[1],"source":"s"}]})",
+      R"({"schedules":[{"class":"x","callsMonths":[1],"source":"s"}]})",
+  };
+  for (const char* text : bad) EXPECT_THROW(FollowUpProgramme::Parse(text), std::invalid_argument) << text;
+}
+
 }  // namespace
 }  // namespace fls::workflow
