@@ -119,6 +119,20 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
     w.EndObject();
   }
   w.EndArray();
+  bool system_op = false;
+  for (const auto& op : in.operations) {
+    if (!op.type.empty()) continue;
+    if (!system_op) {
+      w.Key("operation");
+      w.StartArray();
+      system_op = true;
+    }
+    w.StartObject();
+    kv("name", op.name);
+    kv("definition", op.definition);
+    w.EndObject();
+  }
+  if (system_op) w.EndArray();
   w.EndObject();
   w.EndArray();
   w.EndObject();

@@ -4,6 +4,7 @@
 
 #include "fhir/capability.h"
 #include "fhir/call_list.h"
+#include "fhir/operation_definitions.h"
 #include "fhir/case_events.h"
 #include "fhir/recommend.h"
 #include "fhir/error.h"
@@ -109,8 +110,11 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   // Capability statement: generated on each call from the routes registered below.
   const fhir::SchemaValidator& schema = ctx.schema;
   std::string version = ctx.software_version;
-  router.Add("GET", "/metadata", "", true, [&router, &schema, &svc, version](HttpRequest& req) {
+  const bool fls_operations = ctx.engine != nullptr;
+  router.Add("GET", "/metadata", "", true, [&router, &schema, &svc, version, fls_operations,
+                                           base = ctx.canonical_base](HttpRequest& req) {
     fhir::CapabilityInput in;
+    if (fls_operations) in.operations = fhir::FlsOperations(base);
     in.software_version = version;
     in.base_url = req.base_url;
     std::set<std::string> type_codes, system_codes;

@@ -19,6 +19,7 @@
 #include "fhir/case_finder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
+#include "fhir/operation_definitions.h"
 #include "fhir/pathway_engine.h"
 #include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
       database.Migrate();
       fhir::PublishCaseFindingKnowledge(*service_ptr, *codes, case_config, plan_text);
       fhir::PublishPathwayKnowledge(*service_ptr, *panel, config.canonical_base);
+      fhir::PublishOperationDefinitions(*service_ptr, config.canonical_base);
       server::Log("info", "database ready: migrations applied, pathway published");
       return true;
     } catch (const db::DbError& e) {

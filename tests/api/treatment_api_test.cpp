@@ -222,5 +222,33 @@ TEST(Treatment, ResultsMatchTheirCodeFlagsRetireAndFollowUpIsNotSwitchedByData) 
   EXPECT_EQ(Sql("SELECT current_drug FROM fls_case WHERE episode_id = '" + ep + "'"), "M05BA08");
 }
 
+// The FLS operations are discoverable: listed in the CapabilityStatement with their
+// OperationDefinitions, which are valid R4 (a PUT of each back is accepted by the validator).
+TEST(Operations, TheCapabilityStatementListsEachWithItsDefinition) {
+  auto cap = Get("/metadata").Json();
+  std::set<std::string> on_case, system;
+  for (const auto& r : cap["rest"][0]["resource"].GetArray()) {
+    if (std::string(r["type"].GetString()) != "EpisodeOfCare" || !r.HasMember("operation")) continue;
+    for (const auto& op : r["operation"].GetArray()) on_case.insert(op["name"].GetString());
+  }
+  if (cap["rest"][0].HasMember("operation")) {
+    for (const auto& op : cap["rest"][0]["operation"].GetArray()) system.insert(op["name"].GetString());
+  }
+  EXPECT_EQ(on_case, (std::set<std::string>{"accompany", "contact", "event", "events", "recommend"}));
+  EXPECT_EQ(system, (std::set<std::string>{"call-list"}));
+  for (const char* code : {"event", "events", "recommend", "contact", "accompany", "call-list"}) {
+    Response r = Get(std::string("/OperationDefinition/fls-") + code);
+    ASSERT_EQ(r.status, 200) << code;
+    auto d = r.Json();
+    EXPECT_STREQ(d["code"].GetString(), code);
+    EXPECT_EQ(std::string(d["url"].GetString()), std::string("http://fls-server.org/fhir/OperationDefinition/fls-") + code);
+    Response back = Http(Port(), "PUT", std::string("/OperationDefinition/fls-") + code, r.body);
+    EXPECT_EQ(back.status, 200) << code << ": " << back.body;
+  }
+  auto event = Get("/OperationDefinition/fls-event").Json();
+  EXPECT_STREQ(event["parameter"][0]["name"].GetString(), "event");
+  EXPECT_EQ(event["parameter"][0]["min"].GetInt(), 1);
+}
+
 }  // namespace
 }  // namespace fls::test
