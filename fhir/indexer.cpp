@@ -254,4 +254,15 @@ db::IndexRows Indexer::Extract(std::string_view type, const JsonValue& resource)
   return rows;
 }
 
+std::vector<std::pair<std::string, std::string>> CodingsOf(const JsonValue& resource, std::string_view element) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<const JsonValue*> codings;
+  CollectPath(resource, std::string(element) + ".coding", codings);
+  for (const JsonValue* c : codings) {
+    auto code = StringMember(*c, "code");
+    if (code) out.emplace_back(std::string(StringMember(*c, "system").value_or("")), std::string(*code));
+  }
+  return out;
+}
+
 }  // namespace fls::fhir

@@ -27,6 +27,10 @@ std::optional<ParsedReference> ParseReference(std::string_view reference,
 // Collects the values found at `path` (dot-separated, [x] choice segments) below `node`.
 void CollectPath(const JsonValue& node, std::string_view path, std::vector<const JsonValue*>& out);
 
+// The (system, code) of every coding at `element` (a CodeableConcept path: "code",
+// "medicationCodeableConcept", "category"...); codings without a code are left out.
+std::vector<std::pair<std::string, std::string>> CodingsOf(const JsonValue& resource, std::string_view element);
+
 class Indexer {
  public:
   explicit Indexer(const SearchParamRegistry& registry) : registry_(registry) {}

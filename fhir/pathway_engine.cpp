@@ -58,6 +58,26 @@ struct Canon {
 };
 
 
+// The `parameter` array of an operation's Parameters body (400 for anything else); null when the
+// body has no parameter at all.
+const JsonValue* ParameterArray(const JsonDoc& doc, const std::string& operation) {
+  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
+    throw FhirError(ErrorCode::kBadRequest, "the body of $" + operation + " must be a Parameters resource");
+  }
+  const JsonValue* params = Member(doc, "parameter");
+  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  return params;
+}
+
+// An operation's 200 answer: the Parameters `j` wrote.
+Outcome ParametersAnswer(Json& j) {
+  Outcome out;
+  out.status = 200;
+  out.body = Serialize(j.Doc());
+  out.resource_type = "Parameters";
+  return out;
+}
+
 FhirError Bad(const std::string& message, const std::string& part = "") {
   return FhirError(ErrorCode::kBadRequest, message,
                    part.empty() ? "" : "Parameters.parameter[" + part + "]");
@@ -140,17 +160,13 @@ struct ParsedEvent {
 ParsedEvent ParseEventParameters(std::string_view body, const JsonLimits& limits, int64_t now_us,
                                  const workflow::DrugList& drugs) {
   JsonDoc doc = ParseJson(body, limits);
-  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
-    throw FhirError(ErrorCode::kBadRequest, "the body of $event must be a Parameters resource");
-  }
+  const JsonValue* params = ParameterArray(doc, "event");
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     std::string_view k = AsStringView(it->name);
     if (k != "resourceType" && k != "id" && k != "meta" && k != "parameter") {
       throw FhirError(ErrorCode::kBadRequest, "Parameters has no element " + std::string(k), "Parameters." + std::string(k));
     }
   }
-  const JsonValue* params = Member(doc, "parameter");
-  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
   std::map<std::string, const JsonValue*> by_name;
   if (params) {
     for (const auto& p : params->GetArray()) {
@@ -352,16 +368,6 @@ std::optional<std::string> PatientOf(const JsonValue& r) {
   return std::nullopt;
 }
 
-std::vector<std::pair<std::string, std::string>> CodingsOf(const JsonValue& r, const char* element) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::vector<const JsonValue*> codings;
-  CollectPath(r, std::string(element) + ".coding", codings);
-  for (const JsonValue* c : codings) {
-    auto code = StringMember(*c, "code");
-    if (code) out.emplace_back(std::string(StringMember(*c, "system").value_or("")), std::string(*code));
-  }
-  return out;
-}
 
 std::string FirstDate(const JsonValue& r, std::initializer_list<const char*> paths) {
   for (const char* path : paths) {
@@ -1920,11 +1926,7 @@ Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& ep
                                      const RequestInfo& info) const {
   (void)info;
   JsonDoc doc = ParseJson(body, JsonLimits{});
-  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
-    throw FhirError(ErrorCode::kBadRequest, "the body of $accompany must be a Parameters resource");
-  }
-  const JsonValue* params = Member(doc, "parameter");
-  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  const JsonValue* params = ParameterArray(doc, "accompany");
   static const std::set<std::string> kThemes = {"adherence", "recommended-tests", "tobacco", "physical-activity",
                                                 "falls-nutrition"};
   std::string theme, requester;
@@ -1965,22 +1967,14 @@ Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& ep
   j.Obj().S("resourceType", "Parameters").Arr("parameter");
   j.Obj().S("name", "series").S("valueString", series).End();
   j.EndArr().End();
-  Outcome out;
-  out.status = 200;
-  out.body = Serialize(j.Doc());
-  out.resource_type = "Parameters";
-  return out;
+  return ParametersAnswer(j);
 }
 
 Outcome PathwayEngine::PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
                                    const RequestInfo& info) const {
   (void)info;
   JsonDoc doc = ParseJson(body, JsonLimits{});
-  if (!doc.IsObject() || StringMember(doc, "resourceType") != std::optional<std::string_view>("Parameters")) {
-    throw FhirError(ErrorCode::kBadRequest, "the body of $contact must be a Parameters resource");
-  }
-  const JsonValue* params = Member(doc, "parameter");
-  if (params && !params->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Parameters.parameter must be an array");
+  const JsonValue* params = ParameterArray(doc, "contact");
   const int64_t now = NowMicros();
   PathwayRun::ContactInput c;
   c.occurred_us = now;
@@ -2077,11 +2071,7 @@ Outcome PathwayEngine::PostContact(FhirService& service, const std::string& epis
   j.Obj().S("name", "contact").Ref("valueReference", "Communication/" + ids.first).End();
   if (!ids.second.empty()) j.Obj().S("name", "report").Ref("valueReference", "Communication/" + ids.second).End();
   j.EndArr().End();
-  Outcome out;
-  out.status = 200;
-  out.body = Serialize(j.Doc());
-  out.resource_type = "Parameters";
-  return out;
+  return ParametersAnswer(j);
 }
 
 Outcome PathwayEngine::PostEvent(FhirService& service, const std::string& episode_id, std::string_view body,

@@ -13,16 +13,6 @@ namespace fls::fhir {
 
 namespace {
 
-std::vector<std::pair<std::string, std::string>> CodingsOf(const JsonValue& r, const char* element) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::vector<const JsonValue*> codings;
-  CollectPath(r, std::string(element) + ".coding", codings);
-  for (const JsonValue* c : codings) {
-    auto code = StringMember(*c, "code");
-    if (code) out.emplace_back(std::string(StringMember(*c, "system").value_or("")), std::string(*code));
-  }
-  return out;
-}
 
 std::string Effective(const JsonValue& r) {
   for (const char* k : {"effectiveDateTime", "effectiveInstant", "issued"}) {
