@@ -2,6 +2,7 @@
 // Helpers of the black-box suites that drive FLS cases: a hip fracture pushed, the case's
 // patient and stage, $event bodies. Header-only; every call is one real HTTP request.
 
+#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <string>
@@ -15,6 +16,15 @@ inline std::string Unique() {
   static std::mt19937_64 rng{std::random_device{}()};
   return std::to_string(rng() % 1000000000000ULL);
 }
+
+// The suites count days as the server does, in the site's zone (FLS_TIMEZONE's default,
+// Europe/Paris), set once before main: a test run near midnight UTC would otherwise date its
+// data a day apart from the server.
+inline const bool kSiteZoneSet = [] {
+  setenv("TZ", "Europe/Paris", 1);
+  tzset();
+  return true;
+}();
 
 inline std::string Today() {
   time_t now = time(nullptr);
