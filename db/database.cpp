@@ -296,7 +296,6 @@ void Database::Migrate() {
     throw;
   }
   GiveBack(slot, false);
-  migrated_ = true;
 }
 
 }  // namespace fls::db

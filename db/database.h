@@ -65,6 +65,9 @@ class Database {
   // Applies the migrations not yet applied, each in its own transaction, under an advisory lock so
   // that two servers starting together do not race. Throws DbError.
   void Migrate();
+  // Requests are served (not 503) once the start-up steps after Migrate (knowledge published,
+  // search index brought up to the registry) have run: main calls MarkReady.
+  void MarkReady() { migrated_ = true; }
   bool migrated() const { return migrated_.load(); }
 
   // True when a connection answers `SELECT 1`.

@@ -474,6 +474,52 @@ void ResourceStore::InsertNextVersion(const VersionRow& row, const IndexRows& in
   ForEachRow(sql_, q, params, [](const soci::row&) {});
 }
 
+void ResourceStore::ReplaceIndex(const std::string& type, const std::string& id, const IndexRows& index) {
+  Params params;
+  std::string q = "WITH ";
+  int n = 0;
+  for (const char* table : {"idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"}) {
+    if (n) q += ", ";
+    q += "del" + std::to_string(n++) + " AS (DELETE FROM " + table + " WHERE res_type = " + params.Add(type) +
+         " AND res_id = " + params.Add(id) + ")";
+  }
+  q += IndexCtes(type, id, index, params, "") + " SELECT 1";
+  ForEachRow(sql_, q, params, [](const soci::row&) {});
+}
+
+std::vector<VersionRow> ResourceStore::LockCurrentBatch(const std::string& type, const std::string& after_id,
+                                                        int limit) {
+  Params params;
+  std::string q = "SELECT r.res_id, r.version_id, " + InstantText("r.last_updated") +
+                  ", r.deleted::int, v.content::text FROM resource r JOIN resource_version v "
+                  "ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version_id = r.version_id "
+                  "WHERE r.res_type = " + params.Add(type) + " AND NOT r.deleted AND r.res_id > " + params.Add(after_id) +
+                  " ORDER BY r.res_id LIMIT CAST(" + params.Add(std::to_string(limit)) + " AS integer) FOR UPDATE OF r";
+  std::vector<VersionRow> out;
+  ForEachRow(sql_, q, params, [&](const soci::row& r) { out.push_back(RowToVersion(r, type)); });
+  return out;
+}
+
+std::string ResourceStore::IndexFingerprint(const std::string& type) {
+  std::string fp;
+  soci::indicator ind = soci::i_null;
+  sql_ << "SELECT fingerprint FROM search_index_state WHERE res_type = :t", soci::use(type), soci::into(fp, ind);
+  return sql_.got_data() && ind == soci::i_ok ? fp : std::string();
+}
+
+void ResourceStore::SetIndexFingerprint(const std::string& type, const std::string& fingerprint) {
+  sql_ << "INSERT INTO search_index_state (res_type, fingerprint) VALUES (:t, :f) "
+          "ON CONFLICT (res_type) DO UPDATE SET fingerprint = excluded.fingerprint, indexed_at = now()",
+      soci::use(type), soci::use(fingerprint);
+}
+
+bool ResourceStore::AnyCurrent(const std::string& type) {
+  int n = 0;
+  sql_ << "SELECT count(*)::int FROM (SELECT 1 FROM resource WHERE res_type = :t AND NOT deleted LIMIT 1) x",
+      soci::use(type), soci::into(n);
+  return n > 0;
+}
+
 void ResourceStore::InsertDeletion(const VersionRow& row) {
   sql_ << "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, content) "
           "VALUES (:t, :i, :v, (timestamptz 'epoch' + :u * interval '1 microsecond'), 'DELETE', NULL)",

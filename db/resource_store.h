@@ -144,6 +144,17 @@ class ResourceStore {
   // A deletion version. REQUIRES: LockCurrent(type, id) in this transaction.
   void InsertDeletion(const VersionRow& row);
 
+  // Re-indexing (fhir/reindex.cpp): up to `limit` current, not deleted resources of `type` with
+  // ids after `after_id` in id order, locked (FOR UPDATE) until the transaction ends.
+  std::vector<VersionRow> LockCurrentBatch(const std::string& type, const std::string& after_id, int limit);
+  // Replaces the index rows of one current resource. REQUIRES: the resource locked.
+  void ReplaceIndex(const std::string& type, const std::string& id, const IndexRows& index);
+  // The registry fingerprint the stored index rows of `type` were built with ("" when none).
+  std::string IndexFingerprint(const std::string& type);
+  void SetIndexFingerprint(const std::string& type, const std::string& fingerprint);
+  // Whether any current resource of `type` exists.
+  bool AnyCurrent(const std::string& type);
+
   // Claims `query` for resource `id`. Returns nullopt when claimed, or the owner's id when another
   // resource holds it (after waiting for that writer's transaction to end).
   std::optional<std::string> ClaimConditionalKey(const std::string& type, const std::string& query,

@@ -79,7 +79,7 @@ std::vector<CallListRow> CallList(FhirService& service, const std::string& base,
     rows.clear();
     std::string codes;
     for (const char* c : kCallCodes) codes += (codes.empty() ? "" : ",") + PercentEncode(base + "/CodeSystem/fls-task|" + c);
-    std::string query = "code=" + codes + "&status=requested,received,accepted,ready,in-progress,on-hold";
+    std::string query = "code=" + codes + "&status=requested,received,accepted,ready,in-progress,on-hold&due=le" + day;
     if (!owner.empty()) query += "&owner=" + PercentEncode(owner);
     for (const auto& id : ctx.Search("Task", query, 5000)) {
       auto t = ctx.store().ReadCurrent("Task", id);

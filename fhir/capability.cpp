@@ -89,6 +89,7 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
     for (const auto& def : registry.ForType(type)) {
       w.StartObject();
       kv("name", def.name);
+      if (!def.definition.empty()) kv("definition", def.definition);
       kv("type", ParamTypeName(def.type == ParamType::kUri ? ParamType::kUri : def.type));
       if (!def.documentation.empty()) kv("documentation", def.documentation);
       w.EndObject();

@@ -148,4 +148,27 @@ void PublishOperationDefinitions(FhirService& service, const std::string& base) 
   });
 }
 
+void PublishSearchParameters(FhirService& service, const SearchParamRegistry& registry) {
+  service.Write([&](WriteContext& ctx) {
+    for (const SearchParamDef* d : registry.ServerDefined()) {
+      std::string id = d->resource_type + "-" + d->name;
+      Json j;
+      j.Obj().S("resourceType", "SearchParameter").S("id", id).S("url", d->definition).S("version", "1");
+      j.S("name", d->name).S("status", "active").S("description", d->documentation.empty() ? d->name : d->documentation);
+      j.S("code", d->name).Arr("base").Val(d->resource_type).EndArr().S("type", ParamTypeName(d->type));
+      j.S("expression", d->expression).S("xpathUsage", "normal");
+      if (d->type == ParamType::kDate) {
+        j.Arr("comparator");
+        for (const char* c : {"eq", "ne", "gt", "ge", "lt", "le", "sa", "eb", "ap"}) j.Val(c);
+        j.EndArr();
+      }
+      if (d->type == ParamType::kToken) j.Arr("modifier").Val("not").Val("missing").EndArr();
+      else j.Arr("modifier").Val("missing").EndArr();
+      j.End();
+      JsonDoc doc = j.Doc();
+      PublishIfChanged(ctx, "SearchParameter", id, doc);
+    }
+  });
+}
+
 }  // namespace fls::fhir

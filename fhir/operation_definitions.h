@@ -8,6 +8,7 @@
 
 #include "fhir/capability.h"
 #include "fhir/fhir_service.h"
+#include "fhir/search_params.h"
 
 namespace fls::fhir {
 
@@ -16,5 +17,9 @@ std::vector<CapabilityInput::Operation> FlsOperations(const std::string& canonic
 
 // One transaction; a restart with an unchanged table adds no version.
 void PublishOperationDefinitions(FhirService& service, const std::string& canonical_base);
+
+// The search parameters the server defines beyond R4 (Task `due`, EpisodeOfCare `stage` and
+// `flag`) as R4 SearchParameter resources under their `definition` URL, the same way.
+void PublishSearchParameters(FhirService& service, const SearchParamRegistry& registry);
 
 }  // namespace fls::fhir

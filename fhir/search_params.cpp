@@ -1,5 +1,8 @@
 #include "fhir/search_params.h"
 
+#include <cstdint>
+#include <cstdio>
+
 #include <algorithm>
 
 #include "fhir/schema_validator.h"
@@ -209,10 +212,9 @@ const std::vector<Row>& Table() {
       {"Task", "patient", P::kReference, {"for"}, {"Patient"}},
       {"Task", "subject", P::kReference, {"for"}, {}},
       {"Task", "focus", P::kReference, {"focus"}, {}},
-      // R4 indexes Task.executionPeriod only; the FLS keeps a task's due date in
-      // restriction.period (fhir-contract.md), so `period` covers both and `_sort=period` orders the
-      // worklist by due date.
-      {"Task", "period", P::kDate, {"executionPeriod", "restriction.period"}, {}},
+      // R4's `period` is Task.executionPeriod; the due date (restriction.period.end) is the
+      // server-defined `due` below (fhir-contract.md).
+      {"Task", "period", P::kDate, {"executionPeriod"}, {}},
       {"Task", "authored-on", P::kDate, {"authoredOn"}, {}},
       {"Task", "modified", P::kDate, {"lastModified"}, {}},
       {"Task", "intent", P::kToken, {"intent"}, {}},
@@ -328,6 +330,21 @@ SearchParamRegistry::SearchParamRegistry(const SchemaValidator& schema, const st
   SearchParamDef flag{"EpisodeOfCare", "flag", P::kToken, {"valueCode"}, {}, "A flag on the case (high-energy-trauma)"};
   flag.extension_url = canonical_base + "/StructureDefinition/case-flag";
   Add(flag);
+  // The worklist's due date (fhir-contract.md: `due` on Task.restriction.period.end, `_sort=due`).
+  SearchParamDef due{"Task", "due", P::kDate, {"restriction.period.end"}, {},
+                     "The date the task is due (Task.restriction.period.end), in the site's time zone"};
+  Add(due);
+  for (auto* def : {&by_type_["EpisodeOfCare"], &by_type_["Task"]}) {
+    for (auto& d : *def) {
+      bool server = (d.resource_type == "EpisodeOfCare" && (d.name == "stage" || d.name == "flag")) ||
+                    (d.resource_type == "Task" && d.name == "due");
+      if (!server) continue;
+      d.definition = canonical_base + "/SearchParameter/" + d.resource_type + "-" + d.name;
+      d.expression = d.extension_url.empty()
+                         ? d.resource_type + "." + d.paths.front()
+                         : d.resource_type + ".extension('" + d.extension_url + "').value";
+    }
+  }
   for (auto& [type, list] : by_type_) {
     std::sort(list.begin(), list.end(),
               [](const SearchParamDef& a, const SearchParamDef& b) { return a.name < b.name; });
@@ -341,6 +358,46 @@ const SearchParamDef* SearchParamRegistry::Find(std::string_view type, std::stri
     if (def.name == name) return &def;
   }
   return nullptr;
+}
+
+std::vector<std::string> SearchParamRegistry::Types() const {
+  std::vector<std::string> out;
+  for (const auto& [type, list] : by_type_) {
+    if (!list.empty()) out.push_back(type);
+  }
+  return out;
+}
+
+std::vector<const SearchParamDef*> SearchParamRegistry::ServerDefined() const {
+  std::vector<const SearchParamDef*> out;
+  for (const auto& [type, list] : by_type_) {
+    for (const auto& d : list) {
+      if (!d.definition.empty()) out.push_back(&d);
+    }
+  }
+  return out;
+}
+
+std::string SearchParamRegistry::Fingerprint(std::string_view type) const {
+  // Bump when fhir/indexer.cpp extracts different rows from the same definitions (normalisation,
+  // date ranges...): the stored rows of every type are then rebuilt.
+  constexpr const char* kIndexerVersion = "indexer-1";
+  std::string text = kIndexerVersion;
+  for (const auto& d : ForType(type)) {
+    text += '\n' + d.name + '|' + ParamTypeName(d.type) + '|' + d.extension_url + '|';
+    for (const auto& p : d.paths) text += p + ',';
+    text += '|';
+    for (const auto& t : d.targets) text += t + ',';
+  }
+  // FNV-1a, 64 bits: deterministic across builds and machines (std::hash is not promised to be).
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 const std::vector<SearchParamDef>& SearchParamRegistry::ForType(std::string_view type) const {

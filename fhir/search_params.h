@@ -29,6 +29,10 @@ struct SearchParamDef {
   std::string documentation;
   // When set, the paths apply to the resource's extensions with this URL (e.g. "valueCode").
   std::string extension_url = {};
+  // Server-defined parameters (not in R4): the canonical URL of the SearchParameter the server
+  // publishes ({cb}/SearchParameter/{Type}-{name}) and its FHIRPath expression.
+  std::string definition = {};
+  std::string expression = {};
 };
 
 class SearchParamRegistry {
@@ -41,6 +45,14 @@ class SearchParamRegistry {
   const SearchParamDef* Find(std::string_view type, std::string_view name) const;
   // The type's parameters in name order (for the indexer and the CapabilityStatement).
   const std::vector<SearchParamDef>& ForType(std::string_view type) const;
+  // Every type with parameters, in name order.
+  std::vector<std::string> Types() const;
+  // The parameters the server defines beyond R4 (published as SearchParameter resources).
+  std::vector<const SearchParamDef*> ServerDefined() const;
+  // A stable digest of everything that decides the type's index rows (names, types, paths,
+  // targets, extension URLs, and the indexer's own version): when it changes, the stored rows of
+  // the type are rebuilt at start-up (fhir/reindex.h).
+  std::string Fingerprint(std::string_view type) const;
 
  private:
   void Add(SearchParamDef def);

@@ -20,6 +20,7 @@
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
 #include "fhir/operation_definitions.h"
+#include "fhir/reindex.h"
 #include "fhir/pathway_engine.h"
 #include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
@@ -131,9 +132,19 @@ int main(int argc, char** argv) {
   auto migrate_once = [&]() {
     try {
       database.Migrate();
+      auto reindexed = fhir::BringIndexUpToDate(database, registry, [](const std::string& type, long long done) {
+        server::Log("info", "search index rebuilt in part", {{"type", type}, {"resources", std::to_string(done)}});
+      });
+      if (reindexed.types_rebuilt > 0) {
+        server::Log("info", "search index brought up to the registry",
+                    {{"types", std::to_string(reindexed.types_rebuilt)},
+                     {"resources", std::to_string(reindexed.resources_reindexed)}});
+      }
       fhir::PublishCaseFindingKnowledge(*service_ptr, *codes, case_config, plan_text);
       fhir::PublishPathwayKnowledge(*service_ptr, *panel, config.canonical_base);
       fhir::PublishOperationDefinitions(*service_ptr, config.canonical_base);
+      fhir::PublishSearchParameters(*service_ptr, registry);
+      database.MarkReady();
       server::Log("info", "database ready: migrations applied, pathway published");
       return true;
     } catch (const db::DbError& e) {

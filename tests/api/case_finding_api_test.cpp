@@ -118,7 +118,7 @@ TEST(CaseFinding, AHipFractureOpensACaseWithPlanAndTaskInTheSamePush) {
             "http://fls-server.org/fhir/PlanDefinition/capture-the-fracture");
 
   // The coordinator's worklist: open tasks of the site, by due date.
-  auto tasks = Get("/Task?owner=Organization/" + org + "&status=requested&_sort=period").Json();
+  auto tasks = Get("/Task?owner=Organization/" + org + "&status=requested&_sort=due").Json();
   auto t = Entries(tasks);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_STREQ((*t[0])["code"]["coding"][0]["code"].GetString(), "assess-enrol");

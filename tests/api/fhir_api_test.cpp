@@ -359,11 +359,17 @@ TEST_F(SearchFixture, TableOfQueries) {
       {"Observation?patient={p1}&date=gt2024-03-02T09:31:00%2B01:00", {}},
       {"Observation?patient={p1}&date=gt2024-03-02T09:00:00%2B01:00", {obs_}},
       {"Observation?patient={p1}&date=ge2024-03-02T09:00:00%2B01:00", {obs_}},
-      {"Task?code=assess-{t}&_sort=period", {task2_, task_}},
-      {"Task?code=assess-{t}&_sort=-period", {task_, task2_}},
-      {"Task?code=assess-{t}&period=eb2024-03-12", {task2_}},
-      {"Task?code=assess-{t}&period=lt2024-03-12", {task_, task2_}},  // open start: both intersect
-      {"Task?code=assess-{t}&period=sa2024-03-12", {}},
+      // `due` is the server-defined Task.restriction.period.end; R4's `period` is executionPeriod.
+      {"Task?code=assess-{t}&_sort=due", {task2_, task_}},
+      {"Task?code=assess-{t}&_sort=-due", {task_, task2_}},
+      {"Task?code=assess-{t}&due=eb2024-03-12", {task2_}},
+      {"Task?code=assess-{t}&due=lt2024-03-12", {task2_}},
+      {"Task?code=assess-{t}&due=le2024-03-15", {task_, task2_}},
+      {"Task?code=assess-{t}&due=2024-03-15", {task_}},
+      {"Task?code=assess-{t}&due=sa2024-03-12", {task_}},
+      {"Task?code=assess-{t}&due=2024-03", {task_, task2_}},
+      {"Task?code=assess-{t}&period:missing=true", {task_, task2_}},
+      {"Task?code=assess-{t}&period=le2024-03-15", {}},
       {"Task?code=assess-{t}&owner=Organization/{org}&status=requested", {task_}},
       {"Task?code=assess-{t}&patient={p2}", {task2_}},
       {"Task?code=assess-{t}&_lastUpdated=gt2000-01-01&_sort=_lastUpdated", {task_, task2_}},
@@ -849,14 +855,32 @@ TEST(Operations, ProbesRequestIdAndCapabilityStatement) {
   auto& resources = cs["rest"][0]["resource"];
   EXPECT_GE(resources.Size(), 140u) << "every R4 resource type";
   std::set<std::string> task_params, interactions;
+  std::string due_definition;
   for (auto& res : resources.GetArray()) {
     if (std::string(res["type"].GetString()) != "Task") continue;
-    for (auto& p : res["searchParam"].GetArray()) task_params.insert(p["name"].GetString());
+    for (auto& p : res["searchParam"].GetArray()) {
+      task_params.insert(p["name"].GetString());
+      if (std::string(p["name"].GetString()) == "due") due_definition = p["definition"].GetString();
+    }
     for (auto& i : res["interaction"].GetArray()) interactions.insert(i["code"].GetString());
   }
-  for (const char* p : {"status", "owner", "patient", "focus", "code", "period", "business-status", "_id", "_lastUpdated"}) {
+  for (const char* p : {"status", "owner", "patient", "focus", "code", "period", "due", "business-status", "_id", "_lastUpdated"}) {
     EXPECT_TRUE(task_params.count(p)) << p;
   }
+  // The server-defined `due` is published where the CapabilityStatement says.
+  ASSERT_FALSE(due_definition.empty());
+  EXPECT_EQ(due_definition.substr(due_definition.rfind("/SearchParameter/")), "/SearchParameter/Task-due");
+  Response sp = Get("/SearchParameter/Task-due");
+  ASSERT_EQ(sp.status, 200) << sp.body;
+  auto spj = sp.Json();
+  EXPECT_STREQ(spj["code"].GetString(), "due");
+  EXPECT_STREQ(spj["type"].GetString(), "date");
+  EXPECT_STREQ(spj["expression"].GetString(), "Task.restriction.period.end");
+  EXPECT_EQ(std::string(spj["url"].GetString()), due_definition);
+  EXPECT_STREQ(spj["base"][0].GetString(), "Task");
+  Response stage = Get("/SearchParameter/EpisodeOfCare-stage");
+  ASSERT_EQ(stage.status, 200) << stage.body;
+  EXPECT_NE(std::string(stage.Json()["expression"].GetString()).find("pathway-stage"), std::string::npos);
   for (const char* i : {"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}) {
     EXPECT_TRUE(interactions.count(i)) << i;
   }

@@ -297,6 +297,35 @@ TEST(FollowUp, TheCallListOfADay) {
   EXPECT_EQ(html.Header("content-type").rfind("text/html", 0), 0u);
   EXPECT_NE(html.body.find("&lt;b&gt;Hélène&lt;/b&gt;"), std::string::npos);
   EXPECT_EQ(html.body.find("<b>Hélène</b>"), std::string::npos);
+  // The same day as one FHIR search, for clients that speak FHIR: due today or overdue, by due
+  // date, with the patient and the case (the phone given at enrolment) in the same answer.
+  Response day = Get("/Task?owner=" + site + "&status=requested&code=http://fls-server.org/fhir/CodeSystem/fls-task%7Cfollow-up-call"
+                     "&due=le" + Today() + "&_sort=due&_include=Task:patient&_include=Task:focus&_count=500");
+  ASSERT_EQ(day.status, 200) << day.body.substr(0, 400);
+  auto dj = day.Json();
+  std::vector<std::string> dues;
+  bool has_patient = false, has_case = false;
+  for (auto& e : dj["entry"].GetArray()) {
+    auto& res = e["resource"];
+    std::string type = res["resourceType"].GetString(), id = res["id"].GetString();
+    if (type == "Task" && std::string(res["for"]["reference"].GetString()) == "Patient/" + patient) {
+      dues.push_back(res["restriction"]["period"]["end"].GetString());
+      EXPECT_STREQ(e["search"]["mode"].GetString(), "match");
+    }
+    if (type == "Patient" && id == patient) has_patient = std::string(e["search"]["mode"].GetString()) == "include";
+    if (type == "EpisodeOfCare" && id == ep) has_case = res.HasMember("extension");
+  }
+  EXPECT_EQ(dues, std::vector<std::string>{due}) << "the 1-month call only; the 3-month call is not due yet";
+  EXPECT_TRUE(has_patient);
+  EXPECT_TRUE(has_case);
+  std::string previous;
+  for (auto& e : dj["entry"].GetArray()) {
+    if (std::string(e["search"]["mode"].GetString()) != "match") continue;
+    std::string d = e["resource"]["restriction"]["period"]["end"].GetString();
+    EXPECT_LE(previous, d) << "sorted by due date";
+    EXPECT_LE(d.substr(0, 10), Today());
+    previous = d;
+  }
   // Another site's list does not show this patient; bad parameters are 400.
   EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=" + Today() + "&owner=Organization/elsewhere").body.find(patient), std::string::npos);
   EXPECT_EQ(Http(Port(), "GET", "/$call-list?date=tomorrow").status, 400);

@@ -92,5 +92,49 @@ TEST(Shutdown, SigtermFinishesInFlightRequests) {
   EXPECT_NE(server.LogTail().find("\"stopped\""), std::string::npos);
 }
 
+// An upgrade that changes a type's search parameters (here: rows built before Task `due` existed,
+// with `period` still covering restriction.period) rebuilds that type's rows at start-up, before
+// the first request is served, and only once.
+TEST(SearchIndex, RowsBuiltByAnOlderDefinitionAreRebuiltAtStartUp) {
+  std::string task;
+  {
+    ServerProcess server;
+    ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
+    Response r = Http(server.port(), "POST", "/Task",
+                      R"({"resourceType":"Task","status":"requested","intent":"order",)"
+                      R"("code":{"text":"reindex-check"},"restriction":{"period":{"end":"2031-01-15"}}})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    task = r.Json()["id"].GetString();
+    EXPECT_NE(Http(server.port(), "GET", "/Task?due=2031-01-15").body.find(task), std::string::npos);
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  // What an older server left: no `due` rows, a `period` row from restriction.period, and the
+  // older fingerprint.
+  Sql("DELETE FROM idx_date WHERE res_type = 'Task' AND res_id = '" + task + "' AND param = 'due'");
+  Sql("INSERT INTO idx_date (res_type, res_id, param, lo, hi) VALUES ('Task', '" + task +
+      "', 'period', '-infinity', '2031-01-16T00:00:00Z')");
+  Sql("UPDATE search_index_state SET fingerprint = 'older' WHERE res_type = 'Task'");
+  std::string patient_fp = Sql("SELECT fingerprint FROM search_index_state WHERE res_type = 'Patient'");
+  {
+    ServerProcess server;
+    ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
+    Response due = Http(server.port(), "GET", "/Task?due=2031-01-15");
+    EXPECT_NE(due.body.find(task), std::string::npos) << due.body.substr(0, 400);
+    Response period = Http(server.port(), "GET", "/Task?period=le2031-01-15&_id=" + task);
+    EXPECT_EQ(period.Json()["total"].GetInt(), 0) << period.body.substr(0, 400);
+    EXPECT_NE(server.LogTail().find("search index brought up to the registry"), std::string::npos);
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  EXPECT_NE(Sql("SELECT fingerprint FROM search_index_state WHERE res_type = 'Task'"), "older\n");
+  EXPECT_EQ(Sql("SELECT fingerprint FROM search_index_state WHERE res_type = 'Patient'"), patient_fp);
+  {
+    // Nothing changed since: a third start rebuilds nothing.
+    ServerProcess server;
+    ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
+    EXPECT_EQ(server.LogTail().find("search index brought up to the registry"), std::string::npos);
+    EXPECT_EQ(server.Stop(), 0);
+  }
+}
+
 }  // namespace
 }  // namespace fls::test

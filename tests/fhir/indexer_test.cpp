@@ -70,7 +70,11 @@ TEST(Indexer, ChoiceTypesPeriodsReferencesAndQuantities) {
   EXPECT_FALSE(Has(obs.references, [](auto& r) { return r.param == "subject"; })) << "contained references are not indexed";
 
   auto task = Extract("Task", R"({"resourceType":"Task","status":"requested","intent":"order","restriction":{"period":{"end":"2024-03-15"}}})");
-  EXPECT_TRUE(Has(task.dates, [](auto& d) { return d.param == "period" && d.lo == "-infinity" && d.hi == "2024-03-16T00:00:00.000000Z"; }));
+  // The due date is `due` (a day); R4's `period` is executionPeriod only.
+  EXPECT_TRUE(Has(task.dates, [](auto& d) {
+    return d.param == "due" && d.lo == "2024-03-15T00:00:00.000000Z" && d.hi == "2024-03-16T00:00:00.000000Z";
+  }));
+  EXPECT_FALSE(Has(task.dates, [](auto& d) { return d.param == "period"; }));
 }
 
 TEST(Indexer, ParseReference) {
@@ -109,7 +113,7 @@ TEST(Indexer, EveryRequiredSearchParameterIsRegistered) {
       {"MedicationDispense", {"patient", "code", "status"}},
       {"MedicationStatement", {"patient", "code", "status"}},
       {"ServiceRequest", {"patient", "code", "status", "based-on"}},
-      {"Task", {"status", "owner", "patient", "focus", "code", "period", "business-status"}},
+      {"Task", {"status", "owner", "patient", "focus", "code", "period", "due", "business-status"}},
       {"EpisodeOfCare", {"patient", "status", "organization", "date", "type"}},
       {"CarePlan", {"patient", "status", "category"}},
       {"Communication", {"patient", "recipient", "sent"}},
