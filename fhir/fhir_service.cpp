@@ -4,6 +4,7 @@
 #include "fhir/fhir_date.h"
 #include "fhir/text.h"
 
+#include <algorithm>
 #include <set>
 
 namespace fls::fhir {
@@ -533,6 +534,18 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
   if (!page.rows.empty() && (!req.includes.empty() || !req.revincludes.empty())) {
     bool truncated = false;
     db_.Read([&](db::ResourceStore& st) { included = Included(st, type, req, page.rows, truncated); });
+    if (info.may) {
+      // What the requester may not read is left out, and said so (a quality analyst's
+      // `_include=Task:patient` reaches no Patient).
+      size_t before = included.size();
+      included.erase(std::remove_if(included.begin(), included.end(),
+                                    [&](const db::VersionRow& r) { return !info.may(r.type, 'r'); }),
+                     included.end());
+      if (included.size() != before) {
+        req.warnings.push_back({"information", "suppressed",
+                                "_include/_revinclude: resources of types the token may not read were left out", ""});
+      }
+    }
     if (truncated) {
       // R4 search.html#errors: what the server left out is said in an OperationOutcome entry.
       req.warnings.push_back({"warning", "incomplete",

@@ -56,6 +56,10 @@ struct RequestInfo {
   std::optional<std::string> if_match;      // ETag, W/"n" or "n"
   std::optional<std::string> if_none_exist; // conditional create query (no leading '?')
   std::optional<Deadline> deadline;         // set for the entries of a Bundle (transaction.cpp)
+  // Access control beyond the route (server/auth.h): whether the requester may use `interaction`
+  // ('c', 'r', 'u', 'd', 's') on `type`. Checked for each Bundle entry (a refused one is 403) and
+  // for each _include/_revinclude resource (left out). Null: everything is allowed.
+  std::function<bool(const std::string& type, char interaction)> may;
 };
 
 // The result of one interaction, as the HTTP layer or a Bundle entry needs it.

@@ -204,6 +204,13 @@ const std::vector<Row>& Table() {
       {"AuditEvent", "entity", P::kReference, {"entity.what"}, {}},
       {"AuditEvent", "type", P::kToken, {"type"}, {}},
       {"AuditEvent", "action", P::kToken, {"action"}, {}},
+      {"AuditEvent", "subtype", P::kToken, {"subtype"}, {}},
+      {"AuditEvent", "outcome", P::kToken, {"outcome"}, {}},
+      {"AuditEvent", "altid", P::kToken, {"agent.altId"}, {}},
+      {"AuditEvent", "agent-name", P::kString, {"agent.name"}, {}},
+      {"AuditEvent", "address", P::kString, {"agent.network.address"}, {}},
+      {"AuditEvent", "patient", P::kReference, {"entity.what"}, {"Patient"}},
+      {"AuditEvent", "site", P::kToken, {"source.site"}, {}},
       // FLS pathway resources
       {"Task", "status", P::kToken, {"status"}, {}},
       {"Task", "business-status", P::kToken, {"businessStatus"}, {}},

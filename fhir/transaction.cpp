@@ -163,6 +163,15 @@ class BundleProcessor {
       EntryFail(i, FhirError(ErrorCode::kMethodNotAllowed, "request.method " + e.method + " is not supported"));
     }
     ParseEntryUrl(e, std::string(*url), info_.base_url, svc_.schema_);
+    if (info_.may) {
+      char what = e.method == "POST" ? 'c' : e.method == "PUT" ? 'u' : e.method == "DELETE" ? 'd' : e.id.empty() ? 's' : 'r';
+      if (!info_.may(e.type, what)) {
+        FhirError err(ErrorCode::kForbidden, "the token does not allow " + e.method + " on " + e.type);
+        if (transaction) EntryFail(i, err);
+        failures_.insert_or_assign(i, err);
+        return e;  // a batch answers this entry 403 and runs the others
+      }
+    }
     if (auto f = StringMember(entry, "fullUrl")) e.full_url = std::string(*f);
     if (auto v = StringMember(*request, "ifNoneExist")) e.if_none_exist = std::string(*v);
     if (auto v = StringMember(*request, "ifMatch")) e.if_match = std::string(*v);

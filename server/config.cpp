@@ -33,8 +33,20 @@ std::string Usage() {
          "                  [--write-timeout-ms=N] [--max-connections=N] [--io-threads=N]\n"
          "                  [--cors-origins=ORIGIN,...] [--gzip-min-bytes=N] [--max-sort-keys=N]\n"
          "                  [--max-include=N] [--transaction-timeout-ms=N] [--max-body-bytes-total=N]\n"
-         "                  [--timer-interval-s=N] [--clock-file=PATH]\n"
+         "                  [--timer-interval-s=N] [--clock-file=PATH] [--auth=on|off]\n"
+         "                  [--auth-dir=DIR] [--clients-file=PATH] [--token-lifetime-s=N]\n"
+         "                  [--dev-token-file=PATH] [--dev-token-lifetime-s=N] [--oidc-issuer=URL]\n"
+         "                  [--oidc-jwks-file=PATH] [--oidc-audience=AUD] [--oidc-role-claim=NAME]\n"
+         "                  [--oidc-sites-claim=NAME]\n"
+         "       fls-server client add --name=ID --role=ehr|coordinator|quality|admin --jwks=FILE\n"
+         "                  [--sites=Organization/a,...] [--scope=SCOPES]\n"
+         "       fls-server client list | client remove --name=ID | token [--client=ID]\n"
+         "       fls-server keys rotate\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
+}
+
+bool IsLoopback(const std::string& listen) {
+  return listen == "localhost" || listen == "::1" || listen == "[::1]" || listen.rfind("127.", 0) == 0;
 }
 
 Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const char*)) {
@@ -46,7 +58,10 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
                                  "write-timeout-ms", "max-connections", "io-threads", "cors-origins",
                                  "gzip-min-bytes", "max-sort-keys", "max-include", "max-body-bytes-total",
-                                 "transaction-timeout-ms", "timer-interval-s", "clock-file"};
+                                 "transaction-timeout-ms", "timer-interval-s", "clock-file", "auth", "auth-dir",
+                                 "clients-file", "token-lifetime-s", "dev-token-file", "dev-token-lifetime-s",
+                                 "oidc-issuer", "oidc-jwks-file", "oidc-audience", "oidc-role-claim",
+                                 "oidc-sites-claim"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -116,6 +131,29 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   }
   if (auto v = get("timer-interval-s")) c.timer_interval_s = static_cast<int>(ToInt("timer-interval-s", *v, 0, 86400));
   if (auto v = get("clock-file")) c.clock_file = *v;
+  if (auto v = get("auth")) {
+    if (*v != "on" && *v != "off") throw std::invalid_argument("auth must be on or off");
+    c.auth = *v == "on";
+  }
+  if (auto v = get("auth-dir")) c.auth_dir = *v;
+  if (auto v = get("clients-file")) c.clients_file = *v;
+  if (auto v = get("token-lifetime-s")) c.token_lifetime_s = static_cast<int>(ToInt("token-lifetime-s", *v, 10, 300));
+  if (auto v = get("dev-token-file")) c.dev_token_file = *v;
+  if (auto v = get("dev-token-lifetime-s")) {
+    c.dev_token_lifetime_s = static_cast<int>(ToInt("dev-token-lifetime-s", *v, 60, 7 * 86400));
+  }
+  if (auto v = get("oidc-issuer")) c.oidc_issuer = *v;
+  if (auto v = get("oidc-jwks-file")) c.oidc_jwks_file = *v;
+  if (auto v = get("oidc-audience")) c.oidc_audience = *v;
+  if (auto v = get("oidc-role-claim")) c.oidc_role_claim = *v;
+  if (auto v = get("oidc-sites-claim")) c.oidc_sites_claim = *v;
+  if (!c.auth && !IsLoopback(c.listen)) {
+    throw std::invalid_argument("FLS_AUTH=off is refused on " + c.listen +
+                                ": without authentication the server listens on loopback only");
+  }
+  if (!c.oidc_issuer.empty() && c.oidc_jwks_file.empty()) {
+    throw std::invalid_argument("FLS_OIDC_ISSUER needs FLS_OIDC_JWKS_FILE (the provider's keys)");
+  }
   if (c.max_url_bytes > c.max_header_bytes) c.max_url_bytes = c.max_header_bytes;
   for (char ch : c.timezone) {
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' || ch == '-' || ch == '+')) {

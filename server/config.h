@@ -51,7 +51,23 @@ struct Config {
   // FLS_CLOCK_FILE: for tests and drills only: the timers' clock reads a FHIR instant from this
   // file at each run (simulated time) instead of the system clock.
   std::string clock_file;
+
+  // Access control (server/auth.h, docs/security.md).
+  bool auth = true;                 // FLS_AUTH: "off" only with a loopback FLS_LISTEN
+  std::string auth_dir;             // FLS_AUTH_DIR: signing keys (default HOME/var/auth)
+  std::string clients_file;         // FLS_CLIENTS_FILE: registered clients (default AUTH_DIR/clients.json)
+  int token_lifetime_s = 300;       // FLS_TOKEN_LIFETIME_S: access tokens, at most 300
+  std::string dev_token_file;       // FLS_DEV_TOKEN_FILE: write a local administrator's token here at start
+  int dev_token_lifetime_s = 43200; // FLS_DEV_TOKEN_LIFETIME_S: that token's lifetime (12 h)
+  std::string oidc_issuer;          // FLS_OIDC_ISSUER: a hospital OpenID Connect provider
+  std::string oidc_jwks_file;       // FLS_OIDC_JWKS_FILE: its keys
+  std::string oidc_audience;        // FLS_OIDC_AUDIENCE
+  std::string oidc_role_claim = "fls_role";    // FLS_OIDC_ROLE_CLAIM
+  std::string oidc_sites_claim = "fls_sites";  // FLS_OIDC_SITES_CLAIM
 };
+
+// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).
+bool IsLoopback(const std::string& listen);
 
 // Throws std::invalid_argument naming the bad setting. `env` is getenv in production.
 Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const char*));

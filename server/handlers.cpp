@@ -61,6 +61,12 @@ fhir::RequestInfo Info(const HttpRequest& req) {
     info.lenient = p.find("handling=lenient") != std::string::npos;
   }
   if (const std::string* m = req.Header("if-match")) info.if_match = *m;
+  if (req.principal) {
+    info.may = [p = req.principal](const std::string& type, char what) {
+      uint8_t bit = what == 'c' ? kCreate : what == 'u' ? kUpdate : what == 'd' ? kDelete : what == 's' ? kSearch : kRead;
+      return p->May(type, bit);
+    };
+  }
   if (const std::string* n = req.Header("if-none-exist")) {
     std::string v = *n;
     if (!v.empty() && v[0] == '?') v = v.substr(1);
@@ -111,7 +117,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   const fhir::SchemaValidator& schema = ctx.schema;
   std::string version = ctx.software_version;
   const bool fls_operations = ctx.engine != nullptr;
-  router.Add("GET", "/metadata", "", true, [&router, &schema, &svc, version, fls_operations,
+  router.Add("GET", "/metadata", "", true, Access::Public(), [&router, &schema, &svc, version, fls_operations,
                                            base = ctx.canonical_base](HttpRequest& req) {
     fhir::CapabilityInput in;
     if (fls_operations) in.operations = fhir::FlsOperations(base);
@@ -131,7 +137,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
 
   // The day's calls of a site or a nurse, for phone platforms that read files and for printing
   // (docs/follow-up.md): CSV unless HTML is asked for (Accept or _format).
-  router.Add("GET", "/$call-list", "", true, [&svc, base = ctx.canonical_base](HttpRequest& req) {
+  router.Add("GET", "/$call-list", "", true, Access::Operation("call-list", "Task", kSearch), [&svc, base = ctx.canonical_base](HttpRequest& req) {
     std::string day, owner, format;
     for (const auto& p : Query(req)) {
       if (p.name == "date") day = p.value;
@@ -164,25 +170,25 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     return resp;
   });
 
-  router.Add("POST", "/", "transaction", true, [&svc](HttpRequest& req) {
+  router.Add("POST", "/", "transaction", true, Access::Bundle(), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
     auto info = Info(req);
     return ToResponse(svc.ProcessBundle(req.body, info), info, false);
   });
-  router.Add("GET", "/_history", "history-system", true, [&svc](HttpRequest& req) {
+  router.Add("GET", "/_history", "history-system", true, Access::Admin(), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.History("", "", q, Info(req)), Info(req), false);
   });
   // batch shares POST / with transaction; listed for the CapabilityStatement.
-  router.Add("BATCH", "/", "batch", true, nullptr);
+  router.Add("BATCH", "/", "batch", true, Access::Bundle(), nullptr);
 
-  router.Add("GET", "/{type}", "search-type", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/{type}", "search-type", false, Access::Data(kSearch), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.Search(req.params["type"], q, Info(req)), Info(req), false);
   });
-  router.Add("POST", "/{type}/_search", "", false, [&svc](HttpRequest& req) {
+  router.Add("POST", "/{type}/_search", "", false, Access::Data(kSearch), [&svc](HttpRequest& req) {
     // R4 http.html#search: parameters in an application/x-www-form-urlencoded body, and the URL.
     const std::string* ct = req.Header("content-type");
     if (ct && Lower(*ct).find("application/x-www-form-urlencoded") == std::string::npos) {
@@ -193,7 +199,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     q.insert(q.end(), body_params.begin(), body_params.end());
     return ToResponse(svc.Search(req.params["type"], q, Info(req)), Info(req), false);
   });
-  router.Add("POST", "/{type}", "create", false, [&svc](HttpRequest& req) {
+  router.Add("POST", "/{type}", "create", false, Access::Data(kCreate), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
     if (!req.raw_query.empty()) {
       auto q = Query(req);
@@ -206,73 +212,73 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     auto info = Info(req);
     return ToResponse(svc.Create(req.params["type"], req.body, info), info, true);
   });
-  router.Add("PUT", "/{type}", "", false, [&svc](HttpRequest& req) {
+  router.Add("PUT", "/{type}", "", false, Access::Data(kUpdate), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
     auto info = Info(req);
     auto q = Query(req);
     if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "PUT needs an id in the URL or search criteria");
     return ToResponse(svc.ConditionalUpdate(req.params["type"], q, req.body, info), info, true);
   });
-  router.Add("DELETE", "/{type}", "", false, [&svc](HttpRequest& req) {
+  router.Add("DELETE", "/{type}", "", false, Access::Data(kDelete), [&svc](HttpRequest& req) {
     auto info = Info(req);
     auto q = Query(req);
     if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "DELETE needs an id in the URL or search criteria");
     return ToResponse(svc.ConditionalDelete(req.params["type"], q, info), info, true);
   });
-  router.Add("GET", "/{type}/_history", "history-type", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/{type}/_history", "history-type", false, Access::Data(kSearch), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.History(req.params["type"], "", q, Info(req)), Info(req), false);
   });
-  router.Add("GET", "/{type}/{id}", "read", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/{type}/{id}", "read", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.Read(req.params["type"], req.params["id"]), Info(req), false);
   });
-  router.Add("PUT", "/{type}/{id}", "update", false, [&svc](HttpRequest& req) {
+  router.Add("PUT", "/{type}/{id}", "update", false, Access::Data(kUpdate), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
     auto info = Info(req);
     return ToResponse(svc.Update(req.params["type"], req.params["id"], req.body, info), info, true);
   });
-  router.Add("DELETE", "/{type}/{id}", "delete", false, [&svc](HttpRequest& req) {
+  router.Add("DELETE", "/{type}/{id}", "delete", false, Access::Data(kDelete), [&svc](HttpRequest& req) {
     auto info = Info(req);
     return ToResponse(svc.Delete(req.params["type"], req.params["id"], info), info, true);
   });
-  router.Add("GET", "/{type}/{id}/_history", "history-instance", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/{type}/{id}/_history", "history-instance", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.History(req.params["type"], req.params["id"], q, Info(req)), Info(req), false);
   });
   // The FLS operations (operations.md); literal types come before the generic patterns' twins.
-  router.Add("GET", "/EpisodeOfCare/{id}/$events", "", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/EpisodeOfCare/{id}/$events", "", false, Access::Operation("events", "EpisodeOfCare", kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(fhir::CaseEvents(svc, req.params["id"]), Info(req), false);
   });
   if (ctx.engine) {
     const fhir::PathwayEngine& engine = *ctx.engine;
-    router.Add("POST", "/EpisodeOfCare/{id}/$event", "", false, [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$event", "", false, Access::Operation("event", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostEvent(svc, req.params["id"], req.body, info), info, false);
     });
-    router.Add("POST", "/EpisodeOfCare/{id}/$contact", "", false, [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$contact", "", false, Access::Operation("contact", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostContact(svc, req.params["id"], req.body, info), info, false);
     });
-    router.Add("POST", "/EpisodeOfCare/{id}/$accompany", "", false, [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$accompany", "", false, Access::Operation("accompany", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostAccompany(svc, req.params["id"], req.body, info), info, false);
     });
-    router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, [&svc, &engine](HttpRequest& req) {
+    router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, Access::Operation("recommend", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
       auto q = Query(req);
       CheckAccept(req, q);
       return ToResponse(fhir::Recommend(engine, svc, req.params["id"]), Info(req), false);
     });
   }
-  router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, [&svc](HttpRequest& req) {
+  router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(svc.VRead(req.params["type"], req.params["id"], req.params["vid"]), Info(req), false);

@@ -639,6 +639,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     HttpRequest r;
     r.method = method_;
     r.request_id = request_id_;
+    {
+      beast::error_code ec;
+      auto endpoint = socket_.remote_endpoint(ec);
+      if (!ec) r.peer = endpoint.address().to_string();
+    }
     size_t field = 0;
     for (const auto& f : msg) {
       if (field++ == header_fields_) break;  // the rest are trailer fields

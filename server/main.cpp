@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "db/database.h"
+#include "fhir/audit.h"
 #include "fhir/case_finder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
@@ -25,6 +26,9 @@
 #include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
 #include "fhir/search_params.h"
+#include "server/admin_cli.h"
+#include "server/auth.h"
+#include "server/auth_routes.h"
 #include "server/config.h"
 #include "server/handlers.h"
 #include "server/http_server.h"
@@ -58,6 +62,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // Operator commands (client add, token, keys rotate) run and exit without serving.
+  if (int code = 0; server::RunAdminCommand(argc, argv, Env, code)) return code;
 
   server::Config config;
   try {
@@ -185,6 +192,7 @@ int main(int argc, char** argv) {
   fhir::PathwayEngine engine(*panel, *drugs, *grio, *long_term, *follow_up, pathway_config);
   service.AddListener(fhir::MakeCaseFinder(*codes, case_config, engine));
   service.AddListener(engine.DataListener());
+  service.AddListener(fhir::MakeAuditListener());  // last: it reports what the others wrote
 
   std::thread migrator;
   if (!migrate_once()) {
@@ -200,7 +208,38 @@ int main(int argc, char** argv) {
     });
   }
 
+  // Access control: the signing keys, the registered clients, the token endpoint.
+  server::AuthPaths auth_paths = server::ResolveAuthPaths(config.home, config.auth_dir, config.clients_file);
+  std::unique_ptr<server::SigningKeys> signing_keys;
+  std::unique_ptr<server::Authenticator> authenticator;
+  try {
+    signing_keys = std::make_unique<server::SigningKeys>(auth_paths.auth_dir);
+    server::OidcConfig oidc{config.oidc_issuer, config.oidc_jwks_file, config.oidc_audience, config.oidc_role_claim,
+                            config.oidc_sites_claim};
+    authenticator = std::make_unique<server::Authenticator>(
+        *signing_keys, config.public_url.empty() ? "fls-server" : config.public_url, oidc);
+    server::ClientRegistry::Load(auth_paths.clients_file);  // a malformed file stops the start-up
+    if (!config.dev_token_file.empty()) {
+      server::WriteDevToken(auth_paths, *signing_keys, *authenticator, config.dev_token_file, config.dev_token_lifetime_s);
+      server::Log("info", "development token written",
+                  {{"file", config.dev_token_file}, {"client", "local-admin"},
+                   {"lifetime_s", std::to_string(config.dev_token_lifetime_s)}});
+    }
+  } catch (const std::exception& e) {
+    server::Log("fatal", "access control not set up", {{"error", e.what()}, {"auth_dir", auth_paths.auth_dir}});
+    return 2;
+  }
+  server::ClientRegistry clients(auth_paths.clients_file);
+  if (!config.auth) {
+    server::Log("warn", "authentication is OFF (FLS_AUTH=off): every request acts as an administrator; loopback only",
+                {{"listen", config.listen}});
+  }
+
   server::Router router;
+  router.SetAuth({authenticator.get(), !config.auth});
+  router.SetAuditor([&service](const fhir::AuditRecord& record) { fhir::WriteAudit(service, record); });
+  server::RegisterAuthRoutes(router, {clients, *signing_keys, *authenticator, database, config.public_url,
+                                      config.token_lifetime_s});
   server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base});
 
   server::HttpServer http(config, router, database);

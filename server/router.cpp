@@ -1,8 +1,12 @@
 #include "server/router.h"
 
+#include <chrono>
+#include <climits>
 #include <set>
+#include <stdexcept>
 
 #include "fhir/error.h"
+#include "server/http_util.h"
 
 namespace fls::server {
 
@@ -12,9 +16,12 @@ const std::string* HttpRequest::Header(const std::string& lower_name) const {
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, const std::string& interaction,
-                 bool system_level, Handler handler) {
+                 bool system_level, Access access, Handler handler) {
+  if (access.kind == Access::Kind::kUndeclared) {
+    throw std::logic_error("route " + method + " " + pattern + " declares no access: every route must");
+  }
   Route r;
-  r.info = {method, pattern, interaction, system_level};
+  r.info = {method, pattern, interaction, system_level, std::move(access)};
   size_t start = 1;
   while (start <= pattern.size() && pattern.size() > 1) {
     size_t slash = pattern.find('/', start);
@@ -83,20 +90,210 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     if (!Match(route, req, params, unknown_type)) continue;
     if (route.info.method == method) {
       req.params = std::move(params);
-      return route.handler(req);
+      if (!route.info.access.audited || !auditor_) {
+        Authorize(route.info, req);
+        return route.handler(req);
+      }
+      return AuditedCall(route.info, route.handler, req);
     }
     allowed.insert(route.info.method);
   }
+  // No route serves it: refused, and recorded like any refusal (probing leaves a trace too).
+  auto record = [&](const fhir::FhirError& e) {
+    if (!auditor_) return;
+    fhir::AuditRecord rec;
+    rec.request_id = req.request_id;
+    rec.method = req.method;
+    for (const auto& seg : req.segments) rec.path += "/" + seg;
+    if (rec.path.empty()) rec.path = "/";
+    rec.query = req.raw_query;
+    rec.address = req.peer;
+    rec.action = 'E';
+    rec.status = fhir::Describe(e.code()).http_status;
+    rec.outcome_text = e.what();
+    try {
+      auditor_(rec);
+    } catch (...) {
+    }
+  };
   if (!allowed.empty()) {
     std::string allow = AllowHeader(std::move(allowed));
     fhir::FhirError e(fhir::ErrorCode::kMethodNotAllowed, req.method + " is not allowed here; allowed: " + allow);
     e.headers.emplace_back("Allow", allow);
+    record(e);
     throw e;
   }
-  if (!unknown_type.empty()) {
-    throw fhir::FhirError(fhir::ErrorCode::kNotFound, "'" + unknown_type + "' is not a FHIR R4 resource type");
+  fhir::FhirError e = !unknown_type.empty()
+                          ? fhir::FhirError(fhir::ErrorCode::kNotFound, "'" + unknown_type + "' is not a FHIR R4 resource type")
+                          : fhir::FhirError(fhir::ErrorCode::kNotFound, "no such endpoint");
+  record(e);
+  throw e;
+}
+
+namespace {
+
+std::shared_ptr<const Principal> AdminWithoutAuth() {
+  static const auto p = [] {
+    auto a = std::make_shared<Principal>();
+    a->subject = a->client_id = "unauthenticated-loopback";
+    a->role = Role::kAdmin;
+    a->scopes = ParseScopes("system/*.cruds");
+    a->expires_at = INT64_MAX;
+    return a;
+  }();
+  return p;
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+fhir::FhirError Forbidden(const std::string& why) { return fhir::FhirError(fhir::ErrorCode::kForbidden, why); }
+
+}  // namespace
+
+void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
+  const Access& a = route.access;
+  if (a.kind == Access::Kind::kPublic) return;
+  if (auth_.disabled) {
+    req.principal = AdminWithoutAuth();
+  } else {
+    const std::string* h = req.Header("authorization");
+    if (!h || h->empty()) {
+      fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "this endpoint needs a bearer token (POST /auth/token)");
+      e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\"");
+      throw e;
+    }
+    std::string_view v(*h);
+    if (v.size() < 7 || !IEquals(v.substr(0, 7), "Bearer ")) {
+      fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "the Authorization header must be 'Bearer <token>'");
+      e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\", error=\"invalid_request\"");
+      throw e;
+    }
+    v.remove_prefix(7);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    if (!auth_.authenticator) throw fhir::FhirError(fhir::ErrorCode::kUnauthorized, "no authenticator configured");
+    req.principal = auth_.authenticator->Authenticate(v, NowSeconds());
   }
-  throw fhir::FhirError(fhir::ErrorCode::kNotFound, "no such endpoint");
+  const Principal& p = *req.principal;
+  auto type_of = [&]() -> std::string {
+    if (!a.type.empty()) return a.type;
+    auto it = req.params.find("type");
+    return it == req.params.end() ? std::string() : it->second;
+  };
+  switch (a.kind) {
+    case Access::Kind::kData: {
+      std::string type = type_of();
+      if (!p.May(type, a.interaction)) {
+        throw Forbidden("the token (role " + std::string(RoleName(p.role)) + ") does not allow " + a.Describe() +
+                        (a.type.empty() ? " on " + type : ""));
+      }
+      return;
+    }
+    case Access::Kind::kOperation: {
+      if (!RoleMayCall(p.role, a.operation)) {
+        throw Forbidden("role " + std::string(RoleName(p.role)) + " may not call $" + a.operation);
+      }
+      std::string type = type_of();
+      if (a.interaction && !p.May(type, a.interaction)) {
+        throw Forbidden("the token's scopes do not allow $" + a.operation + " (" + a.Describe() + ")");
+      }
+      return;
+    }
+    case Access::Kind::kAdmin:
+      if (p.role != Role::kAdmin) throw Forbidden("this endpoint is for administrators");
+      return;
+    case Access::Kind::kBundle:
+      return;  // each entry is checked by the Bundle's processing (RequestInfo::may)
+    default:
+      throw Forbidden("this endpoint declares no access");
+  }
+}
+
+namespace {
+
+char ActionOf(const std::string& method, const RouteInfo& route) {
+  if (route.pattern.find('$') != std::string::npos || route.pattern == "/") return 'E';
+  if (method == "POST") return route.pattern.find("_search") != std::string::npos ? 'E' : 'C';
+  if (method == "PUT") return 'U';
+  if (method == "DELETE") return 'D';
+  return route.interaction.rfind("search", 0) == 0 || route.interaction.rfind("history-type", 0) == 0 ? 'E' : 'R';
+}
+
+std::string InteractionOf(const RouteInfo& route, const HttpRequest& req) {
+  if (route.pattern == "/auth/token") return "login";
+  if (route.pattern.find('$') != std::string::npos) return "operation";
+  if (route.pattern == "/{type}/_search") return "search-type";
+  if (route.pattern == "/") {
+    return req.body.find("\"batch\"") != std::string::npos && req.body.find("\"transaction\"") == std::string::npos
+               ? "batch" : "transaction";
+  }
+  if (!route.interaction.empty()) return route.interaction;
+  if (route.method == "PUT") return "update";
+  if (route.method == "DELETE") return "delete";
+  return "";
+}
+
+}  // namespace
+
+HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler, HttpRequest& req) const {
+  fhir::AuditRecord rec;
+  rec.request_id = req.request_id;
+  rec.method = req.method;
+  for (const auto& s : req.segments) rec.path += "/" + s;
+  if (rec.path.empty()) rec.path = "/";
+  rec.query = req.raw_query;
+  rec.address = req.peer;
+  if (const std::string* f = req.Header("x-forwarded-for")) rec.forwarded = *f;
+  rec.interaction = InteractionOf(route, req);
+  rec.action = ActionOf(req.method, route);
+  auto it = req.params.find("type");
+  std::string type = it != req.params.end() ? it->second : "";
+  if (auto id = req.params.find("id"); id != req.params.end()) {
+    std::string t = !type.empty() ? type : route.pattern.rfind("/EpisodeOfCare/", 0) == 0 ? "EpisodeOfCare" : "";
+    if (!t.empty()) rec.entities.push_back(t + "/" + id->second);
+  }
+  fhir::AuditScope scope(rec);
+  auto fill_principal = [&] {
+    if (!req.principal) return;
+    rec.subject = req.principal->subject;
+    rec.client_id = req.principal->client_id;
+    rec.role = RoleName(req.principal->role);
+    rec.issuer = req.principal->issuer;
+  };
+  auto record_refusal = [&](int status, const std::string& why) {
+    fill_principal();
+    rec.status = status;
+    rec.outcome_text = why;
+    try {
+      auditor_(rec);
+    } catch (...) {
+      // The refusal stands; the log has the request id. A database that cannot take the record
+      // cannot take the request either.
+    }
+  };
+  HttpResponse resp;
+  try {
+    Authorize(route, req);
+    fill_principal();
+    resp = handler(req);
+  } catch (const fhir::FhirError& e) {
+    record_refusal(fhir::Describe(e.code()).http_status, e.what());
+    throw;
+  } catch (const std::exception& e) {
+    record_refusal(500, "internal error");
+    throw;
+  }
+  rec.status = resp.status;
+  if (scope.audited_in_transaction() && resp.status < 400) return resp;
+  if (resp.status < 400 && rec.action != 'C' && rec.action != 'U' && rec.action != 'D') {
+    fhir::AddAnswerEntities(rec, resp.body);
+  }
+  if (resp.status >= 400) {
+    rec.outcome_text = resp.body.substr(0, 300);
+  }
+  auditor_(rec);  // throws on failure: an unrecorded read is not answered
+  return resp;
 }
 
 std::vector<RouteInfo> Router::Routes() const {

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "fhir/audit.h"
 #include "fhir/search_request.h"
+#include "server/auth.h"
 
 namespace fls::server {
 
@@ -24,6 +26,9 @@ struct HttpRequest {
   std::string base_url;
   // Filled by the router from the pattern: "type", "id", "vid", "op".
   std::map<std::string, std::string> params;
+  // Filled by the router from the bearer token before the handler runs (null on public routes).
+  std::shared_ptr<const Principal> principal;
+  std::string peer;  // the client's address, for the audit trail
 
   const std::string* Header(const std::string& lower_name) const;
 };
@@ -42,19 +47,33 @@ struct RouteInfo {
   std::string pattern;      // e.g. "/{type}/{id}/_history/{vid}"
   std::string interaction;  // R4 interaction code, or "" for non-FHIR routes
   bool system_level = false;
+  Access access;            // what the route needs (server/auth.h)
+};
+
+// How the router checks tokens: with the Authenticator, or (explicitly, on loopback only) not at
+// all, every request then acting as an administrator.
+struct AuthPolicy {
+  const Authenticator* authenticator = nullptr;
+  bool disabled = false;
 };
 
 class Router {
  public:
   // `pattern` segments: literals, "{type}" (a resource type, checked by `is_type`), "{id}",
-  // "{vid}", "{op}" (a segment starting with '$'). Earlier routes win.
+  // "{vid}", "{op}" (a segment starting with '$'). Earlier routes win. Every route declares its
+  // Access: an undeclared one throws std::logic_error, so the server does not start.
   void Add(const std::string& method, const std::string& pattern, const std::string& interaction,
-           bool system_level, Handler handler);
+           bool system_level, Access access, Handler handler);
+  void SetAuth(AuthPolicy policy) { auth_ = policy; }
+  // Where each audited request's record goes once it is answered (fhir::WriteAudit); none: not
+  // recorded (unit tests). A failure to record a successful read is a failure of the request.
+  void SetAuditor(std::function<void(const fhir::AuditRecord&)> auditor) { auditor_ = std::move(auditor); }
   void SetTypeCheck(std::function<bool(const std::string&)> is_type) { is_type_ = std::move(is_type); }
 
   // Runs the matching handler. HEAD runs the GET route (the listener drops the body). Throws
   // FhirError: 404 for no route or unknown type, 405 with an Allow header when only the method
-  // differs.
+  // differs, 401 without a valid token on a route that needs one, 403 when the token's scopes or
+  // role do not allow the route.
   HttpResponse Dispatch(HttpRequest& request) const;
 
   // The methods of the routes whose pattern matches the request's path, HEAD with GET, OPTIONS
@@ -62,6 +81,11 @@ class Router {
   std::string AllowedMethods(const HttpRequest& request) const;
 
   std::vector<RouteInfo> Routes() const;
+
+  // The access check Dispatch runs before a route's handler: sets req.principal from the bearer
+  // token, or throws FhirError 401 (no or bad token) or 403 (scopes or role). Public for the
+  // route x role matrix test.
+  void Authorize(const RouteInfo& route, HttpRequest& req) const;
 
  private:
   struct Route {
@@ -72,8 +96,12 @@ class Router {
   bool Match(const Route& route, const HttpRequest& req, std::map<std::string, std::string>& params,
              std::string& unknown_type) const;
 
+  HttpResponse AuditedCall(const RouteInfo& route, const Handler& handler, HttpRequest& req) const;
+
   std::vector<Route> routes_;
   std::function<bool(const std::string&)> is_type_;
+  AuthPolicy auth_;
+  std::function<void(const fhir::AuditRecord&)> auditor_;
 };
 
 }  // namespace fls::server

@@ -42,9 +42,12 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------- the suite's servers
 
 // The default server (SuiteServer) plus, started on first use, one server per set of extra
-// settings; those are stopped before the scratch database is dropped.
+// settings; those are stopped before the scratch database is dropped. This suite is about the
+// listener, below access control: its servers run with authentication off (FLS_AUTH=off, which
+// the server accepts on loopback only); tests/api/auth_api_test.cpp covers tokens.
 class TransportEnv : public SuiteServer {
  public:
+  TransportEnv() : SuiteServer(std::map<std::string, std::string>{{"FLS_AUTH", "off"}}) {}
   void TearDown() override {
     Others().clear();
     SuiteServer::TearDown();
@@ -65,7 +68,9 @@ ServerProcess& ServerWith(const std::map<std::string, std::string>& env) {
   auto& servers = TransportEnv::Others();
   auto it = servers.find(key);
   if (it != servers.end()) return *it->second;
-  auto server = std::make_unique<ServerProcess>(env);
+  auto with_auth_off = env;
+  with_auth_off.try_emplace("FLS_AUTH", "off");
+  auto server = std::make_unique<ServerProcess>(with_auth_off);
   if (!server->WaitReady(30000)) {
     throw std::runtime_error("the server with " + key + " did not start:\n" + server->LogTail());
   }
@@ -1530,7 +1535,7 @@ TEST(HttpTransport, ConnectionsPastTheCapGet503WithRetryAfterUntilOthersClose) {
 
 TEST(HttpTransport, HealthzAndReadyzAnswerWhileEveryWorkerIsBusy) {
   ServerProcess server(
-      std::map<std::string, std::string>{{"FLS_THREADS", "2"}, {"FLS_DB_POOL", "2"}});
+      std::map<std::string, std::string>{{"FLS_THREADS", "2"}, {"FLS_DB_POOL", "2"}, {"FLS_AUTH", "off"}});
   ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
   std::string id =
       CreatePatient(server.port(), PatientJson("Busy", "Workers", "busy-" + Letters(8)));
@@ -1581,7 +1586,7 @@ TEST(HttpTransport, HealthzAndReadyzAnswerWhileEveryWorkerIsBusy) {
 // ================================================================ shutdown
 
 TEST(HttpTransport, SigtermAnswers503ToNewRequestsAndFinishesTheOneInFlight) {
-  ServerProcess server;
+  ServerProcess server(std::map<std::string, std::string>{{"FLS_AUTH", "off"}});
   ASSERT_TRUE(server.WaitReady(30000)) << server.LogTail();
   std::string id =
       CreatePatient(server.port(), PatientJson("Shut", "Down", "shutdown-" + Letters(8)));

@@ -1,5 +1,7 @@
 #include "tests/api/test_client.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,7 +14,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -174,15 +178,58 @@ Response RawHttp(int port, const std::string& bytes) {
   return r;
 }
 
+namespace {
+std::mutex g_tokens_mu;
+std::map<int, std::string> g_tokens;  // port -> the local administrator's token of that server
+std::map<int, long long> g_audited_requests;  // port -> requests sent through Http that reach a route
+}  // namespace
+
+void SetToken(int port, const std::string& token) {
+  std::lock_guard lock(g_tokens_mu);
+  g_tokens[port] = token;
+}
+
+std::string TokenOf(int port) {
+  std::lock_guard lock(g_tokens_mu);
+  auto it = g_tokens.find(port);
+  return it == g_tokens.end() ? "" : it->second;
+}
+
+std::string AuthHeaderLine(int port) {
+  std::string t = TokenOf(port);
+  return t.empty() ? "" : "Authorization: Bearer " + t + "\r\n";
+}
+
 Response Http(int port, const std::string& method, const std::string& target, const std::string& body,
               std::map<std::string, std::string> headers) {
+  // The server's administrator token unless the test says otherwise: an "Authorization" header
+  // of its own, or an empty one for none at all.
+  if (auto it = headers.find("Authorization"); it == headers.end()) {
+    if (std::string t = TokenOf(port); !t.empty()) headers["Authorization"] = "Bearer " + t;
+  } else if (it->second.empty()) {
+    headers.erase(it);
+  }
+  const bool audited_route = target.rfind("/metadata", 0) != 0 && target.rfind("/healthz", 0) != 0 &&
+                             target.rfind("/readyz", 0) != 0 && target.rfind("/.well-known", 0) != 0 && method != "OPTIONS";
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nConnection: close\r\n";
   if (!body.empty() && !headers.count("Content-Type")) headers["Content-Type"] = "application/fhir+json";
   if (!headers.count("Content-Length")) headers["Content-Length"] = std::to_string(body.size());
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   req += "\r\n" + body;
-  return RawHttp(port, req);
+  Response r = RawHttp(port, req);
+  // Refusals of the listener itself (size and time limits, draining) come before any route.
+  if (audited_route && r.status != 0 && r.status != 408 && r.status != 413 && r.status != 414 && r.status != 431 &&
+      r.status != 503) {
+    std::lock_guard lock(g_tokens_mu);
+    ++g_audited_requests[port];
+  }
+  return r;
+}
+
+long long AuditedRequests(int port) {
+  std::lock_guard lock(g_tokens_mu);
+  return g_audited_requests[port];
 }
 
 ServerProcess::ServerProcess(std::map<std::string, std::string> extra_env) {
@@ -200,6 +247,16 @@ ServerProcess::ServerProcess(std::map<std::string, std::string> extra_env) {
   extra_env["FLS_PORT"] = std::to_string(port_);
   extra_env.try_emplace("FLS_LISTEN", "127.0.0.1");
   extra_env.try_emplace("FLS_THREADS", "8");
+  if (!extra_env.count("FLS_AUTH_DIR")) {
+    char dir[] = "/tmp/fls-api-auth-XXXXXX";
+    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+    auth_dir_ = dir;
+    extra_env["FLS_AUTH_DIR"] = auth_dir_;
+  } else {
+    auth_dir_ = extra_env["FLS_AUTH_DIR"];
+  }
+  extra_env.try_emplace("FLS_DEV_TOKEN_FILE", auth_dir_ + "/dev-token");
+  token_file_ = extra_env["FLS_DEV_TOKEN_FILE"];
   pid_ = fork();
   if (pid_ == 0) {
     int log = open(log_path_.c_str(), O_WRONLY | O_TRUNC);
@@ -215,7 +272,12 @@ bool ServerProcess::WaitReady(int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     Response r = Http(port_, "GET", "/readyz");
-    if (r.status == 200) return true;
+    if (r.status == 200) {
+      std::string token = ReadFile(token_file_);
+      while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+      SetToken(port_, token);
+      return true;
+    }
     int st;
     if (waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;
@@ -246,6 +308,10 @@ int ServerProcess::Stop() {
 ServerProcess::~ServerProcess() {
   Stop();
   unlink(log_path_.c_str());
+  if (auth_dir_.rfind("/tmp/fls-api-auth-", 0) == 0) {
+    std::error_code ec;
+    std::filesystem::remove_all(auth_dir_, ec);
+  }
 }
 
 std::string ServerProcess::LogTail() const {
@@ -265,6 +331,15 @@ void SuiteServer::SetUp() {
 }
 
 void SuiteServer::TearDown() {
+  // Every request of the suite that reached a route left its AuditEvent (docs/security.md).
+  if (server_) {
+    long long sent = AuditedRequests(server_->port());
+    long long recorded = std::stoll("0" + Sql("SELECT count(*) FROM resource WHERE res_type = 'AuditEvent'"));
+    if (recorded < sent) {
+      ADD_FAILURE() << "the suite sent " << sent << " requests that reach a route; only " << recorded
+                    << " AuditEvents were recorded";
+    }
+  }
   g_suite_server = nullptr;
   server_.reset();
   db_.reset();

@@ -27,6 +27,14 @@ struct Response {
 Response Http(int port, const std::string& method, const std::string& raw_target,
               const std::string& body = "", std::map<std::string, std::string> headers = {});
 
+// The bearer token Http sends to the server on `port` ("" before it is ready); its header line
+// ("Authorization: Bearer ...\r\n") for raw requests.
+std::string TokenOf(int port);
+void SetToken(int port, const std::string& token);
+std::string AuthHeaderLine(int port);
+// How many requests Http sent to `port` that reach a route (each must leave an AuditEvent).
+long long AuditedRequests(int port);
+
 // Sends raw bytes and reads one response (for requests no client library would build).
 Response RawHttp(int port, const std::string& bytes);
 
@@ -60,10 +68,13 @@ class ServerProcess {
   int pid() const { return pid_; }
   // Sends SIGTERM and waits; returns the exit status (or -1 when it had to be killed).
   int Stop();
+  // Waits for /readyz, then takes the server's administrator token (FLS_DEV_TOKEN_FILE) for Http.
   bool WaitReady(int timeout_ms);
   std::string LogTail() const;
+  const std::string& auth_dir() const { return auth_dir_; }
 
  private:
+  std::string auth_dir_, token_file_;
   int port_ = 0;
   int pid_ = -1;
   std::string log_path_;

@@ -47,6 +47,36 @@ export const BASE_URL = (() => {
   return raw.trim().replace(/\/+$/, '');
 })();
 
+// The bearer token every request of the suite sends (./deploy/fls test passes it in FLS_TOKEN, a JWT).
+// Read here once, so that fhir-kit-client, fetch, curl, urllib and fhirclient all send the same one.
+// Unset: no Authorization header at all, so the suite still runs against a server without auth.
+// Set but blank (or not a token): fail loudly rather than send requests that can only be refused.
+// The token itself is never put in an error message.
+export const FLS_TOKEN = (() => {
+  const raw = process.env.FLS_TOKEN;
+  if (raw === undefined) return undefined;
+  const token = raw.trim();
+  if (!token) {
+    throw new Error('FLS_TOKEN is set but empty: set it to the bearer token (a JWT) the server accepts, '
+      + 'or unset it to run against a server without authentication (./deploy/fls test sets it for you)');
+  }
+  // RFC 6750 2.1 b64token, which a JWT (base64url parts joined by dots) is: anything else (a space, a
+  // newline from a file, quotes) would be refused by fetch or sent mangled by curl.
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+    throw new Error(`FLS_TOKEN is not a bearer token (RFC 6750 b64token, e.g. a JWT): its ${token.length} `
+      + 'characters hold a space, quote or other character a token cannot have');
+  }
+  return token;
+})();
+
+/** The Authorization header of every request: `{ authorization: 'Bearer <FLS_TOKEN>' }`, or none. */
+export const AUTH_HEADERS = Object.freeze(FLS_TOKEN ? { authorization: `Bearer ${FLS_TOKEN}` } : {});
+
+/** `text` with FLS_TOKEN replaced, for messages that may quote a command line or a request. */
+export function redactToken(text) {
+  return FLS_TOKEN ? String(text).replaceAll(FLS_TOKEN, '<FLS_TOKEN>') : String(text);
+}
+
 // fhir-kit-client rejects with a plain object { response: { status, data }, config }, which node:test
 // prints as "[Array]" deep down. Rethrow it as an Error that says what the server answered, keeping
 // .response for expectFhirError.
@@ -64,7 +94,9 @@ function describeRejection(name, err) {
 }
 
 export function newClient() {
-  const client = new Client({ baseUrl: BASE_URL });
+  // bearerToken is fhir-kit-client's own option (lib/client.js): it sets `authorization: Bearer …` on
+  // every request of the client, nextPage/prevPage included; undefined sets nothing.
+  const client = new Client({ baseUrl: BASE_URL, bearerToken: FLS_TOKEN });
   for (const name of CLIENT_METHODS) {
     const original = client[name].bind(client);
     client[name] = (...args) => {
@@ -150,6 +182,7 @@ export async function fhirFetch(path, { method = 'GET', headers = {}, body } = {
     headers: {
       accept: 'application/fhir+json',
       ...(body !== undefined ? { 'content-type': 'application/fhir+json' } : {}),
+      ...AUTH_HEADERS,
       ...headers,
     },
     body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, it, before, after } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import {
-  BASE_URL, INS_SYSTEM, uniqueSuffix, randomIns, assertValid, searchMatches, makePatient,
+  BASE_URL, INS_SYSTEM, uniqueSuffix, randomIns, assertValid, searchMatches, makePatient, redactToken,
 } from './helpers.js';
 
 /** The system of the tag that groups the Patients of one paging test (one code per client and run). */
@@ -169,16 +169,18 @@ export class WireTap {
 }
 
 /**
- * Runs a program (curl, python3) with `input` on its stdin; resolves to its stdout. A program that
- * is not installed is a failure that says how to install it, never a skip.
+ * Runs a program (curl, python3) with `input` on its stdin and `env` (default: this process's) as
+ * its environment; resolves to its stdout. A program that is not installed is a failure that says
+ * how to install it, never a skip. The bearer token is redacted from the failure message: curl has
+ * it in its arguments, and execFile's err.message repeats the whole command line.
  */
-export function runProgram(file, args, { input = '', installHint }) {
+export function runProgram(file, args, { input = '', installHint, env = process.env }) {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { maxBuffer: 64 << 20, timeout: 120_000 }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { maxBuffer: 64 << 20, timeout: 120_000, env }, (err, stdout, stderr) => {
       if (err && err.code === 'ENOENT') {
         reject(new Error(`${file} is not installed or not on PATH: ${installHint}`));
       } else if (err) {
-        reject(new Error(`${file} ${args.join(' ')} failed (${err.code ?? err.signal}): ${stderr || err.message}`));
+        reject(new Error(redactToken(`${file} ${args.join(' ')} failed (${err.code ?? err.signal}): ${stderr || err.message}`)));
       } else {
         resolve(stdout);
       }

@@ -2,10 +2,14 @@
 // curl sends the target as typed: the `|` goes on the wire raw. (curl's URL globbing only touches
 // `[]{}`, which these URLs do not hold, so no `-g`.)
 import { runProgram, realClientScenario, reply } from './real_clients.js';
+import { FLS_TOKEN } from './helpers.js';
 
 const INSTALL = 'install the Debian package curl (./deploy/fls deps does)';
 // -i: the status line and headers before the body; no proxy from the environment (the server is local).
-const COMMON = ['-sS', '-i', '--noproxy', '*', '--max-time', '60', '-H', 'Accept: application/fhir+json'];
+// The bearer token as a user passes it, `-H 'Authorization: Bearer …'`, on every call, the `next`
+// pages too (runProgram redacts it from failure messages; curl does not follow redirects here).
+const COMMON = ['-sS', '-i', '--noproxy', '*', '--max-time', '60', '-H', 'Accept: application/fhir+json',
+  ...(FLS_TOKEN ? ['-H', `Authorization: Bearer ${FLS_TOKEN}`] : [])];
 
 /** Splits `curl -i` output into the final response (skipping any `100 Continue`). */
 function parseCurlOutput(out) {

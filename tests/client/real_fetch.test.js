@@ -1,6 +1,7 @@
 // Node's built-in fetch (undici, Node >= 18). It parses the URL with the WHATWG URL parser, whose
 // query percent-encode set (C0 controls, space, `"`, `#`, `<`, `>`) leaves `|` alone: raw on the wire.
 import { realClientScenario, reply } from './real_clients.js';
+import { AUTH_HEADERS } from './helpers.js';
 
 let base;
 async function request(method, pathOrUrl, resource) {
@@ -10,6 +11,8 @@ async function request(method, pathOrUrl, resource) {
     headers: {
       accept: 'application/fhir+json',
       ...(resource === undefined ? {} : { 'content-type': 'application/fhir+json' }),
+      // The bearer token on every request, the `next` pages too (none when FLS_TOKEN is unset).
+      ...AUTH_HEADERS,
     },
     body: resource === undefined ? undefined : JSON.stringify(resource),
   });

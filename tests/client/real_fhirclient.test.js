@@ -4,12 +4,16 @@
 // never sends a raw `|`; what it sends must still find the same Patient.
 import { createRequire } from 'node:module';
 import { realClientScenario, reply } from './real_clients.js';
+import { FLS_TOKEN } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 // CommonJS `module.exports = smart`: smart(request, response, storage) gives the SMART API whose
-// client(serverUrl) is a Client for an open server (no launch, no token). The request and response
-// are only read by the SMART launch flows (authorize/ready), which these tests do not use; they are
-// still given the shape the NodeAdapter reads, with an in-memory storage.
+// client(state) is a Client without a launch. The request and response are only read by the SMART
+// launch flows (authorize/ready), which these tests do not use; they are still given the shape the
+// NodeAdapter reads, with an in-memory storage. The bearer token goes in state.tokenResponse, as a
+// launch would leave it: Client.request (lib/Client.js) then adds `Authorization: Bearer <access_token>`
+// to every request, the `next` pages it follows itself (pageLimit 0) and the GET of a 201's Location
+// it makes when the body is empty (lib/lib.js) included. No refresh_token, so it never tries to refresh.
 const smart = require('fhirclient');
 
 function memoryStorage() {
@@ -47,7 +51,10 @@ realClientScenario({
   async setup(baseUrl) {
     const request = { url: '/', headers: { host: 'localhost' }, socket: {} };
     const response = { writeHead() {}, end() {} };
-    client = smart(request, response, memoryStorage()).client(baseUrl);
+    client = smart(request, response, memoryStorage()).client({
+      serverUrl: baseUrl,
+      ...(FLS_TOKEN ? { tokenResponse: { access_token: FLS_TOKEN } } : {}),
+    });
     return `fhirclient ${require('fhirclient/package.json').version}`;
   },
   // client.create is client.request({url: type, method: 'POST', body: JSON.stringify(resource)}).

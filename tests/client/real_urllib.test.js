@@ -2,9 +2,15 @@
 // urllib.request quotes nothing in the URL it is given: a `|` typed in the query goes on the wire raw.
 import { fileURLToPath } from 'node:url';
 import { runProgram, realClientScenario, reply } from './real_clients.js';
+import { FLS_TOKEN } from './helpers.js';
 
 const SCRIPT = fileURLToPath(new URL('./py/urllib_client.py', import.meta.url));
 const INSTALL = 'install the Debian package python3 (./deploy/fls deps does)';
+// The bearer token goes to the script in its environment (FLS_TOKEN, as checked by helpers.js), not
+// on its command line, which `ps` and failure messages show; unset, the script sends none.
+const ENV = { ...process.env };
+delete ENV.FLS_TOKEN;
+if (FLS_TOKEN) ENV.FLS_TOKEN = FLS_TOKEN;
 
 let base;
 const urlOf = (pathOrUrl) => (/^https?:/.test(pathOrUrl) ? pathOrUrl : `${base}/${pathOrUrl}`);
@@ -12,7 +18,7 @@ const toReply = (r) => reply(r.status, r.headers, r.body);
 
 async function python(args, resource) {
   const out = await runProgram('python3', [SCRIPT, ...args], {
-    input: resource === undefined ? '' : JSON.stringify(resource), installHint: INSTALL,
+    input: resource === undefined ? '' : JSON.stringify(resource), installHint: INSTALL, env: ENV,
   });
   return JSON.parse(out);
 }

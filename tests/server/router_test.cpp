@@ -17,16 +17,16 @@ Router MakeRouter(std::string& hit) {
       return HttpResponse{};
     };
   };
-  r.Add("GET", "/metadata", "", true, h("metadata"));
-  r.Add("POST", "/", "transaction", true, h("bundle"));
-  r.Add("GET", "/{type}", "search-type", false, h("search"));
-  r.Add("POST", "/{type}", "create", false, h("create"));
-  r.Add("GET", "/{type}/_history", "history-type", false, h("type-history"));
-  r.Add("GET", "/{type}/{id}", "read", false, h("read"));
-  r.Add("PUT", "/{type}/{id}", "update", false, h("update"));
-  r.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, h("vread"));
-  r.Add("POST", "/{type}/{id}/{op}", "", false, h("operation"));
-  r.Add("BATCH", "/", "batch", true, nullptr);
+  r.Add("GET", "/metadata", "", true, Access::Public(), h("metadata"));
+  r.Add("POST", "/", "transaction", true, Access::Public(), h("bundle"));
+  r.Add("GET", "/{type}", "search-type", false, Access::Public(), h("search"));
+  r.Add("POST", "/{type}", "create", false, Access::Public(), h("create"));
+  r.Add("GET", "/{type}/_history", "history-type", false, Access::Public(), h("type-history"));
+  r.Add("GET", "/{type}/{id}", "read", false, Access::Public(), h("read"));
+  r.Add("PUT", "/{type}/{id}", "update", false, Access::Public(), h("update"));
+  r.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, Access::Public(), h("vread"));
+  r.Add("POST", "/{type}/{id}/{op}", "", false, Access::Public(), h("operation"));
+  r.Add("BATCH", "/", "batch", true, Access::Public(), nullptr);
   return r;
 }
 

@@ -10,8 +10,13 @@ Prints one JSON object on stdout: {"status", "headers", "body"} for `request`, {
 those for `pages`. The URL is handed to urllib as it is: urllib.request quotes nothing, so a `|`
 typed in the query goes on the wire raw. An HTTP error status is a result (urllib raises HTTPError,
 which carries the status and the body); a network error exits 1 with the reason on stderr.
+
+With FLS_TOKEN in the environment (real_urllib.test.js passes it there, never on the command line),
+every request, each `next` page included, carries `Authorization: Bearer $FLS_TOKEN`; without it,
+none. FLS_TOKEN set but blank exits 1 with the reason on stderr.
 """
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -21,8 +26,19 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 MAX_PAGES = 100
 
 
+def auth_headers():
+    """The Authorization header of every request, from FLS_TOKEN: {} when it is unset."""
+    token = os.environ.get("FLS_TOKEN")
+    if token is None:
+        return {}
+    if not token.strip():
+        # Fail loudly: requests without the token the caller meant to send can only be refused.
+        raise ValueError("FLS_TOKEN is set but empty: set it to the bearer token or unset it")
+    return {"Authorization": f"Bearer {token.strip()}"}
+
+
 def call(method, url, body=None):
-    headers = {"Accept": "application/fhir+json"}
+    headers = {"Accept": "application/fhir+json", **auth_headers()}
     data = None
     if body is not None:
         data = body.encode("utf-8")

@@ -1,0 +1,473 @@
+// Access control, black box: SMART Backend Services at POST /auth/token (every refusal the
+// specification lists, each with its OAuth error), bearer tokens on every route, scopes and roles
+// (the quality role reaches no Patient by any route), and the operator's `client add` command.
+// Client keys and assertions are made here with the server's JOSE unit (server/jose.h, itself
+// checked against RFC 7515's examples in tests/server/jose_test.cpp).
+#include <gtest/gtest.h>
+#include <openssl/hmac.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "server/auth.h"
+#include "server/jose.h"
+#include "tests/api/test_client.h"
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace fls::test {
+namespace {
+
+using server::Role;
+namespace jose = server::jose;
+
+struct TestClient {
+  std::string id;
+  Role role;
+  std::shared_ptr<jose::Key> key;  // private
+  std::string alg;
+  std::vector<std::string> sites;
+};
+
+std::string g_dir;
+std::vector<TestClient> g_clients;
+std::unique_ptr<ScratchDatabase> g_db;
+std::unique_ptr<ServerProcess> g_server;
+
+int Port() { return g_server->port(); }
+
+std::string Serialize(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+std::string Base() { return "http://127.0.0.1:" + std::to_string(Port()); }
+std::string TokenUrl() { return Base() + "/auth/token"; }
+
+const TestClient& Client(const std::string& id) {
+  for (const auto& c : g_clients) {
+    if (c.id == id) return c;
+  }
+  throw std::runtime_error("no test client " + id);
+}
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string NewJti() {
+  static std::mt19937_64 rng(std::random_device{}());
+  return "jti-" + std::to_string(rng());
+}
+
+std::string Claims(const std::string& iss, const std::string& sub, const std::string& aud, int64_t exp,
+                   const std::string& jti) {
+  std::string out = "{\"iss\":\"" + iss + "\",\"sub\":\"" + sub + "\",\"aud\":\"" + aud + "\",\"exp\":" + std::to_string(exp);
+  if (!jti.empty()) out += ",\"jti\":\"" + jti + "\"";
+  return out + "}";
+}
+
+std::string Assertion(const std::string& client_id, int64_t exp_in = 240, std::string jti = "") {
+  const TestClient& c = Client(client_id);
+  if (jti.empty()) jti = NewJti();
+  return jose::SignCompact(*c.key, c.alg, Claims(c.id, c.id, TokenUrl(), Now() + exp_in, jti));
+}
+
+std::string Form(const std::map<std::string, std::string>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    if (!out.empty()) out += '&';
+    out += k + "=";
+    for (unsigned char ch : v) {
+      if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+        out += static_cast<char>(ch);
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", ch);
+        out += buf;
+      }
+    }
+  }
+  return out;
+}
+
+Response TokenRequest(const std::string& assertion, const std::string& scope = "system/*.rs",
+                      std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, std::string> f = {
+      {"grant_type", "client_credentials"},
+      {"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+      {"client_assertion", assertion},
+      {"scope", scope}};
+  for (auto& [k, v] : extra) {
+    if (v == "\x7f") f.erase(k);
+    else f[k] = v;
+  }
+  return Http(Port(), "POST", "/auth/token", Form(f),
+              {{"Content-Type", "application/x-www-form-urlencoded"}, {"Authorization", ""}});
+}
+
+std::string TokenFor(const std::string& client_id, const std::string& scope = "") {
+  const TestClient& c = Client(client_id);
+  std::string s = scope.empty() ? server::DefaultScopes(c.role) : scope;
+  Response r = TokenRequest(Assertion(client_id), s);
+  if (r.status != 200) throw std::runtime_error("token for " + client_id + ": " + std::to_string(r.status) + " " + r.body);
+  return r.Json()["access_token"].GetString();
+}
+
+Response As(const std::string& token, const std::string& method, const std::string& path, const std::string& body = "") {
+  return Http(Port(), method, path, body, {{"Authorization", "Bearer " + token}});
+}
+
+class AuthEnv : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fls-auth-test-XXXXXX";
+    g_dir = mkdtemp(tmpl);
+    auto make = [](std::string id, Role role, const char* kty, const char* size, const char* alg,
+                   std::vector<std::string> sites = {}) {
+      TestClient c{id, role, std::make_shared<jose::Key>(jose::Key::Generate(kty, size, id + "-k1")), alg, sites};
+      return c;
+    };
+    g_clients.push_back(make("ehr-es", Role::kEhr, "EC", "P-384", "ES384"));
+    g_clients.push_back(make("ehr-rs", Role::kEhr, "RSA", "2048", "RS384"));
+    g_clients.push_back(make("coord-a", Role::kCoordinator, "EC", "P-384", "ES384", {"Organization/site-a"}));
+    g_clients.push_back(make("quality", Role::kQuality, "EC", "P-384", "ES384"));
+    g_clients.push_back(make("admin", Role::kAdmin, "EC", "P-384", "ES384"));
+    for (const auto& c : g_clients) {
+      server::RegisteredClient rc;
+      rc.client_id = c.id;
+      rc.name = c.id;
+      rc.role = c.role;
+      rc.sites = c.sites;
+      rc.jwks_json = jose::JwksJson({c.key.get()});
+      server::ClientRegistry::Save(g_dir + "/clients.json", rc);
+    }
+    g_db = std::make_unique<ScratchDatabase>();
+    g_server = std::make_unique<ServerProcess>(std::map<std::string, std::string>{
+        {"FLS_AUTH_DIR", g_dir}, {"FLS_CLIENTS_FILE", g_dir + "/clients.json"}});
+    ASSERT_TRUE(g_server->WaitReady(30000)) << g_server->LogTail();
+  }
+  void TearDown() override {
+    g_server.reset();
+    g_db.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(g_dir, ec);
+  }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new AuthEnv);
+
+// ---------------------------------------------------------------------------------- discovery
+
+TEST(Smart, ConfigurationAndKeysArePublic) {
+  Response r = Http(Port(), "GET", "/.well-known/smart-configuration", "", {{"Authorization", ""}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = r.Json();
+  EXPECT_EQ(std::string(d["token_endpoint"].GetString()), TokenUrl());
+  std::set<std::string> caps, algs;
+  for (auto& c : d["capabilities"].GetArray()) caps.insert(c.GetString());
+  for (auto& a : d["token_endpoint_auth_signing_alg_values_supported"].GetArray()) algs.insert(a.GetString());
+  EXPECT_TRUE(caps.count("client-confidential-asymmetric"));
+  EXPECT_TRUE(caps.count("permission-v1") && caps.count("permission-v2"));
+  EXPECT_EQ(algs, (std::set<std::string>{"RS384", "ES384"}));
+  EXPECT_STREQ(d["token_endpoint_auth_methods_supported"][0].GetString(), "private_key_jwt");
+  Response jwks = Http(Port(), "GET", "/.well-known/jwks.json", "", {{"Authorization", ""}});
+  ASSERT_EQ(jwks.status, 200);
+  auto set = jose::ParseJwks(jwks.body);
+  ASSERT_FALSE(set.keys.empty());
+  EXPECT_FALSE(set.keys[0]->has_private()) << "only public keys are published";
+  // The metadata and the probes need no token either.
+  EXPECT_EQ(Http(Port(), "GET", "/metadata", "", {{"Authorization", ""}}).status, 200);
+  EXPECT_EQ(Http(Port(), "GET", "/healthz", "", {{"Authorization", ""}}).status, 200);
+}
+
+// ---------------------------------------------------------------------------------- token endpoint
+
+TEST(Token, Es384AndRs384AssertionsGetShortLivedTokensThatWork) {
+  for (const char* id : {"ehr-es", "ehr-rs"}) {
+    Response r = TokenRequest(Assertion(id), "system/Patient.rs system/Observation.read");
+    ASSERT_EQ(r.status, 200) << id << ": " << r.body;
+    EXPECT_EQ(r.Header("cache-control"), "no-store");
+    auto d = r.Json();
+    EXPECT_STREQ(d["token_type"].GetString(), "bearer");
+    EXPECT_LE(d["expires_in"].GetInt(), 300);
+    EXPECT_GT(d["expires_in"].GetInt(), 0);
+    EXPECT_EQ(std::string(d["scope"].GetString()), "system/Patient.rs system/Observation.read");
+    std::string token = d["access_token"].GetString();
+    EXPECT_EQ(As(token, "GET", "/Patient?_count=1").status, 200) << id;
+    // The token's own claims: at most 5 minutes.
+    auto jws = jose::ParseCompact(token);
+    ASSERT_TRUE(jws);
+    rapidjson::Document claims;
+    claims.Parse(jws->payload_json.c_str());
+    EXPECT_LE(claims["exp"].GetInt64() - claims["iat"].GetInt64(), 300);
+    EXPECT_STREQ(claims["sub"].GetString(), id);
+  }
+}
+
+struct Refusal {
+  const char* name;
+  std::function<Response()> send;
+  int status;
+  const char* error;
+};
+
+TEST(Token, EveryRefusalWithItsError) {
+  const TestClient& c = Client("ehr-es");
+  auto other = std::make_shared<jose::Key>(jose::Key::Generate("EC", "P-384", "ehr-es-k1"));  // same kid, other key
+  auto raw = [&](const std::string& header, const std::string& claims, const std::string& sig) {
+    return jose::Base64UrlEncode(header) + "." + jose::Base64UrlEncode(claims) + "." + jose::Base64UrlEncode(sig);
+  };
+  std::string replayed = Assertion("ehr-es");
+  ASSERT_EQ(TokenRequest(replayed).status, 200);
+  const Refusal cases[] = {
+      {"bad signature", [&] { return TokenRequest(jose::SignCompact(*other, "ES384", Claims(c.id, c.id, TokenUrl(), Now() + 60, NewJti()))); }, 401, "invalid_client"},
+      {"wrong aud", [&] { return TokenRequest(jose::SignCompact(*c.key, "ES384", Claims(c.id, c.id, Base() + "/token", Now() + 60, NewJti()))); }, 401, "invalid_client"},
+      {"expired", [&] { return TokenRequest(Assertion("ehr-es", -120)); }, 401, "invalid_client"},
+      {"exp too far ahead", [&] { return TokenRequest(Assertion("ehr-es", 3600)); }, 401, "invalid_client"},
+      {"replayed jti", [&] { return TokenRequest(replayed); }, 401, "invalid_client"},
+      {"unknown kid", [&] {
+         auto k = jose::Key::Generate("EC", "P-384", "not-registered");
+         return TokenRequest(jose::SignCompact(k, "ES384", Claims(c.id, c.id, TokenUrl(), Now() + 60, NewJti())));
+       }, 401, "invalid_client"},
+      {"wrong algorithm (RS256)", [&] {
+         const TestClient& r = Client("ehr-rs");
+         return TokenRequest(jose::SignCompact(*r.key, "RS256", Claims(r.id, r.id, TokenUrl(), Now() + 60, NewJti())));
+       }, 401, "invalid_client"},
+      {"alg none", [&] {
+         return TokenRequest(raw(R"({"alg":"none","kid":"ehr-es-k1","typ":"JWT"})", Claims(c.id, c.id, TokenUrl(), Now() + 60, NewJti()), ""));
+       }, 401, "invalid_client"},
+      {"HMAC with the public key as secret", [&] {
+         std::string header = R"({"alg":"HS384","kid":"ehr-es-k1","typ":"JWT"})";
+         std::string input = jose::Base64UrlEncode(header) + "." +
+                             jose::Base64UrlEncode(Claims(c.id, c.id, TokenUrl(), Now() + 60, NewJti()));
+         std::string secret = c.key->PublicJwk();
+         unsigned char mac[64];
+         unsigned int len = 0;
+         HMAC(EVP_sha384(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
+              input.size(), mac, &len);
+         return TokenRequest(input + "." + jose::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), len)));
+       }, 401, "invalid_client"},
+      {"iss differs from sub", [&] { return TokenRequest(jose::SignCompact(*c.key, "ES384", Claims(c.id, "someone", TokenUrl(), Now() + 60, NewJti()))); }, 401, "invalid_client"},
+      {"unknown client", [&] { return TokenRequest(jose::SignCompact(*c.key, "ES384", Claims("nobody", "nobody", TokenUrl(), Now() + 60, NewJti()))); }, 401, "invalid_client"},
+      {"no jti", [&] { return TokenRequest(jose::SignCompact(*c.key, "ES384", Claims(c.id, c.id, TokenUrl(), Now() + 60, ""))); }, 401, "invalid_client"},
+      {"not a JWS", [&] { return TokenRequest("abc.def"); }, 401, "invalid_client"},
+      {"grant_type password", [&] { return TokenRequest(Assertion("ehr-es"), "system/*.rs", {{"grant_type", "password"}}); }, 400, "unsupported_grant_type"},
+      {"wrong assertion type", [&] { return TokenRequest(Assertion("ehr-es"), "system/*.rs", {{"client_assertion_type", "urn:x"}}); }, 400, "invalid_request"},
+      {"no assertion", [&] { return TokenRequest("", "system/*.rs", {{"client_assertion", "\x7f"}}); }, 400, "invalid_request"},
+      {"no scope", [&] { return TokenRequest(Assertion("ehr-es"), "", {{"scope", "\x7f"}}); }, 400, "invalid_scope"},
+      {"only scopes the role cannot have", [&] { return TokenRequest(Assertion("ehr-es"), "system/AuditEvent.rs patient/Patient.rs"); }, 400, "invalid_scope"},
+      {"JSON instead of a form", [&] {
+         return Http(Port(), "POST", "/auth/token", R"({"grant_type":"client_credentials"})",
+                     {{"Content-Type", "application/json"}, {"Authorization", ""}});
+       }, 400, "invalid_request"},
+  };
+  for (const auto& k : cases) {
+    Response r = k.send();
+    EXPECT_EQ(r.status, k.status) << k.name << ": " << r.body;
+    auto d = r.Json();
+    ASSERT_TRUE(d.IsObject() && d.HasMember("error")) << k.name << ": " << r.body;
+    EXPECT_STREQ(d["error"].GetString(), k.error) << k.name << ": " << r.body;
+    EXPECT_TRUE(d.HasMember("error_description")) << k.name;
+    EXPECT_EQ(r.body.find("access_token"), std::string::npos) << k.name;
+  }
+}
+
+// ---------------------------------------------------------------------------------- bearer tokens
+
+TEST(Bearer, NoTokenOrABadOneIs401WithAnOutcome) {
+  for (const std::string& header : {std::string(""), std::string("Basic YTpi"), std::string("Bearer "),
+                                    std::string("Bearer not.a.token"), std::string("Bearer ") + Assertion("ehr-es")}) {
+    Response r = Http(Port(), "GET", "/Patient", "", {{"Authorization", header}});
+    EXPECT_EQ(r.status, 401) << "'" << header.substr(0, 20) << "': " << r.body;
+    EXPECT_NE(r.body.find("OperationOutcome"), std::string::npos);
+    EXPECT_EQ(r.Header("www-authenticate").rfind("Bearer", 0), 0u) << header.substr(0, 20);
+  }
+  // A token signed by a key this server never had (another server's).
+  auto foreign = jose::Key::Generate("EC", "P-256", "20990101000000-beef");
+  std::string forged = jose::SignCompact(
+      foreign, "ES256",
+      R"({"iss":"fls-server","aud":"fls-server","sub":"admin","client_id":"admin","exp":)" + std::to_string(Now() + 60) +
+          R"(,"scope":"system/*.cruds","fls_role":"admin","fls_sites":[]})");
+  EXPECT_EQ(As(forged, "GET", "/Patient").status, 401);
+  // Writes without a token write nothing.
+  Response w = Http(Port(), "POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Sanstoken"}]})", {{"Authorization", ""}});
+  EXPECT_EQ(w.status, 401);
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version WHERE content::text LIKE '%Sanstoken%' AND res_type <> 'AuditEvent'"), "0");
+}
+
+TEST(Scopes, V1AndV2ScopesLimitTypesAndInteractions) {
+  std::string rs = TokenFor("ehr-es", "system/Patient.rs");
+  EXPECT_EQ(As(rs, "GET", "/Patient?_count=1").status, 200);
+  EXPECT_EQ(As(rs, "POST", "/Patient", R"({"resourceType":"Patient"})").status, 403);
+  EXPECT_EQ(As(rs, "GET", "/Observation?_count=1").status, 403);
+  std::string v1 = TokenFor("ehr-es", "system/Observation.read system/Patient.write");
+  EXPECT_EQ(As(v1, "GET", "/Observation?_count=1").status, 200);
+  EXPECT_EQ(As(v1, "POST", "/Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})").status, 403);
+  Response created = As(v1, "POST", "/Patient", R"({"resourceType":"Patient"})");
+  EXPECT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(As(v1, "GET", "/Patient?_count=1").status, 403) << "write is not read";
+  // A transaction is checked entry by entry: one refused entry refuses the whole Bundle.
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","name":[{"family":"Scopetx"}]},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"}},"request":{"method":"POST","url":"Observation"}}]})";
+  Response tx = As(v1, "POST", "/", bundle);
+  EXPECT_EQ(tx.status, 403) << tx.body;
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version WHERE content::text LIKE '%Scopetx%' AND res_type <> 'AuditEvent'"), "0");
+}
+
+TEST(Roles, TheQualityRoleReachesNoPatientByAnyRoute) {
+  // Data to reach for: a patient with a Task (admin writes it).
+  Response p = Http(Port(), "POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Qualitynot"}],"identifier":[{"system":"urn:x","value":"Q1"}]})");
+  ASSERT_EQ(p.status, 201) << p.body;
+  std::string pid = p.Json()["id"].GetString();
+  ASSERT_EQ(Http(Port(), "POST", "/Task", R"({"resourceType":"Task","status":"requested","intent":"order","for":{"reference":"Patient/)" + pid + R"("}})").status, 201);
+  std::string q = TokenFor("quality");
+  struct Try {
+    const char* method;
+    std::string path, body;
+  };
+  const Try tries[] = {
+      {"GET", "/Patient/" + pid, ""},
+      {"GET", "/Patient?identifier=Q1", ""},
+      {"POST", "/Patient/_search", ""},
+      {"GET", "/Patient/" + pid + "/_history", ""},
+      {"GET", "/Patient/_history", ""},
+      {"GET", "/_history", ""},
+      {"GET", "/Task?patient=" + pid, ""},
+      {"GET", "/Task?patient=" + pid + "&_include=Task:patient", ""},
+      {"GET", "/Observation", ""},
+      {"GET", "/EpisodeOfCare", ""},
+      {"GET", "/$call-list", ""},
+      {"POST", "/", R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Patient/)" + pid + R"("}}]})"},
+  };
+  for (const auto& t : tries) {
+    Response r = As(q, t.method, t.path, t.body);
+    EXPECT_EQ(r.status, 403) << t.method << " " << t.path << ": " << r.body.substr(0, 300);
+    EXPECT_EQ(r.body.find("Qualitynot"), std::string::npos) << t.path;
+  }
+  // A batch answers the Patient entry 403 and the others as usual.
+  Response batch = As(q, "POST", "/", R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"request":{"method":"GET","url":"Patient/)" + pid + R"("}},
+    {"request":{"method":"GET","url":"Measure?_count=1"}}]})");
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  auto b = batch.Json();
+  EXPECT_EQ(std::string(b["entry"][0]["response"]["status"].GetString()).substr(0, 3), "403");
+  EXPECT_EQ(std::string(b["entry"][1]["response"]["status"].GetString()).substr(0, 3), "200");
+  EXPECT_EQ(batch.body.find("Qualitynot"), std::string::npos);
+  // What the role is for.
+  EXPECT_EQ(As(q, "GET", "/Measure").status, 200);
+  EXPECT_EQ(As(q, "GET", "/Organization").status, 200);
+  EXPECT_EQ(As(q, "GET", "/metadata").status, 200);
+}
+
+TEST(Roles, EachRoleOnlyWhatItsJobNeeds) {
+  std::string ehr = TokenFor("ehr-es"), coord = TokenFor("coord-a"), admin = TokenFor("admin");
+  // The EHR pushes and reads clinical data but does not drive the pathway nor read the audit.
+  EXPECT_EQ(As(ehr, "POST", "/Patient", R"({"resourceType":"Patient"})").status, 201);
+  EXPECT_EQ(As(ehr, "POST", "/EpisodeOfCare/x/$event", R"({"resourceType":"Parameters"})").status, 403);
+  EXPECT_EQ(As(ehr, "GET", "/$call-list").status, 403);
+  EXPECT_EQ(As(ehr, "GET", "/AuditEvent").status, 403);
+  EXPECT_EQ(As(ehr, "GET", "/_history").status, 403);
+  // The coordinator drives the pathway (past access control: an unknown case is 404) and never deletes.
+  EXPECT_EQ(As(coord, "POST", "/EpisodeOfCare/none/$event", R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"enrol"}]})").status, 404);
+  EXPECT_EQ(As(coord, "GET", "/$call-list").status, 200);
+  EXPECT_EQ(As(coord, "DELETE", "/Patient/x").status, 403);
+  EXPECT_EQ(As(coord, "PUT", "/EpisodeOfCare/x", R"({"resourceType":"EpisodeOfCare","id":"x","status":"active","patient":{"reference":"Patient/x"}})").status, 403)
+      << "a case changes through $event only";
+  // Nobody writes the audit trail through the API, not even an administrator.
+  EXPECT_EQ(As(admin, "POST", "/AuditEvent", R"({"resourceType":"AuditEvent"})").status, 403);
+  EXPECT_EQ(As(admin, "DELETE", "/AuditEvent/x").status, 403);
+  EXPECT_EQ(As(admin, "GET", "/AuditEvent").status, 200);
+}
+
+// The audit trail: who, which client, what, when, outcome, from where; refusals too; the write's
+// record in the write's own transaction; readable by administrators only, never writable.
+TEST(Audit, EveryAccessAndEveryRefusalLeavesAnAuditEvent) {
+  std::string ehr = TokenFor("ehr-es"), coord = TokenFor("coord-a"), quality = TokenFor("quality"), admin = TokenFor("admin");
+  Response p = As(ehr, "POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Auditee"}]})");
+  ASSERT_EQ(p.status, 201);
+  std::string pid = p.Json()["id"].GetString();
+  auto events = [&](const std::string& query) {
+    Response r = As(admin, "GET", "/AuditEvent?" + query + "&_count=100");
+    EXPECT_EQ(r.status, 200) << r.body.substr(0, 300);
+    return r.Json();
+  };
+  auto count = [&](const std::string& query) {
+    auto d = events(query);
+    return d.HasMember("entry") ? static_cast<int>(d["entry"].Size()) : 0;
+  };
+  // The create: in the same transaction, action C, the patient as entity, the client as agent.
+  auto created = events("patient=Patient/" + pid + "&action=C");
+  ASSERT_TRUE(created.HasMember("entry")) << "no AuditEvent for the create";
+  auto& ae = created["entry"][0]["resource"];
+  EXPECT_STREQ(ae["outcome"].GetString(), "0");
+  EXPECT_STREQ(ae["agent"][0]["altId"].GetString(), "ehr-es");
+  EXPECT_STREQ(ae["agent"][0]["type"]["coding"][0]["code"].GetString(), "ehr");
+  EXPECT_STREQ(ae["agent"][0]["network"]["address"].GetString(), "127.0.0.1");
+  EXPECT_STREQ(ae["subtype"][0]["code"].GetString(), "create");
+  // A read and a search by the coordinator: the patient reached is named.
+  ASSERT_EQ(As(coord, "GET", "/Patient/" + pid).status, 200);
+  EXPECT_EQ(count("patient=Patient/" + pid + "&altid=coord-a&subtype=read"), 1);
+  ASSERT_EQ(As(coord, "GET", "/Patient?family=Auditee").status, 200);
+  EXPECT_EQ(count("patient=Patient/" + pid + "&altid=coord-a&subtype=search-type"), 1);
+  // A refusal (the quality role and a Patient), and a request without any token.
+  ASSERT_EQ(As(quality, "GET", "/Patient/" + pid).status, 403);
+  auto refused = events("altid=quality&outcome=4");
+  ASSERT_TRUE(refused.HasMember("entry"));
+  EXPECT_NE(std::string(refused["entry"][0]["resource"]["outcomeDesc"].GetString()).find("403"), std::string::npos);
+  int before = count("agent-name=unauthenticated");
+  ASSERT_EQ(Http(Port(), "GET", "/Patient/" + pid, "", {{"Authorization", ""}}).status, 401);
+  EXPECT_EQ(count("agent-name=unauthenticated"), before + 1);
+  // A token request leaves a login record, refused ones too.
+  int logins = count("altid=ehr-es&type=http://dicom.nema.org/resources/ontology/DCM%7C110114");
+  ASSERT_EQ(TokenRequest(Assertion("ehr-es", 3600)).status, 401);
+  EXPECT_EQ(count("altid=ehr-es&type=http://dicom.nema.org/resources/ontology/DCM%7C110114"), logins + 1);
+  // A transaction that fails writes nothing but the record of its failure.
+  std::string bad = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","name":[{"family":"Rolledback"}]},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","birthDate":"not-a-date"},"request":{"method":"POST","url":"Patient"}}]})";
+  Response tx = As(ehr, "POST", "/", bad);
+  ASSERT_GE(tx.status, 400);
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version WHERE content::text LIKE '%Rolledback%' AND res_type = 'Patient'"), "0");
+  auto failed = events("altid=ehr-es&subtype=transaction&outcome=4");
+  EXPECT_TRUE(failed.HasMember("entry")) << "the failed transaction is recorded";
+  // Nobody else reads the trail; nobody changes it.
+  EXPECT_EQ(As(coord, "GET", "/AuditEvent").status, 403);
+  EXPECT_EQ(As(quality, "GET", "/AuditEvent").status, 403);
+  std::string some = ae["id"].GetString();
+  EXPECT_EQ(As(admin, "PUT", "/AuditEvent/" + some, Serialize(ae)).status, 403);
+  EXPECT_EQ(As(admin, "DELETE", "/AuditEvent/" + some).status, 403);
+  EXPECT_EQ(As(ehr, "POST", "/", R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"AuditEvent/)" + some + R"("}}]})").status, 403);
+}
+
+TEST(Operator, ClientAddRegistersASystemWithoutARestart) {
+  auto key = jose::Key::Generate("EC", "P-384", "late-k1");
+  std::string jwks = g_dir + "/late.jwks.json";
+  std::ofstream(jwks) << jose::JwksJson({&key});
+  std::string cmd = "FLS_AUTH_DIR='" + g_dir + "' FLS_CLIENTS_FILE='" + g_dir + "/clients.json' '" +
+                    Env("FLS_SERVER_BIN") + "' client add --name late-ehr --role ehr --jwks '" + jwks + "' >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the registry looks again after a second
+  std::string assertion = jose::SignCompact(key, "ES384", Claims("late-ehr", "late-ehr", TokenUrl(), Now() + 60, NewJti()));
+  Response r = TokenRequest(assertion, "system/Patient.rs");
+  EXPECT_EQ(r.status, 200) << r.body;
+  // A private key is never registered.
+  std::string bad = g_dir + "/private.jwks.json";
+  {
+    std::ofstream out(bad);
+    out << "{\"keys\":[" << "{\"kty\":\"EC\",\"crv\":\"P-384\",\"d\":\"x\"}" << "]}";
+  }
+  std::string cmd2 = "FLS_AUTH_DIR='" + g_dir + "' FLS_CLIENTS_FILE='" + g_dir + "/clients.json' '" + Env("FLS_SERVER_BIN") +
+                     "' client add --name bad --role ehr --jwks '" + bad + "' >/dev/null 2>&1";
+  EXPECT_NE(std::system(cmd2.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace fls::test
