@@ -19,9 +19,11 @@ SIZES=("$@")
 . "$ROOT/bench/lib.sh"
 bench_start_pg cf 57000 20000
 psql_() { "$PGBIN/psql" -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d bench -c "$1"; }
-FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$BIN" >"$TMP/server.log" 2>&1 &
+FLS_AUTH_DIR="$TMP/auth" FLS_DEV_TOKEN_FILE="$TMP/auth/dev-token" FLS_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench" FLS_PORT=$PORT "$BIN" >"$TMP/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+export FLS_TOKEN=$(cat "$TMP/auth/dev-token")  # an administrator's bearer token (docs/security.md)
+AUTH=(-H "Authorization: Bearer $FLS_TOKEN")
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { tail "$TMP/server.log" >&2; echo "the server is not ready" >&2; exit 1; }
 B="http://127.0.0.1:$PORT"
 echo "machine: $(nproc) cores; server: $BIN; PostgreSQL durable; code $CODE; $CLIENTS concurrent transaction(s) per size"
@@ -29,7 +31,7 @@ today=$(date -u -d '3 days ago' +%Y-%m-%d)
 
 push() { # N FILE-PREFIX -> writes FILE-PREFIX.{patient,status,body}
   local n=$1 out=$2 pid
-  pid=$(curl -s -X POST "$B/Patient" -H 'Content-Type: application/fhir+json' \
+  pid=$(curl -s -X POST "${AUTH[@]}" "$B/Patient" -H 'Content-Type: application/fhir+json' \
     --data-binary '{"resourceType":"Patient","birthDate":"1940-01-01","gender":"female"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   echo "$pid" >"$out.patient"
@@ -44,7 +46,7 @@ entries = [{"resource": {"resourceType": "Condition", "subject": {"reference": "
             "request": {"method": "POST", "url": "Condition"}} for _ in range(n)]
 print(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
 EOF
-  curl -s -o "$out.body" -w '%{http_code}' --max-time "$MAX_SECONDS" -X POST "$B/" \
+  curl -s -o "$out.body" -w '%{http_code}' --max-time "$MAX_SECONDS" -X POST "${AUTH[@]}" "$B/" \
     -H 'Content-Type: application/fhir+json' --data-binary @"$out.json" >"$out.status" || echo "timeout" >"$out.status"
 }
 

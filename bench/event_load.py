@@ -2,6 +2,7 @@
 their own cases through the pathway; prints latency percentiles per event and overall."""
 import datetime
 import http.client
+import os
 import json
 import sys
 import threading
@@ -13,12 +14,13 @@ url = urllib.parse.urlparse(base)
 lock = threading.Lock()
 timings = {}  # event -> [seconds]
 failures = []
+TOKEN = os.environ["FLS_TOKEN"]  # bench/event.sh exports the server's development token
 today = datetime.date.today().isoformat()
 
 
 def call(conn, method, path, body=None):
     conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/fhir+json"})
+                 headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer " + TOKEN})
     r = conn.getresponse()
     data = r.read()
     return r.status, json.loads(data) if data else None

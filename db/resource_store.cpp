@@ -219,9 +219,31 @@ std::string PredicateSql(const SearchPredicate& p, Params& params) {
   return std::string(p.negate ? "NOT EXISTS (" : "EXISTS (") + base + " AND (" + ors + "))";
 }
 
+std::string SiteScopeSql(const SiteScope& scope, Params& params) {
+  std::string joined;
+  for (const auto& s : scope.sites) joined += (joined.empty() ? "" : ",") + s;
+  // Site ids are FHIR ids ([A-Za-z0-9.-]): no comma can hide in one.
+  std::string sites = "string_to_array(" + params.Add(joined) + ", ',')";
+  switch (scope.kind) {
+    case SiteScope::Kind::kPatientSelf:
+      return "r.res_id IN (SELECT c.patient_id FROM fls_case c WHERE c.site_org = ANY(" + sites + "))";
+    case SiteScope::Kind::kCase:
+      return "r.res_id IN (SELECT c.episode_id FROM fls_case c WHERE c.site_org = ANY(" + sites + "))";
+    case SiteScope::Kind::kOwner:
+      return "EXISTS (SELECT 1 FROM idx_reference x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND "
+             "x.param = 'owner' AND x.target_type = 'Organization' AND x.target_id = ANY(" + sites + "))";
+    case SiteScope::Kind::kPatientParam:
+      return "EXISTS (SELECT 1 FROM idx_reference x JOIN fls_case c ON c.patient_id = x.target_id "
+             "WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " + params.Add(scope.param) +
+             " AND x.target_type = 'Patient' AND c.site_org = ANY(" + sites + "))";
+  }
+  return "false";
+}
+
 std::string WhereSql(const SearchSpec& spec, Params& params) {
   std::string w = "r.res_type = " + params.Add(spec.type) + " AND NOT r.deleted";
   for (const auto& p : spec.where) w += " AND " + PredicateSql(p, params);
+  if (spec.site_scope) w += " AND " + SiteScopeSql(*spec.site_scope, params);
   return w;
 }
 

@@ -94,10 +94,25 @@ struct SearchSort {
   bool descending = false;
 };
 
+// Access by site (a coordinator's token, server/auth.h): only what belongs to the patients and
+// cases of these sites (Organization ids, the FLS cases' site_org).
+struct SiteScope {
+  enum class Kind {
+    kPatientSelf,   // Patient: a patient with a case at one of the sites
+    kCase,          // EpisodeOfCare: a case of one of the sites
+    kOwner,         // Task: owned by one of the sites
+    kPatientParam,  // a reference parameter (`param`) to such a patient
+  };
+  Kind kind = Kind::kPatientSelf;
+  std::string param;
+  std::vector<std::string> sites;
+};
+
 struct SearchSpec {
   std::string type;
   std::vector<SearchPredicate> where;  // ANDed
   std::vector<SearchSort> sort;
+  std::optional<SiteScope> site_scope;
 };
 
 struct SearchPage {

@@ -1,6 +1,7 @@
 #include "fhir/audit.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "fhir/fhir_date.h"
@@ -14,6 +15,7 @@ namespace {
 struct ThreadAudit {
   AuditRecord* record = nullptr;
   bool audited_in_transaction = false;
+  bool pending = false;  // this transaction attempt wrote the record; not committed yet
 };
 thread_local ThreadAudit t_audit;
 
@@ -100,7 +102,7 @@ class AuditListener : public TransactionListener {
     for (const auto& p : patients_) AddUnique(copy.patients, p);
     JsonDoc doc = AuditEventResource(copy);
     ctx.Create("AuditEvent", doc, NewUuid());
-    t_audit.audited_in_transaction = true;
+    t_audit.pending = true;
   }
 
  private:
@@ -109,6 +111,36 @@ class AuditListener : public TransactionListener {
 };
 
 }  // namespace
+
+void AuditTransactionStarted() { t_audit.pending = false; }
+
+void AuditTransactionCommitted() {
+  if (t_audit.pending) t_audit.audited_in_transaction = true;
+  t_audit.pending = false;
+}
+
+std::string RedactedQuery(std::string_view query) {
+  static const char* kSecret[] = {"access_token", "client_assertion", "code", "password", "token", "refresh_token"};
+  std::string out;
+  size_t i = 0;
+  while (i <= query.size()) {
+    size_t j = query.find('&', i);
+    if (j == std::string_view::npos) j = query.size();
+    std::string_view part = query.substr(i, j - i);
+    std::string_view name = part.substr(0, part.find('='));
+    bool secret = false;
+    for (const char* k : kSecret) secret = secret || name == k;
+    if (!out.empty() || i > 0) out += '&';
+    if (secret) {
+      out += std::string(name) + "=REDACTED";
+    } else {
+      out += std::string(part);
+    }
+    i = j + 1;
+  }
+  if (out.size() > 1000) out = out.substr(0, 1000) + "...";
+  return out;
+}
 
 AuditScope::AuditScope(AuditRecord& record) {
   t_audit.record = &record;
@@ -171,7 +203,7 @@ JsonDoc AuditEventResource(const AuditRecord& r) {
   // The request itself: method, path and query, and the request id that joins the server's log.
   j.Obj().Key("type").Obj().S("system", "http://terminology.hl7.org/CodeSystem/audit-entity-type").S("code", "2").End();
   j.S("description", (r.method + " " + r.path).substr(0, 2000));
-  if (!r.query.empty()) j.S("query", Base64(r.query.substr(0, 8000)));
+  if (!r.query.empty()) j.S("query", Base64(RedactedQuery(r.query)));
   j.Arr("detail");
   j.Obj().S("type", "request-id").S("valueString", r.request_id.empty() ? "-" : r.request_id).End();
   if (!r.forwarded.empty()) j.Obj().S("type", "x-forwarded-for").S("valueString", r.forwarded.substr(0, 500)).End();
@@ -190,15 +222,20 @@ void AddAnswerEntities(AuditRecord& record, std::string_view body) {
     return;
   }
   if (!d.IsObject()) return;
-  if (Str(d, "resourceType") == "Bundle") {
-    const JsonValue* entries = Member(d, "entry");
-    if (!entries || !entries->IsArray()) return;
-    for (const auto& e : entries->GetArray()) {
-      if (const JsonValue* r = e.IsObject() ? Member(e, "resource") : nullptr) AddResource(record, *r);
+  // A resource, a searchset, or a batch/transaction response whose entries are searchsets.
+  std::function<void(const JsonValue&, int)> add = [&](const JsonValue& r, int depth) {
+    if (!r.IsObject()) return;
+    if (Str(r, "resourceType") != "Bundle") {
+      AddResource(record, r);
+      return;
     }
-    return;
-  }
-  AddResource(record, d);
+    const JsonValue* entries = Member(r, "entry");
+    if (!entries || !entries->IsArray() || depth > 1) return;
+    for (const auto& e : entries->GetArray()) {
+      if (const JsonValue* inner = e.IsObject() ? Member(e, "resource") : nullptr) add(*inner, depth + 1);
+    }
+  };
+  add(d, 0);
 }
 
 void WriteAudit(FhirService& service, const AuditRecord& record) {

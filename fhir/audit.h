@@ -38,6 +38,15 @@ struct AuditRecord {
   int64_t recorded_us = 0;
 };
 
+// FhirService::Write calls these around each transaction: a write's AuditEvent counts as the
+// request's record only once its transaction committed.
+void AuditTransactionStarted();
+void AuditTransactionCommitted();
+
+// The query as it may be kept: secrets (access_token, client_assertion, code, password, token)
+// replaced, at most 1,000 bytes.
+std::string RedactedQuery(std::string_view query);
+
 // Makes `record` the request being served on this thread until destruction.
 class AuditScope {
  public:

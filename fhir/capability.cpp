@@ -51,9 +51,45 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
      "Prefer: handling=lenient. At most 64 parameters and 100 comma-separated values each. String "
      "search matches the first 128 bytes of each word start; values over 1024 bytes are stored but "
      "not searchable. Absolute references are other servers' resources. DELETE of an unknown id "
-     "answers 204. Task's period parameter also covers restriction.period (the FLS due date); "
-     "EpisodeOfCare is searchable by stage and flag. _include and _revinclude work one level deep "
-     "(up to 1000 included resources a page).");
+     "answers 204. Task's due date (restriction.period.end) is the server-defined parameter due "
+     "(SearchParameter/Task-due); EpisodeOfCare is searchable by stage and flag. _include and "
+     "_revinclude work one level deep (up to 1000 included resources a page).");
+  // SMART App Launch 2.x: the token endpoint, for clients that read it here rather than from
+  // /.well-known/smart-configuration.
+  w.Key("security");
+  w.StartObject();
+  w.Key("extension");
+  w.StartArray();
+  w.StartObject();
+  kv("url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+  w.Key("extension");
+  w.StartArray();
+  w.StartObject();
+  kv("url", "token");
+  kv("valueUri", in.base_url + "/auth/token");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.Key("cors");
+  w.Bool(true);
+  w.Key("service");
+  w.StartArray();
+  w.StartObject();
+  w.Key("coding");
+  w.StartArray();
+  w.StartObject();
+  kv("system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
+  kv("code", "SMART-on-FHIR");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  kv("description",
+     "Every request but /metadata, /.well-known/* and the token endpoint needs a bearer token: SMART "
+     "Backend Services (client_credentials, private_key_jwt signed RS384 or ES384), SMART v1 and v2 "
+     "system scopes, capped by the client's role (ehr, coordinator, quality, admin).");
+  w.EndObject();
   w.Key("resource");
   w.StartArray();
   for (const auto& type : schema.ResourceTypes()) {

@@ -1,5 +1,6 @@
 #include "fhir/fhir_service.h"
 
+#include "fhir/audit.h"
 #include "fhir/bundle_builder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/text.h"
@@ -121,6 +122,7 @@ void FhirService::Notify(WriteContext& ctx, const WrittenResource& written) cons
 
 void FhirService::Write(const std::function<void(WriteContext&)>& fn, const std::optional<Deadline>& deadline) {
   db_.Transact([&](db::ResourceStore& st) {
+    AuditTransactionStarted();
     WriteContext ctx(*this, st);
     if (deadline) ctx.SetDeadline(*deadline, db_.config().statement_timeout_ms);
     for (const auto& factory : listener_factories_) ctx.listeners_.push_back(factory());
@@ -129,6 +131,7 @@ void FhirService::Write(const std::function<void(WriteContext&)>& fn, const std:
     for (const auto& fn : ctx.after_listeners_) fn();
     ctx.CheckDeadline();  // done in time, or nothing of it commits
   });
+  AuditTransactionCommitted();
 }
 
 void WriteContext::SetDeadline(const Deadline& deadline, int statement_timeout_ms) {
@@ -197,22 +200,116 @@ Outcome FhirService::ReadOutcome(const db::VersionRow& row, const RequestInfo& i
   return o;
 }
 
-Outcome FhirService::Read(const std::string& type, const std::string& id) {
+namespace {
+
+// Types without patient data: anyone who may read the type reads all of it.
+bool SiteNeutral(const std::string& type) {
+  static const std::set<std::string, std::less<>> k = {
+      "CapabilityStatement", "OperationDefinition", "SearchParameter", "StructureDefinition", "CodeSystem",
+      "ValueSet", "ConceptMap", "PlanDefinition", "ActivityDefinition", "Library", "NamingSystem",
+      "Questionnaire", "Measure", "Organization", "Location", "HealthcareService", "Endpoint", "Practitioner",
+      "PractitionerRole", "Medication", "Substance", "MeasureReport"};
+  return k.count(type) > 0;
+}
+
+// The Patient a resource is about ("" when none): its subject, patient, for or beneficiary.
+std::string PatientIdOf(const std::string& type, const JsonValue& r) {
+  if (type == "Patient") return std::string(StringMember(r, "id").value_or(""));
+  for (const char* field : {"subject", "patient", "for", "beneficiary"}) {
+    const JsonValue* ref = Member(r, field);
+    if (!ref || !ref->IsObject()) continue;
+    std::string text(StringMember(*ref, "reference").value_or(""));
+    if (text.rfind("Patient/", 0) == 0) {
+      text = text.substr(8);
+      return text.substr(0, text.find('/'));
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::optional<db::SiteScope> FhirService::SiteScopeFor(const std::string& type, const RequestInfo& info) const {
+  if (!info.sites || SiteNeutral(type)) return std::nullopt;
+  db::SiteScope scope;
+  scope.sites = *info.sites;
+  if (type == "Patient") {
+    scope.kind = db::SiteScope::Kind::kPatientSelf;
+  } else if (type == "EpisodeOfCare") {
+    scope.kind = db::SiteScope::Kind::kCase;
+  } else if (type == "Task") {
+    scope.kind = db::SiteScope::Kind::kOwner;
+  } else if (const auto* d = registry_.Find(type, "patient"); d && d->type == ParamType::kReference) {
+    scope.kind = db::SiteScope::Kind::kPatientParam;
+    scope.param = "patient";
+  } else if (const auto* d2 = registry_.Find(type, "subject"); d2 && d2->type == ParamType::kReference) {
+    scope.kind = db::SiteScope::Kind::kPatientParam;
+    scope.param = "subject";
+  } else {
+    throw FhirError(ErrorCode::kForbidden, type + " cannot be attributed to a site: not available to a site's coordinator");
+  }
+  return scope;
+}
+
+bool FhirService::VisibleIn(db::ResourceStore& st, const std::string& type, const std::string& id,
+                            const RequestInfo& info) const {
+  auto scope = SiteScopeFor(type, info);
+  if (!scope) return true;
+  db::SearchSpec spec;
+  spec.type = type;
+  db::SearchPredicate id_is;
+  id_is.table = db::SearchPredicate::Table::kId;
+  id_is.param = "_id";
+  db::SearchPredicate::Alternative alt;
+  alt.code = id;
+  id_is.any_of.push_back(alt);
+  spec.where.push_back(id_is);
+  spec.site_scope = scope;
+  return !st.SearchIds(spec, 1).empty();
+}
+
+bool FhirService::Visible(const std::string& type, const std::string& id, const RequestInfo& info) {
+  if (!info.sites) return true;
+  bool visible = false;
+  db_.Read([&](db::ResourceStore& st) { visible = VisibleIn(st, type, id, info); });
+  return visible;
+}
+
+void FhirService::CheckWriteScope(db::ResourceStore& st, const std::string& type, const JsonValue& resource,
+                                  const RequestInfo& info) const {
+  if (!info.sites || SiteNeutral(type)) return;
+  std::string patient = PatientIdOf(type, resource);
+  if (type == "Patient") return;  // a new patient has no case yet; an existing one is checked by id
+  if (patient.empty() || !VisibleIn(st, "Patient", patient, info)) {
+    throw FhirError(ErrorCode::kForbidden, "a " + type + " about a patient of another site (or of none) cannot be written here");
+  }
+}
+
+Outcome FhirService::Read(const std::string& type, const std::string& id, const RequestInfo& info) {
   std::optional<db::VersionRow> row;
-  db_.Read([&](db::ResourceStore& st) { row = st.ReadCurrent(type, id); });
-  if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  bool visible = true;
+  db_.Read([&](db::ResourceStore& st) {
+    row = st.ReadCurrent(type, id);
+    if (row && info.sites) visible = VisibleIn(st, type, id, info);
+  });
+  if (!row || !visible) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
   if (row->deleted) throw FhirError(ErrorCode::kGone, type + "/" + id + " was deleted");
   Outcome o = ReadOutcome(*row, RequestInfo{}, 200);
   o.location.clear();
   return o;
 }
 
-Outcome FhirService::VRead(const std::string& type, const std::string& id, const std::string& version) {
+Outcome FhirService::VRead(const std::string& type, const std::string& id, const std::string& version,
+                           const RequestInfo& info) {
   auto v = ParseETagVersion(version);
   if (!v) throw FhirError(ErrorCode::kNotFound, "version '" + version + "' is not a version of " + type + "/" + id);
   std::optional<db::VersionRow> row;
-  db_.Read([&](db::ResourceStore& st) { row = st.ReadVersion(type, id, *v); });
-  if (!row) throw FhirError(ErrorCode::kNotFound, type + "/" + id + "/_history/" + version + " is not known");
+  bool visible = true;
+  db_.Read([&](db::ResourceStore& st) {
+    row = st.ReadVersion(type, id, *v);
+    if (row && info.sites) visible = VisibleIn(st, type, id, info);
+  });
+  if (!row || !visible) throw FhirError(ErrorCode::kNotFound, type + "/" + id + "/_history/" + version + " is not known");
   if (row->deleted) {
     throw FhirError(ErrorCode::kGone, type + "/" + id + "/_history/" + version + " is a deletion");
   }
@@ -353,12 +450,16 @@ std::optional<std::string> FhirService::ClaimConditionalKey(db::ResourceStore& s
 std::optional<Outcome> FhirService::FindForConditionalCreate(db::ResourceStore& st,
                                                              const std::string& type,
                                                              const std::string& query,
-                                                             const std::string& new_id) {
+                                                             const std::string& new_id,
+                                                             const RequestInfo* info) {
   auto params = ParseQueryString(query);
   SearchRequest req = parser_.Parse(type, params, false);
   if (req.spec.where.empty()) {
     throw FhirError(ErrorCode::kBadRequest, "If-None-Exist needs search criteria");
   }
+  // A site's coordinator matches (and is answered) only its own sites' resources; a match
+  // elsewhere is not revealed, and the create goes ahead.
+  if (info) req.spec.site_scope = SiteScopeFor(type, *info);
   auto ids = st.SearchIds(req.spec, 2);
   if (ids.size() > 1) {
     throw FhirError(ErrorCode::kPreconditionFailed,
@@ -388,8 +489,9 @@ Outcome FhirService::Create(const std::string& type, std::string_view body, cons
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());  // a retried transaction starts from the body again
     std::string id = NewUuid();
+    CheckWriteScope(st, type, doc, info);
     if (info.if_none_exist) {
-      if (auto found = FindForConditionalCreate(st, type, *info.if_none_exist, id)) {
+      if (auto found = FindForConditionalCreate(st, type, *info.if_none_exist, id, &info)) {
         out = *found;
         out.location = info.base_url + "/" + type + "/" + out.id + "/_history/" + std::to_string(out.version);
         return;
@@ -417,6 +519,13 @@ Outcome FhirService::Update(const std::string& type, const std::string& id, std:
     ctx.AfterListeners([&] { Refresh(ctx.store(), out, info); });
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
+    if (info.sites) {
+      auto existing = ctx.store().ReadCurrent(type, id);
+      if (existing && !existing->deleted && !VisibleIn(ctx.store(), type, id, info)) {
+        throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+      }
+      CheckWriteScope(ctx.store(), type, doc, info);
+    }
     out = DoUpdate(ctx, type, id, doc, info);
   }, info.deadline);
   return out;
@@ -428,12 +537,14 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
   auto body_id = StringMember(parsed, "id");
   SearchRequest req = parser_.Parse(type, query, false);
   if (req.spec.where.empty()) throw FhirError(ErrorCode::kBadRequest, "a conditional update needs search criteria");
+  req.spec.site_scope = SiteScopeFor(type, info);
   Outcome out;
   Write([&](WriteContext& ctx) {
     db::ResourceStore& st = ctx.store();
     ctx.AfterListeners([&] { Refresh(st, out, info); });
     JsonDoc doc;
     doc.CopyFrom(parsed, doc.GetAllocator());
+    CheckWriteScope(st, type, doc, info);
     auto ids = st.SearchIds(req.spec, 2);
     if (ids.size() > 1) {
       throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several " + type + " resources");
@@ -448,6 +559,14 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
       id = body_id ? std::string(*body_id) : NewUuid();
       if (auto owner = ClaimConditionalKey(st, type, req, id)) id = *owner;
     }
+    if (info.sites) {
+      // No match among its sites' resources: the id (the body's, or a claimed key's) must not be
+      // another site's resource.
+      auto existing = st.ReadCurrent(type, id);
+      if (existing && !existing->deleted && !VisibleIn(st, type, id, info)) {
+        throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+      }
+    }
     out = DoUpdate(ctx, type, id, doc, info);
   }, info.deadline);
   return out;
@@ -456,7 +575,12 @@ Outcome FhirService::ConditionalUpdate(const std::string& type, const std::vecto
 Outcome FhirService::Delete(const std::string& type, const std::string& id, const RequestInfo& info) {
   if (!IsValidId(id)) throw FhirError(ErrorCode::kBadRequest, "the id in the URL is not a valid FHIR id");
   Outcome out;
-  Write([&](WriteContext& ctx) { out = DoDelete(ctx, type, id, info); }, info.deadline);
+  Write([&](WriteContext& ctx) {
+    if (info.sites && !VisibleIn(ctx.store(), type, id, info)) {
+      throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+    }
+    out = DoDelete(ctx, type, id, info);
+  }, info.deadline);
   return out;
 }
 
@@ -468,6 +592,7 @@ Outcome FhirService::ConditionalDelete(const std::string& type, const std::vecto
     if (ids.size() > 1) {
       throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several " + type + " resources");
     }
+    if (!ids.empty() && info.sites && !VisibleIn(ctx.store(), type, ids[0], info)) ids.clear();
     if (ids.empty()) {
       out = Outcome{};
       out.status = 204;
@@ -481,6 +606,7 @@ Outcome FhirService::ConditionalDelete(const std::string& type, const std::vecto
 Outcome FhirService::Search(const std::string& type, const std::vector<QueryParam>& query,
                             const RequestInfo& info) {
   SearchRequest req = parser_.Parse(type, query, info.lenient);
+  req.spec.site_scope = SiteScopeFor(type, info);
   int count = req.summary_count ? 0 : req.count;
   std::string type_url = info.base_url + "/" + type;
   std::string self = type_url + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
@@ -534,13 +660,22 @@ Outcome FhirService::Search(const std::string& type, const std::vector<QueryPara
   if (!page.rows.empty() && (!req.includes.empty() || !req.revincludes.empty())) {
     bool truncated = false;
     db_.Read([&](db::ResourceStore& st) { included = Included(st, type, req, page.rows, truncated); });
-    if (info.may) {
+    if (info.may || info.sites) {
       // What the requester may not read is left out, and said so (a quality analyst's
-      // `_include=Task:patient` reaches no Patient).
+      // `_include=Task:patient` reaches no Patient; a coordinator's, no other site's patient).
       size_t before = included.size();
-      included.erase(std::remove_if(included.begin(), included.end(),
-                                    [&](const db::VersionRow& r) { return !info.may(r.type, 'r'); }),
-                     included.end());
+      db_.Read([&](db::ResourceStore& st) {
+        included.erase(std::remove_if(included.begin(), included.end(),
+                                      [&](const db::VersionRow& r) {
+                                        if (info.may && !info.may(r.type, 'r')) return true;
+                                        try {
+                                          return info.sites && !VisibleIn(st, r.type, r.id, info);
+                                        } catch (const FhirError&) {
+                                          return true;  // a type no site owns
+                                        }
+                                      }),
+                       included.end());
+      });
       if (included.size() != before) {
         req.warnings.push_back({"information", "suppressed",
                                 "_include/_revinclude: resources of types the token may not read were left out", ""});
@@ -601,6 +736,12 @@ std::vector<db::VersionRow> FhirService::Included(db::ResourceStore& st, const s
 
 Outcome FhirService::History(const std::string& type, const std::string& id,
                              const std::vector<QueryParam>& query, const RequestInfo& info) {
+  if (info.sites && SiteScopeFor(type.empty() ? "Bundle" : type, info)) {
+    // History lists every version, including those of other sites' patients: only one's own
+    // resource's history is open to a site's coordinator.
+    if (id.empty()) throw FhirError(ErrorCode::kForbidden, "type history is not available to a site's coordinator; search instead");
+    if (!Visible(type, id, info)) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+  }
   db::HistoryQuery hq;
   if (!type.empty()) hq.type = type;
   if (!id.empty()) hq.id = id;

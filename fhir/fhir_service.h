@@ -60,6 +60,10 @@ struct RequestInfo {
   // ('c', 'r', 'u', 'd', 's') on `type`. Checked for each Bundle entry (a refused one is 403) and
   // for each _include/_revinclude resource (left out). Null: everything is allowed.
   std::function<bool(const std::string& type, char interaction)> may;
+  // Set for a requester limited to sites (a coordinator): the Organization ids whose patients and
+  // cases it may reach. Searches are narrowed to them, reads of anything else are 404, writes
+  // about another site's patient 403 (FhirService::Visible).
+  std::optional<std::vector<std::string>> sites;
 };
 
 // The result of one interaction, as the HTTP layer or a Bundle entry needs it.
@@ -150,8 +154,12 @@ class FhirService {
   bool IsResourceType(std::string_view type) const { return schema_.IsResourceType(type); }
   const SearchParamRegistry& registry() const { return registry_; }
 
-  Outcome Read(const std::string& type, const std::string& id);
-  Outcome VRead(const std::string& type, const std::string& id, const std::string& version);
+  Outcome Read(const std::string& type, const std::string& id, const RequestInfo& info = {});
+  Outcome VRead(const std::string& type, const std::string& id, const std::string& version,
+                const RequestInfo& info = {});
+  // Whether a requester limited to sites (info.sites) may reach the resource: always true without
+  // sites; for patient data, true when it belongs to a patient or case of those sites.
+  bool Visible(const std::string& type, const std::string& id, const RequestInfo& info);
   Outcome Create(const std::string& type, std::string_view body, const RequestInfo& info);
   Outcome Update(const std::string& type, const std::string& id, std::string_view body,
                  const RequestInfo& info);
@@ -176,6 +184,14 @@ class FhirService {
   friend class BundleProcessor;
   friend class WriteContext;
 
+  // The site restriction of a search of `type` (nullopt: none); throws 403 for a type that holds
+  // patient data the server cannot attribute to a site.
+  std::optional<db::SiteScope> SiteScopeFor(const std::string& type, const RequestInfo& info) const;
+  bool VisibleIn(db::ResourceStore& st, const std::string& type, const std::string& id, const RequestInfo& info) const;
+  // A requester limited to sites writes only about its own patients (403 otherwise).
+  void CheckWriteScope(db::ResourceStore& st, const std::string& type, const JsonValue& resource,
+                       const RequestInfo& info) const;
+
   // Parses and validates a resource body for `type`; throws FhirError with every issue.
   JsonDoc ParseResource(const std::string& type, std::string_view body) const;
   void CheckResource(const std::string& type, const JsonValue& resource,
@@ -191,7 +207,8 @@ class FhirService {
   // Conditional create's lookup: the existing match (200) or nullopt when the caller must create
   // under the claimed key. Throws 412 on several matches.
   std::optional<Outcome> FindForConditionalCreate(db::ResourceStore& st, const std::string& type,
-                                                  const std::string& query, const std::string& new_id);
+                                                  const std::string& query, const std::string& new_id,
+                                                  const RequestInfo* info = nullptr);
   // Claims the conditional key of `req` for `new_id`. Returns nullopt when the caller must create
   // `new_id`, or the id of the resource that a concurrent or earlier writer created for the same
   // criteria and that still matches them.

@@ -165,7 +165,10 @@ class BundleProcessor {
     ParseEntryUrl(e, std::string(*url), info_.base_url, svc_.schema_);
     if (info_.may) {
       char what = e.method == "POST" ? 'c' : e.method == "PUT" ? 'u' : e.method == "DELETE" ? 'd' : e.id.empty() ? 's' : 'r';
-      if (!info_.may(e.type, what)) {
+      auto if_none = StringMember(*request, "ifNoneExist");
+      bool conditional = (e.method != "GET" && e.method != "HEAD" && e.has_query) || (e.method == "POST" && if_none);
+      if (!info_.may(e.type, what) || (conditional && !info_.may(e.type, 's')) ||
+          (e.method == "POST" && if_none && !info_.may(e.type, 'r'))) {
         FhirError err(ErrorCode::kForbidden, "the token does not allow " + e.method + " on " + e.type);
         if (transaction) EntryFail(i, err);
         failures_.insert_or_assign(i, err);
@@ -261,7 +264,7 @@ class BundleProcessor {
                 id = target_ids[first->second];
                 matched[e.index] = true;
                 same_as[e.index] = first->second;
-              } else if (auto found = svc_.FindForConditionalCreate(st, e.type, *e.if_none_exist, id)) {
+              } else if (auto found = svc_.FindForConditionalCreate(st, e.type, *e.if_none_exist, id, &info_)) {
                 id = found->id;
                 matched[e.index] = true;
                 results[e.index] = *found;
@@ -278,7 +281,7 @@ class BundleProcessor {
               target_ids[e.index] = e.id;
             } else {
               auto params = ParseQueryString(e.query);
-              auto ids = svc_.MatchIds(st, e.type, params, 2);
+              auto ids = ScopedMatch(st, e.type, params, false);
               if (ids.size() > 1) {
                 throw FhirError(ErrorCode::kPreconditionFailed, "the criteria match several resources");
               }
@@ -325,7 +328,9 @@ class BundleProcessor {
               if (!svc_.schema_.IsResourceType(type)) {
                 throw FhirError(ErrorCode::kBadRequest, "conditional reference '" + value + "' names no type");
               }
-              auto ids = svc_.MatchIds(st, type, ParseQueryString(value.substr(q + 1)), 2);
+              // A conditional reference is a search whose answer is stored: it needs the right to
+              // search and read the type, within the requester's sites.
+              auto ids = ScopedMatch(st, type, ParseQueryString(value.substr(q + 1)), true);
               if (ids.size() != 1) {
                 throw FhirError(ErrorCode::kPreconditionFailed,
                                 "conditional reference '" + value + "' matches " +
@@ -349,6 +354,14 @@ class BundleProcessor {
           try {
             RequestInfo ri = EntryInfo(e);
             const std::string& id = target_ids[e.index];
+            if (ri.sites && (e.method == "DELETE" || e.method == "PUT") && !id.empty()) {
+              // A site's coordinator changes only its own sites' resources (a new id is a create).
+              auto existing = st.ReadCurrent(e.type, id);
+              if (existing && !existing->deleted && !svc_.VisibleIn(st, e.type, id, ri)) {
+                throw FhirError(ErrorCode::kNotFound, e.type + "/" + id + " is not known");
+              }
+            }
+            if (ri.sites && (e.method == "POST" || e.method == "PUT")) svc_.CheckWriteScope(st, e.type, docs[e.index], ri);
             if (e.method == "DELETE") {
               if (id.empty()) {
                 results[e.index].status = 204;
@@ -370,6 +383,19 @@ class BundleProcessor {
     }, deadline_);
   }
 
+  // The matches of a conditional entry or reference, as the requester may see them (403 when it
+  // may not search the type, or read it when `read_too`).
+  std::vector<std::string> ScopedMatch(db::ResourceStore& st, const std::string& type,
+                                       const std::vector<QueryParam>& params, bool read_too) {
+    if (info_.may && (!info_.may(type, 's') || (read_too && !info_.may(type, 'r')))) {
+      throw FhirError(ErrorCode::kForbidden, "the token does not allow searching " + type + " (a conditional entry or reference)");
+    }
+    SearchRequest req = svc_.parser_.Parse(type, params, false);
+    if (req.spec.where.empty()) throw FhirError(ErrorCode::kBadRequest, "a conditional operation needs search criteria");
+    req.spec.site_scope = svc_.SiteScopeFor(type, info_);
+    return st.SearchIds(req.spec, 2);
+  }
+
   Outcome Read(db::ResourceStore& st, const EntryRequest& e) {
     if (!e.id.empty()) {
       auto row = e.version.empty() ? st.ReadCurrent(e.type, e.id)
@@ -378,11 +404,14 @@ class BundleProcessor {
                                        if (!v) return std::nullopt;
                                        return st.ReadVersion(e.type, e.id, *v);
                                      }();
-      if (!row) throw FhirError(ErrorCode::kNotFound, e.type + "/" + e.id + " is not known");
+      if (!row || (info_.sites && !svc_.VisibleIn(st, e.type, e.id, info_))) {
+        throw FhirError(ErrorCode::kNotFound, e.type + "/" + e.id + " is not known");
+      }
       if (row->deleted) throw FhirError(ErrorCode::kGone, e.type + "/" + e.id + " was deleted");
       return svc_.ReadOutcome(*row, info_, 200);
     }
     SearchRequest req = svc_.parser_.Parse(e.type, ParseQueryString(e.query), info_.lenient);
+    req.spec.site_scope = svc_.SiteScopeFor(e.type, info_);
     auto page = st.Search(req.spec, req.count);
     BundleLinks links;
     links.self = info_.base_url + "/" + e.type + (req.canonical_query.empty() ? "" : "?" + req.canonical_query);
@@ -429,7 +458,7 @@ class BundleProcessor {
           results[e.index] = e.has_query ? svc_.ConditionalDelete(e.type, ParseQueryString(e.query), ri)
                                          : svc_.Delete(e.type, e.id, ri);
         } else if (!e.id.empty()) {
-          results[e.index] = e.version.empty() ? svc_.Read(e.type, e.id) : svc_.VRead(e.type, e.id, e.version);
+          results[e.index] = e.version.empty() ? svc_.Read(e.type, e.id, ri) : svc_.VRead(e.type, e.id, e.version, ri);
         } else {
           results[e.index] = svc_.Search(e.type, ParseQueryString(e.query), ri);
         }

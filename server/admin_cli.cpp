@@ -1,6 +1,8 @@
 #include "server/admin_cli.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -27,14 +29,22 @@ std::string ReadAll(const std::string& path) {
 }
 
 void WriteSecret(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-    ::chmod(tmp.c_str(), 0600);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
+  // 0600 from creation, a fresh name each time (O_EXCL), no symbolic link followed.
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(NowSeconds());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp);
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("cannot write " + tmp);
+    }
+    done += static_cast<size_t>(n);
   }
+  ::fsync(fd);
+  ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path);
 }
 
@@ -177,7 +187,9 @@ bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const
     } else if (cmd == "token") {
       // Minted with the server's signing key: for the operator of this machine, who can read it.
       SigningKeys keys(paths.auth_dir);
-      std::string issuer = envs("FLS_PUBLIC_URL").empty() ? "fls-server" : envs("FLS_PUBLIC_URL");
+      std::string issuer = flags.count("public-url") ? flags["public-url"] : envs("FLS_PUBLIC_URL");
+      while (!issuer.empty() && issuer.back() == '/') issuer.pop_back();  // as server/config.cpp does
+      if (issuer.empty()) issuer = "fls-server";
       Authenticator auth(keys, issuer);
       std::string id = flags.count("client") ? flags["client"] : "local-admin";
       std::shared_ptr<const RegisteredClient> client;
@@ -186,7 +198,7 @@ bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const
       }
       if (!client) throw std::invalid_argument("no client " + id + " in " + paths.clients_file);
       int lifetime = flags.count("lifetime") ? std::stoi(flags["lifetime"]) : 300;
-      if (lifetime < 10 || lifetime > 7 * 86400) throw std::invalid_argument("--lifetime: 10 to 604800 seconds");
+      if (lifetime < 10 || lifetime > 300) throw std::invalid_argument("--lifetime: 10 to 300 seconds");
       std::cout << auth.Issue(*client, ParseScopes(client->scope.empty() ? DefaultScopes(client->role) : client->scope),
                               NowSeconds(), lifetime)
                 << "\n";

@@ -1,5 +1,6 @@
 #include "server/auth.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <rapidjson/writer.h>
 
 #include "fhir/error.h"
+#include "server/log.h"
 
 namespace fls::server {
 
@@ -79,9 +81,14 @@ std::string ReadWhole(const std::string& path) {
 void WriteAtomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp-" + RandomHex(6);
   {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw std::runtime_error("cannot write " + tmp);
-    ::chmod(tmp.c_str(), 0600);
+    // Created 0600 from the start: never readable by others, not even for a moment.
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot write " + tmp);
+    std::FILE* f = ::fdopen(fd, "wb");
+    if (!f) {
+      ::close(fd);
+      throw std::runtime_error("cannot write " + tmp);
+    }
     bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
     ok = std::fflush(f) == 0 && ok;
     ok = ::fsync(::fileno(f)) == 0 && ok;
@@ -261,6 +268,10 @@ bool RoleMayCall(Role role, std::string_view op) {
 
 bool Principal::May(std::string_view type, uint8_t interaction) const {
   if ((RoleCeiling(role, type) & interaction) != interaction) return false;
+  return ScopesAllow(type, interaction);
+}
+
+bool Principal::ScopesAllow(std::string_view type, uint8_t interaction) const {
   for (const auto& s : scopes) {
     if (s.context == "patient") continue;
     if ((s.type == "*" || s.type == type) && (s.interactions & interaction) == interaction) return true;
@@ -325,6 +336,10 @@ std::vector<RegisteredClient> ClientRegistry::Load(const std::string& path) {
   return out;
 }
 
+namespace {
+void WriteClients(const std::string& path, const std::vector<RegisteredClient>& clients);
+}  // namespace
+
 void ClientRegistry::Save(const std::string& path, const RegisteredClient& client) {
   auto clients = Load(path);
   bool replaced = false;
@@ -335,6 +350,11 @@ void ClientRegistry::Save(const std::string& path, const RegisteredClient& clien
     }
   }
   if (!replaced) clients.push_back(client);
+  WriteClients(path, clients);
+}
+
+namespace {
+void WriteClients(const std::string& path, const std::vector<RegisteredClient>& clients) {
   std::string text = "{\n  \"clients\": [";
   for (size_t i = 0; i < clients.size(); ++i) {
     const auto& c = clients[i];
@@ -349,6 +369,7 @@ void ClientRegistry::Save(const std::string& path, const RegisteredClient& clien
   text += "\n  ]\n}\n";
   WriteAtomically(path, text);
 }
+}  // namespace
 
 bool ClientRegistry::Remove(const std::string& path, const std::string& client_id) {
   auto clients = Load(path);
@@ -357,8 +378,7 @@ bool ClientRegistry::Remove(const std::string& path, const std::string& client_i
                                [&](const RegisteredClient& c) { return c.client_id == client_id; }),
                 clients.end());
   if (clients.size() == before) return false;
-  WriteAtomically(path, "{\"clients\": []}\n");
-  for (const auto& c : clients) Save(path, c);
+  WriteClients(path, clients);
   return true;
 }
 
@@ -367,7 +387,11 @@ void ClientRegistry::ReloadIfChanged() {
   if (now - checked_at_ms_ < 1000 && mtime_ns_ != -1) return;
   checked_at_ms_ = now;
   struct stat st {};
-  int64_t mtime = ::stat(path_.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec : 0;
+  // The file is replaced by a rename, so a new inode says "changed" even within one mtime tick.
+  int64_t mtime = ::stat(path_.c_str(), &st) == 0
+                      ? (static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec) ^
+                            (static_cast<int64_t>(st.st_ino) << 20) ^ static_cast<int64_t>(st.st_size)
+                      : 0;
   if (mtime == mtime_ns_) return;
   std::map<std::string, std::shared_ptr<const RegisteredClient>> next;
   for (auto& c : Load(path_)) {
@@ -382,8 +406,10 @@ std::shared_ptr<const RegisteredClient> ClientRegistry::Find(const std::string& 
   std::lock_guard lock(mu_);
   try {
     ReloadIfChanged();
-  } catch (const std::exception&) {
-    // A file being edited by hand may be momentarily malformed: keep the clients we had.
+  } catch (const std::exception& e) {
+    // A file being edited by hand may be momentarily malformed: keep the clients we had, and say so.
+    Log("error", "the clients file is not readable; the clients loaded before stay in force",
+        {{"file", path_}, {"error", e.what()}});
   }
   auto it = clients_.find(client_id);
   return it == clients_.end() ? nullptr : it->second;
@@ -391,29 +417,42 @@ std::shared_ptr<const RegisteredClient> ClientRegistry::Find(const std::string& 
 
 // ------------------------------------------------------------------------------- signing keys
 
-SigningKeys::SigningKeys(std::string dir) {
-  namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  ::chmod(dir.c_str(), 0700);
-  auto load = [&] {
-    keys_.clear();
-    std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      std::string name = e.path().filename().string();
-      if (name.rfind("signing-", 0) == 0 && e.path().extension() == ".pem") files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::string name = fs::path(f).stem().string();  // signing-<kid>
-      keys_.push_back(std::make_unique<jose::Key>(jose::Key::FromPem(ReadWhole(f), name.substr(8))));
-    }
-  };
-  load();
+SigningKeys::SigningKeys(std::string dir) : dir_(std::move(dir)) {
+  std::filesystem::create_directories(dir_);
+  ::chmod(dir_.c_str(), 0700);
+  std::lock_guard lock(mu_);
+  Load();
   if (keys_.empty()) {
-    Rotate(dir);
-    load();
+    Rotate(dir_);
+    Load();
   }
-  if (keys_.empty()) throw std::runtime_error("no signing key in " + dir);
+  if (keys_.empty()) throw std::runtime_error("no signing key in " + dir_);
+}
+
+void SigningKeys::Load() const {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("signing-", 0) == 0 && e.path().extension() == ".pem") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::shared_ptr<const jose::Key>> keys;
+  for (const auto& f : files) {
+    std::string name = fs::path(f).stem().string();  // signing-<kid>
+    try {
+      keys.push_back(std::make_shared<jose::Key>(jose::Key::FromPem(ReadWhole(f), name.substr(8))));
+    } catch (const std::exception&) {
+      if (keys_.empty() && loaded_at_ms_ == 0) throw;  // at start-up a bad key file stops the server
+    }
+  }
+  if (!keys.empty()) keys_ = std::move(keys);
+  loaded_at_ms_ = NowMs();
+}
+
+std::shared_ptr<const jose::Key> SigningKeys::Current() const {
+  std::lock_guard lock(mu_);
+  return keys_.back();
 }
 
 std::string SigningKeys::Rotate(const std::string& dir) {
@@ -444,17 +483,27 @@ std::string SigningKeys::Rotate(const std::string& dir) {
   return kid;
 }
 
-const jose::Key* SigningKeys::Find(std::string_view kid) const {
-  for (const auto& k : keys_) {
-    if (k->kid() == kid) return k.get();
+std::shared_ptr<const jose::Key> SigningKeys::Find(std::string_view kid) const {
+  std::lock_guard lock(mu_);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& k : keys_) {
+      if (k->kid() == kid) return k;
+    }
+    if (pass == 0) {
+      if (NowMs() - loaded_at_ms_ < 5000) break;
+      try {
+        Load();
+      } catch (const std::exception&) {
+        break;
+      }
+    }
   }
   return nullptr;
 }
 
-std::vector<const jose::Key*> SigningKeys::All() const {
-  std::vector<const jose::Key*> out;
-  for (const auto& k : keys_) out.push_back(k.get());
-  return out;
+std::vector<std::shared_ptr<const jose::Key>> SigningKeys::All() const {
+  std::lock_guard lock(mu_);
+  return keys_;
 }
 
 // ------------------------------------------------------------------------------- tokens
@@ -462,6 +511,9 @@ std::vector<const jose::Key*> SigningKeys::All() const {
 Authenticator::Authenticator(const SigningKeys& keys, std::string issuer, OidcConfig oidc)
     : keys_(keys), issuer_(std::move(issuer)), oidc_(std::move(oidc)) {
   if (!oidc_.issuer.empty()) {
+    if (oidc_.audience.empty()) {
+      throw std::invalid_argument("FLS_OIDC_AUDIENCE is required with FLS_OIDC_ISSUER (tokens for other apps must not pass)");
+    }
     std::string text = ReadWhole(oidc_.jwks_file);
     if (text.empty()) throw std::invalid_argument("FLS_OIDC_JWKS_FILE: cannot read " + oidc_.jwks_file);
     oidc_keys_ = std::make_shared<jose::KeySet>(jose::ParseJwks(text));
@@ -481,7 +533,7 @@ std::string Authenticator::Issue(const RegisteredClient& client, const std::vect
                         ",\"iat\":" + std::to_string(now_s) + ",\"exp\":" + std::to_string(now_s + lifetime_s) +
                         ",\"jti\":\"" + RandomHex(16) + "\",\"scope\":" + JsonEscape(scope_text) +
                         ",\"fls_role\":\"" + RoleName(client.role) + "\",\"fls_sites\":" + sites + "}";
-  return jose::SignCompact(keys_.Current(), "ES256", payload);
+  return jose::SignCompact(*keys_.Current(), "ES256", payload);
 }
 
 std::shared_ptr<const Principal> Authenticator::Authenticate(std::string_view token, int64_t now_s) const {
@@ -515,9 +567,11 @@ std::shared_ptr<const Principal> Authenticator::Verify(std::string_view token, i
   if (claims.HasParseError() || !claims.IsObject()) throw Unauthorized("the access token's claims are not JSON");
   std::string iss = StrMember(claims, "iss");
   auto p = std::make_shared<Principal>();
+  std::shared_ptr<const jose::Key> own;
   const jose::Key* key = nullptr;
   if (iss == issuer_) {
-    key = keys_.Find(jws->kid);
+    own = keys_.Find(jws->kid);
+    key = own.get();
     if (!key) throw Unauthorized("the access token was signed with a key this server does not have");
   } else if (!oidc_.issuer.empty() && iss == oidc_.issuer) {
     key = oidc_keys_->Find(jws->kid);
@@ -546,7 +600,7 @@ std::shared_ptr<const Principal> Authenticator::Verify(std::string_view token, i
     p->sites = StrArray(claims, "fls_sites");
   } else {
     auto aud = StrArray(claims, "aud");
-    if (!oidc_.audience.empty() && std::find(aud.begin(), aud.end(), oidc_.audience) == aud.end()) {
+    if (std::find(aud.begin(), aud.end(), oidc_.audience) == aud.end()) {
       throw Unauthorized("the identity provider's token is not for this server (aud)");
     }
     auto role = ParseRole(StrMember(claims, oidc_.role_claim.c_str()));
@@ -556,9 +610,13 @@ std::shared_ptr<const Principal> Authenticator::Verify(std::string_view token, i
     if (p->subject.empty()) p->subject = StrMember(claims, "sub");
     p->client_id = StrMember(claims, "azp");
     if (p->client_id.empty()) p->client_id = StrMember(claims, "client_id");
-    std::string scope = StrMember(claims, "scope");
-    p->scopes = ParseScopes(scope);
-    if (p->scopes.empty()) p->scopes = ParseScopes(DefaultScopes(*role));
+    // A scope claim limits the token: one that names no SMART scope (`openid profile`) grants
+    // nothing; without the claim, the role's own scopes apply.
+    if (claims.HasMember("scope")) {
+      p->scopes = ParseScopes(StrMember(claims, "scope"));
+    } else {
+      p->scopes = ParseScopes(DefaultScopes(*role));
+    }
     p->sites = StrArray(claims, oidc_.sites_claim.c_str());
   }
   return p;

@@ -67,6 +67,8 @@ struct Principal {
 
   // Whether the scopes and the role both allow `interaction` on `type`.
   bool May(std::string_view type, uint8_t interaction) const;
+  // Whether the scopes alone allow it (the FLS operations: the role is checked by RoleMayCall).
+  bool ScopesAllow(std::string_view type, uint8_t interaction) const;
 };
 
 // What a route needs; declared with each route (server/router.h).
@@ -138,17 +140,23 @@ class ClientRegistry {
 // signs; all verify, so a rotation (`fls-server keys rotate`) never cuts tokens already issued.
 // A folder without a key gets one (EC P-256), written atomically, so several processes starting
 // together on one folder end with one key.
+// A key this process does not know (another process's first key, a rotation elsewhere) makes it
+// read the folder again, at most once every 5 seconds.
 class SigningKeys {
  public:
   explicit SigningKeys(std::string dir);
-  const jose::Key& Current() const { return *keys_.back(); }
-  const jose::Key* Find(std::string_view kid) const;
-  std::vector<const jose::Key*> All() const;
+  std::shared_ptr<const jose::Key> Current() const;
+  std::shared_ptr<const jose::Key> Find(std::string_view kid) const;
+  std::vector<std::shared_ptr<const jose::Key>> All() const;
   // Writes a new key; the next start (or SigningKeys) signs with it.
   static std::string Rotate(const std::string& dir);
 
  private:
-  std::vector<std::unique_ptr<jose::Key>> keys_;
+  void Load() const;  // REQUIRES: mu_ held
+  std::string dir_;
+  mutable std::mutex mu_;
+  mutable int64_t loaded_at_ms_ = 0;
+  mutable std::vector<std::shared_ptr<const jose::Key>> keys_;
 };
 
 struct OidcConfig {

@@ -94,7 +94,10 @@ void RegisterAuthRoutes(Router& router, const AuthRoutesContext& ctx) {
   router.Add("GET", "/.well-known/jwks.json", "", true, Access::Public(), [ctx](HttpRequest&) {
     HttpResponse r;
     r.content_type = "application/json";
-    r.body = jose::JwksJson(ctx.keys.All());
+    std::vector<const jose::Key*> keys;
+    auto all = ctx.keys.All();
+    for (const auto& k : all) keys.push_back(k.get());
+    r.body = jose::JwksJson(keys);
     return r;
   });
   router.Add("POST", "/auth/token", "", true, Access::PublicAudited(), [ctx](HttpRequest& req) {
@@ -124,8 +127,9 @@ void RegisterAuthRoutes(Router& router, const AuthRoutesContext& ctx) {
     std::string scope = get("scope");
     if (scope.empty()) return OAuthError(400, "invalid_scope", "scope is required (e.g. system/Patient.rs)");
     const int64_t now = NowSeconds();
-    std::vector<std::string> token_urls = {req.base_url + "/auth/token"};
-    if (!ctx.public_url.empty()) token_urls.push_back(ctx.public_url + "/auth/token");
+    // The audience is the configured public URL's token endpoint; the Host header decides only
+    // on loopback, where no public URL is required (server/config.cpp).
+    std::vector<std::string> token_urls = {(ctx.public_url.empty() ? req.base_url : ctx.public_url) + "/auth/token"};
     AssertionCheck check = CheckClientAssertion(ctx.clients, assertion, token_urls, now);
     if (fhir::AuditRecord* audit = fhir::CurrentAudit()) {
       if (check.client) {
@@ -138,8 +142,14 @@ void RegisterAuthRoutes(Router& router, const AuthRoutesContext& ctx) {
       }
     }
     if (check.error) {
+      // The reason goes to the log only: the answer does not tell a prober which clients and
+      // keys exist.
       Log("warn", "token request refused", {{"rid", req.request_id}, {"error", check.error->description}});
-      return OAuthError(check.error->status, check.error->error, check.error->description);
+      if (fhir::AuditRecord* audit = fhir::CurrentAudit()) audit->outcome_text = check.error->description;
+      std::string why = check.error->error == "invalid_client"
+                            ? "client authentication failed; the server's log has the reason under request id " + req.request_id
+                            : check.error->description;
+      return OAuthError(check.error->status, check.error->error, why);
     }
     bool fresh = false;
     ctx.db.Transact([&](db::ResourceStore& st) { fresh = db::AuthStore(st).ClaimJti(check.client->client_id, check.jti, check.exp); });

@@ -151,6 +151,14 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
     throw std::invalid_argument("FLS_AUTH=off is refused on " + c.listen +
                                 ": without authentication the server listens on loopback only");
   }
+  if (c.auth && c.public_url.empty() && !IsLoopback(c.listen)) {
+    // Token audiences and links must not follow a client's Host header.
+    throw std::invalid_argument("FLS_PUBLIC_URL is required when the server listens beyond loopback (" + c.listen +
+                                "): the URL clients reach it at, e.g. https://fls.chu.example");
+  }
+  if (!c.oidc_issuer.empty() && c.oidc_audience.empty()) {
+    throw std::invalid_argument("FLS_OIDC_ISSUER needs FLS_OIDC_AUDIENCE (the aud its tokens carry for this server)");
+  }
   if (!c.oidc_issuer.empty() && c.oidc_jwks_file.empty()) {
     throw std::invalid_argument("FLS_OIDC_ISSUER needs FLS_OIDC_JWKS_FILE (the provider's keys)");
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fhir/audit.h"
 #include "fhir/capability.h"
 #include "fhir/call_list.h"
 #include "fhir/operation_definitions.h"
@@ -61,6 +62,14 @@ fhir::RequestInfo Info(const HttpRequest& req) {
     info.lenient = p.find("handling=lenient") != std::string::npos;
   }
   if (const std::string* m = req.Header("if-match")) info.if_match = *m;
+  if (req.principal && req.principal->role == Role::kCoordinator) {
+    // A coordinator reaches the patients and cases of its own sites only.
+    std::vector<std::string> sites;
+    for (const auto& s : req.principal->sites) {
+      if (s.rfind("Organization/", 0) == 0) sites.push_back(s.substr(13));
+    }
+    info.sites = std::move(sites);
+  }
   if (req.principal) {
     info.may = [p = req.principal](const std::string& type, char what) {
       uint8_t bit = what == 'c' ? kCreate : what == 'u' ? kUpdate : what == 'd' ? kDelete : what == 's' ? kSearch : kRead;
@@ -103,6 +112,16 @@ HttpResponse ToResponse(const fhir::Outcome& o, const fhir::RequestInfo& info, b
 }
 
 std::vector<fhir::QueryParam> Query(const HttpRequest& req) { return fhir::ParseQueryString(req.raw_query); }
+
+// The FLS operations act on one case: a site's coordinator reaches only its own sites' (404, as
+// for a case that does not exist, so that another site's cases are not even confirmed).
+void RequireCaseVisible(fhir::FhirService& svc, const HttpRequest& req) {
+  auto info = Info(req);
+  auto it = req.params.find("id");
+  if (info.sites && it != req.params.end() && !svc.Visible("EpisodeOfCare", it->second, info)) {
+    throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + it->second + " is not an FLS case of your sites");
+  }
+}
 
 }  // namespace
 
@@ -163,6 +182,19 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       throw fhir::FhirError(fhir::ErrorCode::kNotAcceptable, "_format must be csv or html", "_format");
     }
     auto rows = fhir::CallList(svc, base, day, owner);
+    if (auto info = Info(req); info.sites) {
+      // A site's coordinator: the calls of its own sites' cases only.
+      rows.erase(std::remove_if(rows.begin(), rows.end(),
+                                [&](const fhir::CallListRow& row) { return !svc.Visible("EpisodeOfCare", row.case_id, info); }),
+                 rows.end());
+    }
+    if (fhir::AuditRecord* audit = fhir::CurrentAudit()) {
+      // A CSV or an HTML page names patients too: the trail says whose.
+      for (const auto& row : rows) {
+        if (audit->patients.size() >= 100) break;
+        if (!row.patient_id.empty()) audit->patients.push_back("Patient/" + row.patient_id);
+      }
+    }
     HttpResponse resp;
     resp.content_type = html ? "text/html; charset=utf-8" : "text/csv; charset=utf-8";
     resp.body = html ? fhir::CallListHtml(rows, day, owner) : fhir::CallListCsv(rows);
@@ -210,16 +242,20 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       }
     }
     auto info = Info(req);
+    if (info.if_none_exist && info.may && !(info.may(req.params["type"], 's') && info.may(req.params["type"], 'r'))) {
+      // A conditional create searches, and answers the match's body.
+      throw FhirError(ErrorCode::kForbidden, "If-None-Exist needs the right to search and read " + req.params["type"]);
+    }
     return ToResponse(svc.Create(req.params["type"], req.body, info), info, true);
   });
-  router.Add("PUT", "/{type}", "", false, Access::Data(kUpdate), [&svc](HttpRequest& req) {
+  router.Add("PUT", "/{type}", "", false, Access::Data(kUpdate | kSearch), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
     auto info = Info(req);
     auto q = Query(req);
     if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "PUT needs an id in the URL or search criteria");
     return ToResponse(svc.ConditionalUpdate(req.params["type"], q, req.body, info), info, true);
   });
-  router.Add("DELETE", "/{type}", "", false, Access::Data(kDelete), [&svc](HttpRequest& req) {
+  router.Add("DELETE", "/{type}", "", false, Access::Data(kDelete | kSearch), [&svc](HttpRequest& req) {
     auto info = Info(req);
     auto q = Query(req);
     if (q.empty()) throw FhirError(ErrorCode::kBadRequest, "DELETE needs an id in the URL or search criteria");
@@ -233,7 +269,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   router.Add("GET", "/{type}/{id}", "read", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
-    return ToResponse(svc.Read(req.params["type"], req.params["id"]), Info(req), false);
+    return ToResponse(svc.Read(req.params["type"], req.params["id"], Info(req)), Info(req), false);
   });
   router.Add("PUT", "/{type}/{id}", "update", false, Access::Data(kUpdate), [&svc](HttpRequest& req) {
     RequireJsonBody(req);
@@ -251,28 +287,33 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   });
   // The FLS operations (operations.md); literal types come before the generic patterns' twins.
   router.Add("GET", "/EpisodeOfCare/{id}/$events", "", false, Access::Operation("events", "EpisodeOfCare", kRead), [&svc](HttpRequest& req) {
+    RequireCaseVisible(svc, req);
     auto q = Query(req);
     CheckAccept(req, q);
     return ToResponse(fhir::CaseEvents(svc, req.params["id"]), Info(req), false);
   });
   if (ctx.engine) {
     const fhir::PathwayEngine& engine = *ctx.engine;
-    router.Add("POST", "/EpisodeOfCare/{id}/$event", "", false, Access::Operation("event", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$event", "", false, Access::Operation("event", "EpisodeOfCare", kUpdate), [&svc, &engine](HttpRequest& req) {
+      RequireCaseVisible(svc, req);
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostEvent(svc, req.params["id"], req.body, info), info, false);
     });
-    router.Add("POST", "/EpisodeOfCare/{id}/$contact", "", false, Access::Operation("contact", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$contact", "", false, Access::Operation("contact", "EpisodeOfCare", kUpdate), [&svc, &engine](HttpRequest& req) {
+      RequireCaseVisible(svc, req);
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostContact(svc, req.params["id"], req.body, info), info, false);
     });
-    router.Add("POST", "/EpisodeOfCare/{id}/$accompany", "", false, Access::Operation("accompany", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
+    router.Add("POST", "/EpisodeOfCare/{id}/$accompany", "", false, Access::Operation("accompany", "EpisodeOfCare", kUpdate), [&svc, &engine](HttpRequest& req) {
+      RequireCaseVisible(svc, req);
       RequireJsonBody(req);
       auto info = Info(req);
       return ToResponse(engine.PostAccompany(svc, req.params["id"], req.body, info), info, false);
     });
     router.Add("GET", "/EpisodeOfCare/{id}/$recommend", "", false, Access::Operation("recommend", "EpisodeOfCare", kRead), [&svc, &engine](HttpRequest& req) {
+      RequireCaseVisible(svc, req);
       auto q = Query(req);
       CheckAccept(req, q);
       return ToResponse(fhir::Recommend(engine, svc, req.params["id"]), Info(req), false);
@@ -281,7 +322,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);
-    return ToResponse(svc.VRead(req.params["type"], req.params["id"], req.params["vid"]), Info(req), false);
+    return ToResponse(svc.VRead(req.params["type"], req.params["id"], req.params["vid"], Info(req)), Info(req), false);
   });
 }
 

@@ -106,7 +106,7 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     rec.method = req.method;
     for (const auto& seg : req.segments) rec.path += "/" + seg;
     if (rec.path.empty()) rec.path = "/";
-    rec.query = req.raw_query;
+    rec.query = fhir::RedactedQuery(req.raw_query);
     rec.address = req.peer;
     rec.action = 'E';
     rec.status = fhir::Describe(e.code()).http_status;
@@ -195,7 +195,7 @@ void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
         throw Forbidden("role " + std::string(RoleName(p.role)) + " may not call $" + a.operation);
       }
       std::string type = type_of();
-      if (a.interaction && !p.May(type, a.interaction)) {
+      if (a.interaction && !p.ScopesAllow(type, a.interaction)) {
         throw Forbidden("the token's scopes do not allow $" + a.operation + " (" + a.Describe() + ")");
       }
       return;
@@ -242,7 +242,7 @@ HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler,
   rec.method = req.method;
   for (const auto& s : req.segments) rec.path += "/" + s;
   if (rec.path.empty()) rec.path = "/";
-  rec.query = req.raw_query;
+  rec.query = fhir::RedactedQuery(req.raw_query);
   rec.address = req.peer;
   if (const std::string* f = req.Header("x-forwarded-for")) rec.forwarded = *f;
   rec.interaction = InteractionOf(route, req);
@@ -285,7 +285,9 @@ HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler,
     throw;
   }
   rec.status = resp.status;
-  if (scope.audited_in_transaction() && resp.status < 400) return resp;
+  // A single write's record went with its transaction; a Bundle also gets its own (its reads,
+  // its refused entries, its searches), as does anything that failed.
+  if (scope.audited_in_transaction() && resp.status < 400 && route.pattern != "/") return resp;
   if (resp.status < 400 && rec.action != 'C' && rec.action != 'U' && rec.action != 'D') {
     fhir::AddAnswerEntities(rec, resp.body);
   }

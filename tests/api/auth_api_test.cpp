@@ -182,8 +182,13 @@ TEST(Smart, ConfigurationAndKeysArePublic) {
   auto set = jose::ParseJwks(jwks.body);
   ASSERT_FALSE(set.keys.empty());
   EXPECT_FALSE(set.keys[0]->has_private()) << "only public keys are published";
-  // The metadata and the probes need no token either.
-  EXPECT_EQ(Http(Port(), "GET", "/metadata", "", {{"Authorization", ""}}).status, 200);
+  // The metadata and the probes need no token either; the CapabilityStatement names the token endpoint.
+  Response meta = Http(Port(), "GET", "/metadata", "", {{"Authorization", ""}});
+  ASSERT_EQ(meta.status, 200);
+  auto mj = meta.Json();
+  auto& security = mj["rest"][0]["security"];
+  EXPECT_STREQ(security["service"][0]["coding"][0]["code"].GetString(), "SMART-on-FHIR");
+  EXPECT_EQ(std::string(security["extension"][0]["extension"][0]["valueUri"].GetString()), TokenUrl());
   EXPECT_EQ(Http(Port(), "GET", "/healthz", "", {{"Authorization", ""}}).status, 200);
 }
 
@@ -387,6 +392,94 @@ TEST(Roles, EachRoleOnlyWhatItsJobNeeds) {
   EXPECT_EQ(As(admin, "GET", "/AuditEvent").status, 200);
 }
 
+// A hip fracture pushed by the EHR for a patient admitted at `site`: the FLS case is that site's.
+struct SiteCase {
+  std::string patient, episode;
+};
+SiteCase CaseAt(const std::string& site) {
+  std::string tag = NewJti();
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:6f1c0a52-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","gender":"female","birthDate":"1940-05-06","identifier":[{"system":"urn:test","value":")" + tag + R"("}]},"request":{"method":"POST","url":"Patient"}},
+    {"fullUrl":"urn:uuid:6f1c0a52-0000-4000-8000-000000000002","resource":{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},"subject":{"reference":"urn:uuid:6f1c0a52-0000-4000-8000-000000000001"},"serviceProvider":{"reference":"Organization/)" + site + R"("}},"request":{"method":"POST","url":"Encounter"}},
+    {"resource":{"resourceType":"Condition","subject":{"reference":"urn:uuid:6f1c0a52-0000-4000-8000-000000000001"},"encounter":{"reference":"urn:uuid:6f1c0a52-0000-4000-8000-000000000002"},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"S72.001A"}]},"onsetDateTime":")" + std::string("2026-11-20") + R"("},"request":{"method":"POST","url":"Condition"}}]})";
+  Response r = Http(Port(), "POST", "/", bundle);
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 400);
+  SiteCase c;
+  auto d = Http(Port(), "GET", "/Patient?identifier=urn:test%7C" + tag).Json();
+  c.patient = d["entry"][0]["resource"]["id"].GetString();
+  auto e = Http(Port(), "GET", "/EpisodeOfCare?patient=Patient/" + c.patient).Json();
+  EXPECT_TRUE(e.HasMember("entry")) << "no case opened at " << site;
+  if (e.HasMember("entry")) c.episode = e["entry"][0]["resource"]["id"].GetString();
+  return c;
+}
+
+std::set<std::string> Ids(const Response& r, const std::string& type) {
+  std::set<std::string> out;
+  auto d = r.Json();
+  if (!d.IsObject() || !d.HasMember("entry")) return out;
+  for (auto& e : d["entry"].GetArray()) {
+    if (std::string(e["resource"]["resourceType"].GetString()) == type) out.insert(e["resource"]["id"].GetString());
+  }
+  return out;
+}
+
+// A coordinator of site A reaches nothing of site B's cases and patients, by any route.
+TEST(Sites, ACoordinatorReachesOnlyItsOwnSitesCasesAndPatients) {
+  SiteCase a = CaseAt("site-a"), b = CaseAt("site-b");
+  ASSERT_FALSE(a.episode.empty());
+  ASSERT_FALSE(b.episode.empty());
+  std::string coord = TokenFor("coord-a");
+  // Reads.
+  EXPECT_EQ(As(coord, "GET", "/Patient/" + a.patient).status, 200);
+  EXPECT_EQ(As(coord, "GET", "/Patient/" + b.patient).status, 404);
+  EXPECT_EQ(As(coord, "GET", "/Patient/" + b.patient + "/_history/1").status, 404);
+  EXPECT_EQ(As(coord, "GET", "/Patient/" + b.patient + "/_history").status, 404);
+  EXPECT_EQ(As(coord, "GET", "/EpisodeOfCare/" + b.episode).status, 404);
+  EXPECT_EQ(As(coord, "GET", "/Patient/_history").status, 403);
+  // Searches, includes, reverse includes.
+  auto patients = Ids(As(coord, "GET", "/Patient?_id=" + a.patient + "," + b.patient), "Patient");
+  EXPECT_EQ(patients, std::set<std::string>{a.patient});
+  auto cases = Ids(As(coord, "GET", "/EpisodeOfCare?_count=500"), "EpisodeOfCare");
+  EXPECT_TRUE(cases.count(a.episode));
+  EXPECT_FALSE(cases.count(b.episode));
+  Response tasks = As(coord, "GET", "/Task?_include=Task:patient&_include=Task:focus&_count=500");
+  EXPECT_FALSE(Ids(tasks, "Patient").count(b.patient));
+  EXPECT_TRUE(Ids(tasks, "Patient").count(a.patient));
+  EXPECT_FALSE(Ids(tasks, "EpisodeOfCare").count(b.episode));
+  EXPECT_TRUE(Ids(As(coord, "GET", "/Condition?patient=Patient/" + b.patient), "Condition").empty());
+  EXPECT_FALSE(Ids(As(coord, "GET", "/Condition?patient=Patient/" + a.patient), "Condition").empty());
+  EXPECT_TRUE(Ids(As(coord, "GET", "/Encounter?subject=Patient/" + b.patient), "Encounter").empty());
+  Response rev = As(coord, "GET", "/Patient?_id=" + a.patient + "&_revinclude=EpisodeOfCare:patient");
+  EXPECT_TRUE(Ids(rev, "EpisodeOfCare").count(a.episode));
+  // The operations on another site's case.
+  EXPECT_EQ(As(coord, "GET", "/EpisodeOfCare/" + b.episode + "/$events").status, 404);
+  EXPECT_EQ(As(coord, "GET", "/EpisodeOfCare/" + b.episode + "/$recommend").status, 404);
+  EXPECT_EQ(As(coord, "POST", "/EpisodeOfCare/" + b.episode + "/$event",
+               R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"exclude"},{"name":"reason","valueString":"x"}]})").status, 404);
+  EXPECT_EQ(As(coord, "GET", "/EpisodeOfCare/" + a.episode + "/$events").status, 200);
+  // Writes about another site's patient.
+  std::string obs = R"({"resourceType":"Observation","status":"final","code":{"text":"falls"},"subject":{"reference":"Patient/)";
+  EXPECT_EQ(As(coord, "POST", "/Observation", obs + b.patient + R"("}})").status, 403);
+  EXPECT_EQ(As(coord, "POST", "/Observation", obs + a.patient + R"("}})").status, 201);
+  EXPECT_EQ(As(coord, "PUT", "/Patient/" + b.patient, R"({"resourceType":"Patient","id":")" + b.patient + R"("})").status, 404);
+  // Bundles: a batch's read of another site's patient is 404, its search empty; a transaction
+  // writing about it is refused whole.
+  Response batch = As(coord, "POST", "/", R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"request":{"method":"GET","url":"Patient/)" + b.patient + R"("}},
+    {"request":{"method":"GET","url":"Condition?patient=Patient/)" + b.patient + R"("}},
+    {"request":{"method":"GET","url":"Patient/)" + a.patient + R"("}}]})");
+  ASSERT_EQ(batch.status, 200) << batch.body.substr(0, 300);
+  auto bj = batch.Json();
+  EXPECT_EQ(std::string(bj["entry"][0]["response"]["status"].GetString()).substr(0, 3), "404");
+  EXPECT_EQ(bj["entry"][1]["resource"]["total"].GetInt(), 0);
+  EXPECT_EQ(std::string(bj["entry"][2]["response"]["status"].GetString()).substr(0, 3), "200");
+  Response tx = As(coord, "POST", "/", R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":)" + obs + b.patient + R"("}},"request":{"method":"POST","url":"Observation"}}]})");
+  EXPECT_EQ(tx.status, 403) << tx.body.substr(0, 300);
+  // Another site's coordinator, or one with no site, sees nothing of either.
+  EXPECT_EQ(As(TokenFor("ehr-es"), "GET", "/Patient/" + b.patient).status, 200) << "the EHR is not limited to a site";
+}
+
 // The audit trail: who, which client, what, when, outcome, from where; refusals too; the write's
 // record in the write's own transaction; readable by administrators only, never writable.
 TEST(Audit, EveryAccessAndEveryRefusalLeavesAnAuditEvent) {
@@ -412,11 +505,12 @@ TEST(Audit, EveryAccessAndEveryRefusalLeavesAnAuditEvent) {
   EXPECT_STREQ(ae["agent"][0]["type"]["coding"][0]["code"].GetString(), "ehr");
   EXPECT_STREQ(ae["agent"][0]["network"]["address"].GetString(), "127.0.0.1");
   EXPECT_STREQ(ae["subtype"][0]["code"].GetString(), "create");
-  // A read and a search by the coordinator: the patient reached is named.
-  ASSERT_EQ(As(coord, "GET", "/Patient/" + pid).status, 200);
-  EXPECT_EQ(count("patient=Patient/" + pid + "&altid=coord-a&subtype=read"), 1);
-  ASSERT_EQ(As(coord, "GET", "/Patient?family=Auditee").status, 200);
-  EXPECT_EQ(count("patient=Patient/" + pid + "&altid=coord-a&subtype=search-type"), 1);
+  // A read and a search by the coordinator (of a patient of its site): the patient reached is named.
+  SiteCase mine = CaseAt("site-a");
+  ASSERT_EQ(As(coord, "GET", "/Patient/" + mine.patient).status, 200);
+  EXPECT_EQ(count("patient=Patient/" + mine.patient + "&altid=coord-a&subtype=read"), 1);
+  ASSERT_EQ(As(coord, "GET", "/Condition?patient=Patient/" + mine.patient).status, 200);
+  EXPECT_EQ(count("patient=Patient/" + mine.patient + "&altid=coord-a&subtype=search-type"), 1);
   // A refusal (the quality role and a Patient), and a request without any token.
   ASSERT_EQ(As(quality, "GET", "/Patient/" + pid).status, 403);
   auto refused = events("altid=quality&outcome=4");
@@ -438,6 +532,12 @@ TEST(Audit, EveryAccessAndEveryRefusalLeavesAnAuditEvent) {
   EXPECT_EQ(Sql("SELECT count(*) FROM resource_version WHERE content::text LIKE '%Rolledback%' AND res_type = 'Patient'"), "0");
   auto failed = events("altid=ehr-es&subtype=transaction&outcome=4");
   EXPECT_TRUE(failed.HasMember("entry")) << "the failed transaction is recorded";
+  // A batch that writes gets a record of its own too, with the patients its reads reached.
+  Response batch = As(ehr, "POST", "/", R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Flag","status":"active","code":{"text":"x"},"subject":{"reference":"Patient/)" + pid + R"("}},"request":{"method":"POST","url":"Flag"}},
+    {"request":{"method":"GET","url":"Patient?_id=)" + mine.patient + R"("}}]})");
+  ASSERT_EQ(batch.status, 200) << batch.body.substr(0, 300);
+  EXPECT_GE(count("patient=Patient/" + mine.patient + "&altid=ehr-es&subtype=batch"), 1);
   // Nobody else reads the trail; nobody changes it.
   EXPECT_EQ(As(coord, "GET", "/AuditEvent").status, 403);
   EXPECT_EQ(As(quality, "GET", "/AuditEvent").status, 403);
@@ -461,12 +561,67 @@ TEST(Operator, ClientAddRegistersASystemWithoutARestart) {
   // A private key is never registered.
   std::string bad = g_dir + "/private.jwks.json";
   {
+    // RFC 7515 appendix A.3's EC key, private part included.
     std::ofstream out(bad);
-    out << "{\"keys\":[" << "{\"kty\":\"EC\",\"crv\":\"P-384\",\"d\":\"x\"}" << "]}";
+    out << R"({"keys":[{"kty":"EC","crv":"P-256","kid":"a3","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",)"
+        << R"("y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}]})";
   }
   std::string cmd2 = "FLS_AUTH_DIR='" + g_dir + "' FLS_CLIENTS_FILE='" + g_dir + "/clients.json' '" + Env("FLS_SERVER_BIN") +
                      "' client add --name bad --role ehr --jwks '" + bad + "' >/dev/null 2>&1";
   EXPECT_NE(std::system(cmd2.c_str()), 0);
+  EXPECT_EQ(ReadFile(g_dir + "/clients.json").find("\"d\""), std::string::npos) << "a private key was registered";
+}
+
+// What a token's scopes say is what it can do, on the conditional forms and the operations too.
+TEST(Scopes, ConditionalFormsAndOperationsNeedTheirLetters) {
+  // A create-only token cannot use If-None-Exist to read what matches.
+  std::string c_only = TokenFor("ehr-es", "system/Patient.c");
+  Response r = Http(Port(), "POST", "/Patient", R"({"resourceType":"Patient"})",
+                    {{"Authorization", "Bearer " + c_only}, {"If-None-Exist", "identifier=urn:x|1"}});
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(As(c_only, "POST", "/Patient", R"({"resourceType":"Patient"})").status, 201);
+  // Conditional update and delete search first.
+  std::string ud = TokenFor("ehr-es", "system/Patient.ud");
+  EXPECT_EQ(As(ud, "PUT", "/Patient?identifier=urn:x%7C1", R"({"resourceType":"Patient"})").status, 403);
+  EXPECT_EQ(As(ud, "DELETE", "/Patient?identifier=urn:x%7C1").status, 403);
+  // The pathway operations write: a read-only token of a coordinator cannot move a case.
+  SiteCase a = CaseAt("site-a");
+  std::string ro = TokenFor("coord-a", "system/EpisodeOfCare.rs system/Task.rs");
+  EXPECT_EQ(As(ro, "POST", "/EpisodeOfCare/" + a.episode + "/$event",
+               R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":"exclude"},{"name":"reason","valueString":"x"}]})").status, 403);
+  EXPECT_EQ(As(ro, "GET", "/EpisodeOfCare/" + a.episode + "/$events").status, 200);
+}
+
+// A conditional reference is a search: the quality role cannot use one to find a patient.
+TEST(Roles, AConditionalReferenceIsASearchTheRoleMustBeAllowed) {
+  std::string q = TokenFor("quality");
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"MeasureReport","status":"complete","type":"individual","measure":"http://x/Measure/1",
+     "subject":{"reference":"Patient?name=Aud"},"period":{"start":"2026-01-01","end":"2026-12-31"}},
+     "request":{"method":"POST","url":"MeasureReport"}}]})";
+  Response r = As(q, "POST", "/", bundle);
+  EXPECT_EQ(r.status, 403) << r.body.substr(0, 300);
+  // Its own MeasureReports it may save.
+  Response ok = As(q, "POST", "/MeasureReport", R"({"resourceType":"MeasureReport","status":"complete","type":"summary","measure":"http://x/Measure/1","period":{"start":"2026-01-01","end":"2026-12-31"}})");
+  EXPECT_EQ(ok.status, 201) << ok.body.substr(0, 300);
+}
+
+// A coordinator's conditional create or update never reveals nor overwrites another site's resource.
+TEST(Sites, ConditionalWritesStayWithinTheSites) {
+  SiteCase b = CaseAt("site-b");
+  std::string coord = TokenFor("coord-a");
+  std::string identifier = Sql("SELECT content->'identifier'->0->>'value' FROM resource_version WHERE res_type = 'Patient' AND res_id = '" + b.patient + "'");
+  ASSERT_FALSE(identifier.empty());
+  Response created = Http(Port(), "POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Autre"}]})",
+                          {{"Authorization", "Bearer " + coord}, {"If-None-Exist", "identifier=urn:test|" + identifier},
+                           {"Prefer", "return=representation"}});
+  EXPECT_EQ(created.status, 201) << "another site's match is not revealed: " << created.body.substr(0, 200);
+  EXPECT_NE(created.body.find("Autre"), std::string::npos);
+  EXPECT_EQ(created.body.find("\"" + b.patient + "\""), std::string::npos);
+  Response put = As(coord, "PUT", "/Patient?identifier=urn:none%7Cnothing",
+                    R"({"resourceType":"Patient","id":")" + b.patient + R"(","name":[{"family":"Overwritten"}]})");
+  EXPECT_EQ(put.status, 404) << put.body.substr(0, 200);
+  EXPECT_EQ(Sql("SELECT count(*) FROM resource_version WHERE res_type = 'Patient' AND content::text LIKE '%Overwritten%'"), "0");
 }
 
 }  // namespace

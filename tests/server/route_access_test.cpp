@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "db/database.h"
+#include "fhir/audit.h"
 #include "fhir/error.h"
 #include "fhir/fhir_service.h"
 #include "fhir/pathway_engine.h"
@@ -279,3 +280,18 @@ TEST(Forms, UrlEncodedBodies) {
 
 }  // namespace
 }  // namespace fls::server
+
+namespace fls::fhir {
+namespace {
+
+TEST(AuditQuery, SecretsAreRedactedAndLongQueriesCut) {
+  EXPECT_EQ(RedactedQuery("name=dupont&access_token=abc.def.ghi&_count=10"), "name=dupont&access_token=REDACTED&_count=10");
+  EXPECT_EQ(RedactedQuery("client_assertion=x&code=y&password=z"), "client_assertion=REDACTED&code=REDACTED&password=REDACTED");
+  EXPECT_EQ(RedactedQuery("codex=1&token_type=2"), "codex=1&token_type=2") << "only the exact names";
+  EXPECT_EQ(RedactedQuery(""), "");
+  std::string longq(5000, 'a');
+  EXPECT_EQ(RedactedQuery("q=" + longq).size(), 1003u);
+}
+
+}  // namespace
+}  // namespace fls::fhir
