@@ -29,9 +29,10 @@ constexpr ErrorInfo kTable[] = {
     {417, "not-supported", "expectation-failed"},
     {431, "too-costly", "header-too-large"},
     {503, "transient", "service-unavailable"},
+    {429, "throttled", "too-many-requests"},
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) ==
-              static_cast<size_t>(ErrorCode::kServiceUnavailable) + 1);
+              static_cast<size_t>(ErrorCode::kTooManyRequests) + 1);
 }  // namespace
 
 const ErrorInfo& Describe(ErrorCode code) { return kTable[static_cast<size_t>(code)]; }

@@ -31,6 +31,7 @@ enum class ErrorCode {
   kExpectationFailed,     // 417 an Expect the server cannot meet
   kHeaderTooLarge,        // 431 request line and headers over the limit
   kServiceUnavailable,    // 503 database unreachable, draining
+  kTooManyRequests,       // 429 a client's request rate or concurrency limit (server/rate_limit.h)
 };
 
 struct ErrorInfo {

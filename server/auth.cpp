@@ -279,16 +279,18 @@ bool Principal::ScopesAllow(std::string_view type, uint8_t interaction) const {
   return false;
 }
 
+std::string InteractionLetters(uint8_t i) {
+  std::string out;
+  if (i & kCreate) out += 'c';
+  if (i & kRead) out += 'r';
+  if (i & kUpdate) out += 'u';
+  if (i & kDelete) out += 'd';
+  if (i & kSearch) out += 's';
+  return out;
+}
+
 std::string Access::Describe() const {
-  auto letters = [](uint8_t i) {
-    std::string out;
-    if (i & kCreate) out += 'c';
-    if (i & kRead) out += 'r';
-    if (i & kUpdate) out += 'u';
-    if (i & kDelete) out += 'd';
-    if (i & kSearch) out += 's';
-    return out;
-  };
+  const auto letters = InteractionLetters;
   switch (kind) {
     case Kind::kUndeclared: return "undeclared";
     case Kind::kPublic: return "public";

@@ -31,6 +31,8 @@ std::optional<Role> ParseRole(std::string_view name);
 // Interactions as the letters of SMART v2: c(reate) r(ead) u(pdate) d(elete) s(earch).
 enum Interaction : uint8_t { kCreate = 1, kRead = 2, kUpdate = 4, kDelete = 8, kSearch = 16 };
 constexpr uint8_t kAllInteractions = kCreate | kRead | kUpdate | kDelete | kSearch;
+// The v2 letters of a set of interactions, in cruds order ("rs").
+std::string InteractionLetters(uint8_t interactions);
 
 // One scope: `system/Patient.rs`, `system/*.read`, `user/Task.cruds`. The context (system, user,
 // patient) is kept; the server grants system and user scopes only (no patient launch).

@@ -37,16 +37,6 @@ HttpResponse OAuthError(int status, const std::string& error, const std::string&
   return r;
 }
 
-std::string Letters(uint8_t i) {
-  std::string out;
-  if (i & kCreate) out += 'c';
-  if (i & kRead) out += 'r';
-  if (i & kUpdate) out += 'u';
-  if (i & kDelete) out += 'd';
-  if (i & kSearch) out += 's';
-  return out;
-}
-
 std::string BaseOf(const AuthRoutesContext& ctx, const HttpRequest& req) {
   return ctx.public_url.empty() ? req.base_url : ctx.public_url;
 }
@@ -68,7 +58,7 @@ std::vector<Scope> GrantScopes(const RegisteredClient& client, const std::vector
     Scope g = s;
     if (granted != s.interactions) {
       g.interactions = granted;
-      g.text = "system/" + s.type + "." + Letters(granted);
+      g.text = "system/" + s.type + "." + InteractionLetters(granted);
     }
     out.push_back(std::move(g));
   }

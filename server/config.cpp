@@ -37,7 +37,8 @@ std::string Usage() {
          "                  [--auth-dir=DIR] [--clients-file=PATH] [--token-lifetime-s=N]\n"
          "                  [--dev-token-file=PATH] [--dev-token-lifetime-s=N] [--oidc-issuer=URL]\n"
          "                  [--oidc-jwks-file=PATH] [--oidc-audience=AUD] [--oidc-role-claim=NAME]\n"
-         "                  [--oidc-sites-claim=NAME]\n"
+         "                  [--oidc-sites-claim=NAME] [--rate-limit=N] [--rate-burst=N]\n"
+         "                  [--max-in-flight-per-client=N] [--anon-rate-limit=N] [--anon-rate-burst=N]\n"
          "       fls-server client add --name=ID --role=ehr|coordinator|quality|admin --jwks=FILE\n"
          "                  [--sites=Organization/a,...] [--scope=SCOPES]\n"
          "       fls-server client list | client remove --name=ID | token [--client=ID]\n"
@@ -61,7 +62,8 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "transaction-timeout-ms", "timer-interval-s", "clock-file", "auth", "auth-dir",
                                  "clients-file", "token-lifetime-s", "dev-token-file", "dev-token-lifetime-s",
                                  "oidc-issuer", "oidc-jwks-file", "oidc-audience", "oidc-role-claim",
-                                 "oidc-sites-claim"};
+                                 "oidc-sites-claim", "rate-limit", "rate-burst", "max-in-flight-per-client",
+                                 "anon-rate-limit", "anon-rate-burst"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -147,6 +149,13 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   if (auto v = get("oidc-audience")) c.oidc_audience = *v;
   if (auto v = get("oidc-role-claim")) c.oidc_role_claim = *v;
   if (auto v = get("oidc-sites-claim")) c.oidc_sites_claim = *v;
+  if (auto v = get("rate-limit")) c.rate_limit = static_cast<double>(ToInt("rate-limit", *v, 0, 1000000));
+  if (auto v = get("rate-burst")) c.rate_burst = static_cast<double>(ToInt("rate-burst", *v, 1, 10000000));
+  if (auto v = get("max-in-flight-per-client")) {
+    c.max_in_flight_per_client = static_cast<int>(ToInt("max-in-flight-per-client", *v, 0, 100000));
+  }
+  if (auto v = get("anon-rate-limit")) c.anon_rate_limit = static_cast<double>(ToInt("anon-rate-limit", *v, 0, 1000000));
+  if (auto v = get("anon-rate-burst")) c.anon_rate_burst = static_cast<double>(ToInt("anon-rate-burst", *v, 1, 10000000));
   if (!c.auth && !IsLoopback(c.listen)) {
     throw std::invalid_argument("FLS_AUTH=off is refused on " + c.listen +
                                 ": without authentication the server listens on loopback only");

@@ -64,6 +64,12 @@ struct Config {
   std::string oidc_audience;        // FLS_OIDC_AUDIENCE
   std::string oidc_role_claim = "fls_role";    // FLS_OIDC_ROLE_CLAIM
   std::string oidc_sites_claim = "fls_sites";  // FLS_OIDC_SITES_CLAIM
+  // Abuse limits (server/rate_limit.h): per client, and per address without a valid token.
+  double rate_limit = 1000;        // FLS_RATE_LIMIT: requests/s per client (0: none)
+  double rate_burst = 2000;        // FLS_RATE_BURST
+  int max_in_flight_per_client = 0;  // FLS_MAX_IN_FLIGHT_PER_CLIENT (0: none; at most the workers anyway)
+  double anon_rate_limit = 20;     // FLS_ANON_RATE_LIMIT: requests/s per address without a valid token
+  double anon_rate_burst = 40;     // FLS_ANON_RATE_BURST
 };
 
 // Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).

@@ -235,8 +235,10 @@ int main(int argc, char** argv) {
                 {{"listen", config.listen}});
   }
 
+  server::RateLimiter limiter({config.rate_limit, config.rate_burst, config.max_in_flight_per_client},
+                              {config.anon_rate_limit, config.anon_rate_burst, 0});
   server::Router router;
-  router.SetAuth({authenticator.get(), !config.auth});
+  router.SetAuth({authenticator.get(), !config.auth, &limiter});
   router.SetAuditor([&service](const fhir::AuditRecord& record) { fhir::WriteAudit(service, record); });
   server::RegisterAuthRoutes(router, {clients, *signing_keys, *authenticator, database, config.public_url,
                                       config.token_lifetime_s});

@@ -80,6 +80,31 @@ std::string Router::AllowedMethods(const HttpRequest& req) const {
   return AllowHeader(std::move(allowed));
 }
 
+namespace {
+
+// What every audit record of a request says: its id, method, path, redacted query and sender.
+fhir::AuditRecord RequestRecord(const HttpRequest& req) {
+  fhir::AuditRecord rec;
+  rec.request_id = req.request_id;
+  rec.method = req.method;
+  for (const auto& seg : req.segments) rec.path += "/" + seg;
+  if (rec.path.empty()) rec.path = "/";
+  rec.query = fhir::RedactedQuery(req.raw_query);
+  rec.address = req.peer;
+  if (const std::string* f = req.Header("x-forwarded-for")) rec.forwarded = *f;
+  return rec;
+}
+
+void FillPrincipal(fhir::AuditRecord& rec, const HttpRequest& req) {
+  if (!req.principal) return;
+  rec.subject = req.principal->subject;
+  rec.client_id = req.principal->client_id;
+  rec.role = RoleName(req.principal->role);
+  rec.issuer = req.principal->issuer;
+}
+
+}  // namespace
+
 HttpResponse Router::Dispatch(HttpRequest& req) const {
   std::set<std::string> allowed;
   std::string unknown_type;
@@ -90,10 +115,7 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     if (!Match(route, req, params, unknown_type)) continue;
     if (route.info.method == method) {
       req.params = std::move(params);
-      if (!route.info.access.audited || !auditor_) {
-        Authorize(route.info, req);
-        return route.handler(req);
-      }
+      if (!route.info.access.audited || !auditor_) return Run(route.info, route.handler, req);
       return AuditedCall(route.info, route.handler, req);
     }
     allowed.insert(route.info.method);
@@ -101,13 +123,7 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
   // No route serves it: refused, and recorded like any refusal (probing leaves a trace too).
   auto record = [&](const fhir::FhirError& e) {
     if (!auditor_) return;
-    fhir::AuditRecord rec;
-    rec.request_id = req.request_id;
-    rec.method = req.method;
-    for (const auto& seg : req.segments) rec.path += "/" + seg;
-    if (rec.path.empty()) rec.path = "/";
-    rec.query = fhir::RedactedQuery(req.raw_query);
-    rec.address = req.peer;
+    fhir::AuditRecord rec = RequestRecord(req);
     rec.action = 'E';
     rec.status = fhir::Describe(e.code()).http_status;
     rec.outcome_text = e.what();
@@ -152,6 +168,37 @@ fhir::FhirError Forbidden(const std::string& why) { return fhir::FhirError(fhir:
 
 }  // namespace
 
+void Router::Throttle(const std::string& key, bool anonymous) const {
+  if (!auth_.limiter) return;
+  int retry_after = 1;
+  if (auth_.limiter->Take(key, anonymous, NowSeconds() * 1000000LL + 0, retry_after)) return;
+  fhir::FhirError e(fhir::ErrorCode::kTooManyRequests,
+                    anonymous ? "too many requests without a valid token from this address; retry later"
+                              : "this client's request rate is over its limit; retry after the Retry-After delay");
+  e.headers.emplace_back("Retry-After", std::to_string(retry_after));
+  throw e;
+}
+
+HttpResponse Router::Run(const RouteInfo& route, const Handler& handler, HttpRequest& req) const {
+  Authorize(route, req);
+  // Before the handler: a write's record is made inside its transaction.
+  if (fhir::AuditRecord* rec = fhir::CurrentAudit()) FillPrincipal(*rec, req);
+  if (!req.principal || !auth_.limiter) return handler(req);
+  const std::string key = req.principal->issuer + "|" + req.principal->client_id;
+  Throttle(key, false);
+  if (!auth_.limiter->Enter(key)) {
+    fhir::FhirError e(fhir::ErrorCode::kTooManyRequests, "this client has too many requests in flight; retry shortly");
+    e.headers.emplace_back("Retry-After", "1");
+    throw e;
+  }
+  struct Leave {
+    RateLimiter* l;
+    const std::string& k;
+    ~Leave() { l->Leave(k); }
+  } leave{auth_.limiter, key};
+  return handler(req);
+}
+
 void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
   const Access& a = route.access;
   if (a.kind == Access::Kind::kPublic) return;
@@ -160,12 +207,14 @@ void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
   } else {
     const std::string* h = req.Header("authorization");
     if (!h || h->empty()) {
+      Throttle("ip:" + req.peer, true);
       fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "this endpoint needs a bearer token (POST /auth/token)");
       e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\"");
       throw e;
     }
     std::string_view v(*h);
     if (v.size() < 7 || !IEquals(v.substr(0, 7), "Bearer ")) {
+      Throttle("ip:" + req.peer, true);
       fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "the Authorization header must be 'Bearer <token>'");
       e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\", error=\"invalid_request\"");
       throw e;
@@ -173,7 +222,12 @@ void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
     v.remove_prefix(7);
     while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
     if (!auth_.authenticator) throw fhir::FhirError(fhir::ErrorCode::kUnauthorized, "no authenticator configured");
-    req.principal = auth_.authenticator->Authenticate(v, NowSeconds());
+    try {
+      req.principal = auth_.authenticator->Authenticate(v, NowSeconds());
+    } catch (const fhir::FhirError&) {
+      Throttle("ip:" + req.peer, true);  // bad tokens count as no token
+      throw;
+    }
   }
   const Principal& p = *req.principal;
   auto type_of = [&]() -> std::string {
@@ -237,14 +291,7 @@ std::string InteractionOf(const RouteInfo& route, const HttpRequest& req) {
 }  // namespace
 
 HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler, HttpRequest& req) const {
-  fhir::AuditRecord rec;
-  rec.request_id = req.request_id;
-  rec.method = req.method;
-  for (const auto& s : req.segments) rec.path += "/" + s;
-  if (rec.path.empty()) rec.path = "/";
-  rec.query = fhir::RedactedQuery(req.raw_query);
-  rec.address = req.peer;
-  if (const std::string* f = req.Header("x-forwarded-for")) rec.forwarded = *f;
+  fhir::AuditRecord rec = RequestRecord(req);
   rec.interaction = InteractionOf(route, req);
   rec.action = ActionOf(req.method, route);
   auto it = req.params.find("type");
@@ -254,13 +301,7 @@ HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler,
     if (!t.empty()) rec.entities.push_back(t + "/" + id->second);
   }
   fhir::AuditScope scope(rec);
-  auto fill_principal = [&] {
-    if (!req.principal) return;
-    rec.subject = req.principal->subject;
-    rec.client_id = req.principal->client_id;
-    rec.role = RoleName(req.principal->role);
-    rec.issuer = req.principal->issuer;
-  };
+  auto fill_principal = [&] { FillPrincipal(rec, req); };
   auto record_refusal = [&](int status, const std::string& why) {
     fill_principal();
     rec.status = status;
@@ -274,11 +315,12 @@ HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler,
   };
   HttpResponse resp;
   try {
-    Authorize(route, req);
+    resp = Run(route, handler, req);
     fill_principal();
-    resp = handler(req);
   } catch (const fhir::FhirError& e) {
-    record_refusal(fhir::Describe(e.code()).http_status, e.what());
+    // A throttled request did nothing and is not recorded one by one (the log counts them):
+    // otherwise a flood would grow the audit trail without limit.
+    if (e.code() != fhir::ErrorCode::kTooManyRequests) record_refusal(fhir::Describe(e.code()).http_status, e.what());
     throw;
   } catch (const std::exception& e) {
     record_refusal(500, "internal error");

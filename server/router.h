@@ -13,6 +13,7 @@
 #include "fhir/audit.h"
 #include "fhir/search_request.h"
 #include "server/auth.h"
+#include "server/rate_limit.h"
 
 namespace fls::server {
 
@@ -55,6 +56,7 @@ struct RouteInfo {
 struct AuthPolicy {
   const Authenticator* authenticator = nullptr;
   bool disabled = false;
+  RateLimiter* limiter = nullptr;  // none: no rate or concurrency limits
 };
 
 class Router {
@@ -97,6 +99,9 @@ class Router {
              std::string& unknown_type) const;
 
   HttpResponse AuditedCall(const RouteInfo& route, const Handler& handler, HttpRequest& req) const;
+  // Authorize, the client's rate and concurrency limits (429), then the handler.
+  HttpResponse Run(const RouteInfo& route, const Handler& handler, HttpRequest& req) const;
+  void Throttle(const std::string& key, bool anonymous) const;
 
   std::vector<Route> routes_;
   std::function<bool(const std::string&)> is_type_;

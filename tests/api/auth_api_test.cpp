@@ -547,6 +547,43 @@ TEST(Audit, EveryAccessAndEveryRefusalLeavesAnAuditEvent) {
   EXPECT_EQ(As(ehr, "POST", "/", R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"AuditEvent/)" + some + R"("}}]})").status, 403);
 }
 
+// Abuse limits: a client over its rate gets 429 with Retry-After and others go on; requests
+// without a valid token are throttled per address, and throttled ones do not grow the audit trail.
+// A second server on the same auth folder also shows that tokens work across processes.
+TEST(Limits, RateLimitsPerClientAndPerAddress) {
+  ServerProcess limited(std::map<std::string, std::string>{
+      {"FLS_AUTH_DIR", g_dir}, {"FLS_CLIENTS_FILE", g_dir + "/clients.json"}, {"FLS_DEV_TOKEN_FILE", g_dir + "/dev-token-2"},
+      {"FLS_RATE_LIMIT", "5"}, {"FLS_RATE_BURST", "5"}, {"FLS_ANON_RATE_LIMIT", "1"}, {"FLS_ANON_RATE_BURST", "3"}});
+  ASSERT_TRUE(limited.WaitReady(30000)) << limited.LogTail();
+  std::string busy = TokenFor("ehr-es"), calm = TokenFor("ehr-rs");  // issued by the other server
+  int ok = 0, throttled = 0;
+  for (int i = 0; i < 15; ++i) {
+    Response r = Http(limited.port(), "GET", "/Patient?_count=1", "", {{"Authorization", "Bearer " + busy}});
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++throttled;
+      EXPECT_GE(std::stoi("0" + r.Header("retry-after")), 1);
+      EXPECT_NE(r.body.find("throttled"), std::string::npos) << r.body;
+    }
+  }
+  EXPECT_GE(ok, 5);
+  EXPECT_GE(throttled, 5) << "a burst of 5 at 5/s cannot take 15 at once";
+  EXPECT_EQ(Http(limited.port(), "GET", "/Patient?_count=1", "", {{"Authorization", "Bearer " + calm}}).status, 200)
+      << "another client is not throttled";
+  std::string before = Sql("SELECT count(*) FROM resource_version WHERE res_type = 'AuditEvent' AND content::text LIKE '%unauthenticated%'");
+  int refused = 0, anon_throttled = 0;
+  for (int i = 0; i < 12; ++i) {
+    Response r = Http(limited.port(), "GET", "/Patient", "", {{"Authorization", ""}});
+    refused += r.status == 401;
+    anon_throttled += r.status == 429;
+  }
+  EXPECT_LE(refused, 5);
+  EXPECT_GE(anon_throttled, 7);
+  std::string after = Sql("SELECT count(*) FROM resource_version WHERE res_type = 'AuditEvent' AND content::text LIKE '%unauthenticated%'");
+  EXPECT_LE(std::stoi(after) - std::stoi(before), refused) << "throttled refusals are not recorded one by one";
+  EXPECT_EQ(limited.Stop(), 0);
+}
+
 TEST(Operator, ClientAddRegistersASystemWithoutARestart) {
   auto key = jose::Key::Generate("EC", "P-384", "late-k1");
   std::string jwks = g_dir + "/late.jwks.json";

@@ -16,6 +16,7 @@
 #include "fhir/pathway_engine.h"
 #include "server/auth.h"
 #include "server/auth_routes.h"
+#include "server/rate_limit.h"
 #include "server/handlers.h"
 #include "server/router.h"
 #include "tests/support/fhir_fixture.h"
@@ -265,6 +266,68 @@ TEST(Tokens, ExpiryIssuerAndCacheAreChecked) {
   EXPECT_NO_THROW(after.Authenticate(token, t0 + 20));
   EXPECT_NE(jose::ParseCompact(after.Issue(c, ParseScopes("system/Patient.rs"), t0, 300))->kid,
             jose::ParseCompact(token)->kid);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RateLimits, TokenBucketsRefillAtTheirRate) {
+  RateLimiter l({2, 4, 2}, {1, 1, 0});
+  int wait = 0;
+  const int64_t t0 = 1'000'000'000;
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(l.Take("a", false, t0, wait)) << "the burst, " << i;
+  EXPECT_FALSE(l.Take("a", false, t0, wait));
+  EXPECT_EQ(wait, 1);
+  EXPECT_TRUE(l.Take("b", false, t0, wait)) << "each client its own bucket";
+  EXPECT_TRUE(l.Take("a", false, t0 + 500'000, wait)) << "2/s: one token back after half a second";
+  EXPECT_FALSE(l.Take("a", false, t0 + 500'000, wait));
+  EXPECT_TRUE(l.Take("a", false, t0 + 10'000'000, wait));
+  // Anonymous callers have their own, smaller limits.
+  EXPECT_TRUE(l.Take("ip:1", true, t0, wait));
+  EXPECT_FALSE(l.Take("ip:1", true, t0, wait));
+  EXPECT_TRUE(l.Take("ip:1", true, t0 + 1'000'000, wait));
+  // In flight.
+  EXPECT_TRUE(l.Enter("a"));
+  EXPECT_TRUE(l.Enter("a"));
+  EXPECT_FALSE(l.Enter("a"));
+  l.Leave("a");
+  EXPECT_TRUE(l.Enter("a"));
+  // No limits configured: everything passes.
+  RateLimiter none({0, 0, 0}, {0, 0, 0});
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(none.Take("x", i % 2, t0, wait));
+}
+
+// A hospital's OpenID Connect provider: its tokens are accepted with its issuer, its keys, this
+// server's audience and an FLS role; a scope claim limits them.
+TEST(Tokens, TheHospitalProvidersTokens) {
+  auto dir = std::filesystem::temp_directory_path() / ("fls-oidc-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto idp = jose::Key::Generate("RSA", "2048", "idp-1");
+  std::ofstream((dir / "idp.jwks.json").string()) << jose::JwksJson({&idp});
+  SigningKeys keys((dir / "server").string());
+  OidcConfig oidc{"https://idp.chu.example", (dir / "idp.jwks.json").string(), "fls-server-prod", "fls_role", "fls_sites"};
+  Authenticator auth(keys, "fls-server", oidc);
+  const int64_t now = 1'800'000'000;
+  auto token = [&](const std::string& extra, const char* aud = "fls-server-prod", const jose::Key* key = nullptr) {
+    return jose::SignCompact(key ? *key : idp, "RS256",
+                             std::string(R"({"iss":"https://idp.chu.example","aud":")") + aud + R"(","sub":"u1",)" +
+                                 R"("preferred_username":"ide.martin","exp":)" + std::to_string(now + 600) + extra + "}");
+  };
+  auto p = auth.Authenticate(token(R"(,"fls_role":"coordinator","fls_sites":["Organization/site-a"])"), now);
+  EXPECT_EQ(p->subject, "ide.martin");
+  EXPECT_EQ(p->role, Role::kCoordinator);
+  EXPECT_EQ(p->sites, std::vector<std::string>{"Organization/site-a"});
+  EXPECT_TRUE(p->May("Task", kUpdate)) << "no scope claim: the role's own scopes";
+  auto limited = auth.Authenticate(token(R"(,"fls_role":"coordinator","scope":"openid profile system/Task.rs")"), now);
+  EXPECT_TRUE(limited->May("Task", kRead));
+  EXPECT_FALSE(limited->May("Task", kUpdate)) << "a scope claim limits the token";
+  auto none = auth.Authenticate(token(R"(,"fls_role":"coordinator","scope":"openid profile")"), now);
+  EXPECT_FALSE(none->May("Task", kRead)) << "a scope claim with no SMART scope grants nothing";
+  EXPECT_THROW(auth.Authenticate(token(R"(,"fls_role":"coordinator")", "another-app"), now), fhir::FhirError);
+  EXPECT_THROW(auth.Authenticate(token(R"(,"fls_role":"superuser")"), now), fhir::FhirError);
+  auto stranger = jose::Key::Generate("RSA", "2048", "idp-1");  // same kid, another key
+  EXPECT_THROW(auth.Authenticate(token(R"(,"fls_role":"admin")", "fls-server-prod", &stranger), now), fhir::FhirError);
+  OidcConfig no_audience = oidc;
+  no_audience.audience.clear();
+  EXPECT_THROW(Authenticator(keys, "fls-server", no_audience), std::invalid_argument);
   std::filesystem::remove_all(dir);
 }
 
