@@ -13,7 +13,8 @@ class AuthStore {
   explicit AuthStore(ResourceStore& store);
   // Records a client assertion's jti; false when the client used it before (a replay). Deletes a
   // few expired rows on the way.
-  bool ClaimJti(const std::string& client_id, const std::string& jti, long long expires_at_s);
+  // `now_s` is the server's clock, the one the assertion's exp was checked against.
+  bool ClaimJti(const std::string& client_id, const std::string& jti, long long expires_at_s, long long now_s);
 
  private:
   soci::session& sql_;

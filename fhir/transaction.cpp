@@ -2,6 +2,7 @@
 // entry on its own), R4 http.html#transaction.
 #include <map>
 
+#include "fhir/audit.h"
 #include "fhir/bundle_builder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
@@ -129,6 +130,8 @@ class BundleProcessor {
       throw FhirError(ErrorCode::kBadRequest, "Bundle.type must be transaction or batch", "Bundle.type");
     }
     bool transaction = *type == "transaction";
+    // The audit trail names the interaction from the parsed Bundle, not from a guess at the body.
+    if (AuditRecord* audit = CurrentAudit()) audit->interaction = transaction ? "transaction" : "batch";
     const JsonValue* entries = Member(bundle, "entry");
     if (entries && !entries->IsArray()) throw FhirError(ErrorCode::kBadRequest, "Bundle.entry must be an array");
     size_t n = entries ? entries->Size() : 0;

@@ -142,7 +142,7 @@ void RegisterAuthRoutes(Router& router, const AuthRoutesContext& ctx) {
       return OAuthError(check.error->status, check.error->error, why);
     }
     bool fresh = false;
-    ctx.db.Transact([&](db::ResourceStore& st) { fresh = db::AuthStore(st).ClaimJti(check.client->client_id, check.jti, check.exp); });
+    ctx.db.Transact([&](db::ResourceStore& st) { fresh = db::AuthStore(st).ClaimJti(check.client->client_id, check.jti, check.exp, now); });
     if (!fresh) {
       Log("warn", "token request refused", {{"rid", req.request_id}, {"error", "jti replayed"}, {"client", check.client->client_id}});
       return OAuthError(401, "invalid_client", "this client_assertion's jti was already used");

@@ -278,10 +278,7 @@ std::string InteractionOf(const RouteInfo& route, const HttpRequest& req) {
   if (route.pattern == "/auth/token") return "login";
   if (route.pattern.find('$') != std::string::npos) return "operation";
   if (route.pattern == "/{type}/_search") return "search-type";
-  if (route.pattern == "/") {
-    return req.body.find("\"batch\"") != std::string::npos && req.body.find("\"transaction\"") == std::string::npos
-               ? "batch" : "transaction";
-  }
+  if (route.pattern == "/") return "transaction";  // fhir/transaction.cpp says "batch" once it read Bundle.type
   if (!route.interaction.empty()) return route.interaction;
   if (route.method == "PUT") return "update";
   if (route.method == "DELETE") return "delete";
