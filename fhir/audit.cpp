@@ -159,10 +159,11 @@ AuditRecord* CurrentAudit() { return t_audit.record; }
 JsonDoc AuditEventResource(const AuditRecord& r) {
   Json j;
   j.Obj().S("resourceType", "AuditEvent");
-  const bool login = r.interaction == "login";
+  const bool login = r.interaction == "login" || r.interaction == "logout";
   if (login) {
+    const bool out = r.interaction == "logout";
     j.Key("type").Obj().S("system", "http://dicom.nema.org/resources/ontology/DCM").S("code", "110114").S("display", "User Authentication").End();
-    j.Arr("subtype").Obj().S("system", "http://dicom.nema.org/resources/ontology/DCM").S("code", "110122").S("display", "Login").End().EndArr();
+    j.Arr("subtype").Obj().S("system", "http://dicom.nema.org/resources/ontology/DCM").S("code", out ? "110123" : "110122").S("display", out ? "Logout" : "Login").End().EndArr();
   } else {
     j.Key("type").Obj().S("system", "http://terminology.hl7.org/CodeSystem/audit-event-type").S("code", "rest").S("display", "RESTful Operation").End();
     if (!r.interaction.empty()) {

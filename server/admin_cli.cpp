@@ -109,7 +109,7 @@ void WriteDevToken(const AuthPaths& paths, const SigningKeys& keys, const Authen
 bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const char*), int& exit_code) {
   if (argc < 2) return false;
   std::string cmd = argv[1];
-  if (cmd != "client" && cmd != "token" && cmd != "keys") return false;
+  if (cmd != "client" && cmd != "token" && cmd != "keys" && cmd != "user") return false;
   exit_code = 2;
   std::vector<std::string> words;
   std::map<std::string, std::string> flags;
@@ -117,7 +117,9 @@ bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const
     std::string a = argv[i];
     if (a.rfind("--", 0) == 0) {
       auto eq = a.find('=');
-      if (eq != std::string::npos) {
+      if (a == "--no-password") {
+        flags["no-password"] = "1";
+      } else if (eq != std::string::npos) {
         flags[a.substr(2, eq - 2)] = a.substr(eq + 1);
       } else if (i + 1 < argc) {
         flags[a.substr(2)] = argv[++i];
@@ -134,6 +136,12 @@ bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const
   AuthPaths paths = ResolveAuthPaths(home, flags.count("auth-dir") ? flags["auth-dir"] : envs("FLS_AUTH_DIR"),
                                      flags.count("clients-file") ? flags["clients-file"] : envs("FLS_CLIENTS_FILE"));
   try {
+    if (cmd == "user") {
+      std::string url = flags.count("database-url") ? flags["database-url"] : envs("FLS_DATABASE_URL");
+      if (!flags.count("oidc-issuer")) flags["oidc-issuer"] = envs("FLS_OIDC_ISSUER");
+      exit_code = RunUserCommand(words, flags, home, url);
+      return true;
+    }
     if (cmd == "client" && !words.empty() && words[0] == "add") {
       RegisteredClient c;
       c.client_id = flags["name"];

@@ -3,7 +3,9 @@
 // rotate` (and `./deploy/fls client ...`): they work on the auth folder and the clients file
 // directly, with no server running.
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "server/auth.h"
 
@@ -11,6 +13,12 @@ namespace fls::server {
 
 // True when argv[1] names an operator command; `exit_code` is then what main returns.
 bool RunAdminCommand(int argc, const char* const* argv, const char* (*env)(const char*), int& exit_code);
+
+// `fls-server user add|list|passwd|unlock|disable|enable|remove|logout` (server/user_cli.cpp):
+// people's local accounts, in the database (migrated first). Returns the exit code; throws
+// std::invalid_argument on bad flags.
+int RunUserCommand(const std::vector<std::string>& words, std::map<std::string, std::string>& flags,
+                   const std::string& home, const std::string& database_url);
 
 struct AuthPaths {
   std::string auth_dir, clients_file;

@@ -298,6 +298,7 @@ std::string Access::Describe() const {
     case Kind::kBundle: return "each entry";
     case Kind::kOperation: return "operation " + operation + " (" + (type.empty() ? "{type}" : type) + " " + letters(interaction) + ")";
     case Kind::kAdmin: return "admin";
+    case Kind::kAuthenticated: return "authenticated";
   }
   return "undeclared";
 }
@@ -622,6 +623,42 @@ std::shared_ptr<const Principal> Authenticator::Verify(std::string_view token, i
     p->sites = StrArray(claims, oidc_.sites_claim.c_str());
   }
   return p;
+}
+
+Authenticator::IdToken Authenticator::VerifyIdToken(std::string_view id_token, const std::string& client_id,
+                                                    const std::string& nonce, int64_t now_s) const {
+  if (!oidc_keys_) throw std::invalid_argument("no identity provider is configured");
+  std::string why;
+  auto jws = jose::ParseCompact(id_token, &why);
+  if (!jws) throw std::invalid_argument("the ID token is not a compact JWS: " + why);
+  rapidjson::Document claims;
+  claims.Parse(jws->payload_json.c_str(), jws->payload_json.size());
+  if (claims.HasParseError() || !claims.IsObject()) throw std::invalid_argument("the ID token's claims are not JSON");
+  if (StrMember(claims, "iss") != oidc_.issuer) throw std::invalid_argument("the ID token's iss is not the configured issuer");
+  const jose::Key* key = oidc_keys_->Find(jws->kid);
+  if (!key) throw std::invalid_argument("no key of the identity provider has the ID token's kid");
+  if (!key->Allows(jws->alg) || !key->Verify(jws->alg, jws->signing_input, jws->signature)) {
+    throw std::invalid_argument("the ID token's signature does not verify");
+  }
+  auto aud = StrArray(claims, "aud");
+  if (std::find(aud.begin(), aud.end(), client_id) == aud.end()) throw std::invalid_argument("the ID token is not for this client (aud)");
+  if (aud.size() > 1 && StrMember(claims, "azp") != client_id) throw std::invalid_argument("the ID token's azp is not this client");
+  auto exp = IntMember(claims, "exp");
+  if (!exp || *exp <= now_s) throw std::invalid_argument("the ID token has expired or has no exp");
+  auto iat = IntMember(claims, "iat");
+  if (!iat || *iat > now_s + 60) throw std::invalid_argument("the ID token's iat is missing or in the future");
+  if (nonce.empty() || StrMember(claims, "nonce") != nonce) throw std::invalid_argument("the ID token's nonce does not match the login");
+  IdToken t;
+  t.subject = StrMember(claims, "sub");
+  if (t.subject.empty()) throw std::invalid_argument("the ID token has no sub");
+  t.login = StrMember(claims, "preferred_username");
+  if (t.login.empty()) t.login = t.subject;
+  t.name = StrMember(claims, "name");
+  if (t.name.empty()) t.name = t.login;
+  t.role = ParseRole(StrMember(claims, oidc_.role_claim.c_str()));
+  t.sites = StrArray(claims, oidc_.sites_claim.c_str());
+  t.expires_at = *exp;
+  return t;
 }
 
 AssertionCheck CheckClientAssertion(ClientRegistry& registry, std::string_view assertion,

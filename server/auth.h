@@ -60,7 +60,7 @@ bool RoleMayCall(Role role, std::string_view operation);
 // Who sent the request.
 struct Principal {
   std::string subject;    // the client id (systems) or the user's login (people)
-  std::string client_id;  // the client the token was issued to
+  std::string client_id;  // the client the token was issued to; "fls-web" for a browser session
   std::string issuer;     // "" for the server's own tokens, else the OpenID Connect issuer
   Role role = Role::kEhr;
   std::vector<Scope> scopes;
@@ -82,6 +82,7 @@ struct Access {
     kBundle,      // a token; each entry of the Bundle is checked on its own (fhir/transaction.cpp)
     kOperation,   // a token, a role that may call `operation`, and `interaction` on `type`
     kAdmin,       // the admin role
+    kAuthenticated,  // any valid token or browser session (who am I, log out)
   };
   Kind kind = Kind::kUndeclared;
   uint8_t interaction = 0;
@@ -98,6 +99,7 @@ struct Access {
     return {Kind::kOperation, interaction, std::move(type), std::move(op), true};
   }
   static Access Admin() { return {Kind::kAdmin, 0, "", "", true}; }
+  static Access Authenticated() { return {Kind::kAuthenticated, 0, "", "", true}; }
   // "public", "Patient r", "operation event (EpisodeOfCare u)"... for the route matrix and logs.
   std::string Describe() const;
 };
@@ -183,6 +185,21 @@ class Authenticator {
   std::shared_ptr<const Principal> Authenticate(std::string_view token, int64_t now_s) const;
 
   const std::string& issuer() const { return issuer_; }
+  const OidcConfig& oidc() const { return oidc_; }
+
+  // An OpenID Connect ID token from the provider's token endpoint (the authorization-code login of
+  // people, server/people.h): signed by a key of the provider's JWKS with an algorithm that key
+  // allows, iss = the configured issuer, aud holding `client_id` (and azp = client_id when there
+  // are several audiences), exp in the future, iat not in the future, nonce = `nonce`. Throws
+  // std::invalid_argument saying what is wrong.
+  struct IdToken {
+    std::string subject, login, name;  // login: preferred_username, else sub
+    std::optional<Role> role;          // from the role claim, when it names a role
+    std::vector<std::string> sites;    // from the sites claim
+    int64_t expires_at = 0;
+  };
+  IdToken VerifyIdToken(std::string_view id_token, const std::string& client_id, const std::string& nonce,
+                        int64_t now_s) const;
 
  private:
   std::shared_ptr<const Principal> Verify(std::string_view token, int64_t now_s) const;

@@ -39,10 +39,18 @@ std::string Usage() {
          "                  [--oidc-jwks-file=PATH] [--oidc-audience=AUD] [--oidc-role-claim=NAME]\n"
          "                  [--oidc-sites-claim=NAME] [--rate-limit=N] [--rate-burst=N]\n"
          "                  [--max-in-flight-per-client=N] [--anon-rate-limit=N] [--anon-rate-burst=N]\n"
+         "                  [--login-max-failures=N] [--login-lockout-s=N] [--session-idle-s=N]\n"
+         "                  [--session-lifetime-s=N] [--oidc-client-id=ID] [--oidc-client-secret-file=PATH]\n"
+         "                  [--oidc-authorization-endpoint=URL] [--oidc-token-endpoint=URL]\n"
+         "                  [--oidc-login-scope=SCOPES]\n"
          "       fls-server client add --name=ID --role=ehr|coordinator|quality|admin --jwks=FILE\n"
          "                  [--sites=Organization/a,...] [--scope=SCOPES]\n"
          "       fls-server client list | client remove --name=ID | token [--client=ID]\n"
          "       fls-server keys rotate\n"
+         "       fls-server user add --login=LOGIN --name=NAME --role=coordinator|quality|admin|ehr\n"
+         "                  [--sites=Organization/a,...] [--oidc-subject=SUB] [--no-password]\n"
+         "                  (the password is read from standard input)\n"
+         "       fls-server user list | user passwd|unlock|disable|enable|remove --login=LOGIN\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";
 }
 
@@ -63,7 +71,9 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "clients-file", "token-lifetime-s", "dev-token-file", "dev-token-lifetime-s",
                                  "oidc-issuer", "oidc-jwks-file", "oidc-audience", "oidc-role-claim",
                                  "oidc-sites-claim", "rate-limit", "rate-burst", "max-in-flight-per-client",
-                                 "anon-rate-limit", "anon-rate-burst"};
+                                 "anon-rate-limit", "anon-rate-burst", "login-max-failures", "login-lockout-s",
+                                 "session-idle-s", "session-lifetime-s", "oidc-client-id", "oidc-client-secret-file",
+                                 "oidc-authorization-endpoint", "oidc-token-endpoint", "oidc-login-scope"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -156,6 +166,36 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   }
   if (auto v = get("anon-rate-limit")) c.anon_rate_limit = static_cast<double>(ToInt("anon-rate-limit", *v, 0, 1000000));
   if (auto v = get("anon-rate-burst")) c.anon_rate_burst = static_cast<double>(ToInt("anon-rate-burst", *v, 1, 10000000));
+  if (auto v = get("login-max-failures")) c.login_max_failures = static_cast<int>(ToInt("login-max-failures", *v, 1, 100));
+  if (auto v = get("login-lockout-s")) c.login_lockout_s = static_cast<int>(ToInt("login-lockout-s", *v, 1, 7 * 86400));
+  if (auto v = get("session-idle-s")) c.session_idle_s = static_cast<int>(ToInt("session-idle-s", *v, 60, 86400));
+  if (auto v = get("session-lifetime-s")) {
+    c.session_lifetime_s = static_cast<int>(ToInt("session-lifetime-s", *v, 60, 7 * 86400));
+  }
+  if (auto v = get("oidc-client-id")) c.oidc_client_id = *v;
+  if (auto v = get("oidc-client-secret-file")) c.oidc_client_secret_file = *v;
+  if (auto v = get("oidc-authorization-endpoint")) c.oidc_authorization_endpoint = *v;
+  if (auto v = get("oidc-token-endpoint")) c.oidc_token_endpoint = *v;
+  if (auto v = get("oidc-login-scope")) c.oidc_login_scope = *v;
+  if (!c.oidc_client_id.empty()) {
+    if (c.oidc_issuer.empty()) {
+      throw std::invalid_argument("FLS_OIDC_CLIENT_ID needs FLS_OIDC_ISSUER, FLS_OIDC_JWKS_FILE and FLS_OIDC_AUDIENCE "
+                                  "(the provider whose ID tokens are checked)");
+    }
+    for (const auto* ep : {&c.oidc_authorization_endpoint, &c.oidc_token_endpoint}) {
+      const bool https = ep->rfind("https://", 0) == 0;
+      const bool local = ep->rfind("http://127.", 0) == 0 || ep->rfind("http://localhost", 0) == 0 ||
+                         ep->rfind("http://[::1]", 0) == 0;
+      if (!https && !local) {
+        throw std::invalid_argument("FLS_OIDC_AUTHORIZATION_ENDPOINT and FLS_OIDC_TOKEN_ENDPOINT must be https:// URLs "
+                                    "(http:// only on loopback), as the provider's discovery document gives them");
+      }
+    }
+    if (c.oidc_login_scope.find("openid") == std::string::npos) {
+      throw std::invalid_argument("FLS_OIDC_LOGIN_SCOPE must include openid");
+    }
+  }
+  if (c.session_lifetime_s < c.session_idle_s) c.session_idle_s = c.session_lifetime_s;
   if (!c.auth && !IsLoopback(c.listen)) {
     throw std::invalid_argument("FLS_AUTH=off is refused on " + c.listen +
                                 ": without authentication the server listens on loopback only");

@@ -64,6 +64,16 @@ struct Config {
   std::string oidc_audience;        // FLS_OIDC_AUDIENCE
   std::string oidc_role_claim = "fls_role";    // FLS_OIDC_ROLE_CLAIM
   std::string oidc_sites_claim = "fls_sites";  // FLS_OIDC_SITES_CLAIM
+  // People's logins (server/people.h).
+  int login_max_failures = 5;       // FLS_LOGIN_MAX_FAILURES: failures in a row that lock an account
+  int login_lockout_s = 900;        // FLS_LOGIN_LOCKOUT_S: how long it stays locked
+  int session_idle_s = 1800;        // FLS_SESSION_IDLE_S: a session unused this long ends
+  int session_lifetime_s = 43200;   // FLS_SESSION_LIFETIME_S: and ends this long after the login anyway
+  std::string oidc_client_id;       // FLS_OIDC_CLIENT_ID: the server as a client of the provider (login)
+  std::string oidc_client_secret_file;      // FLS_OIDC_CLIENT_SECRET_FILE (none: a public client, PKCE)
+  std::string oidc_authorization_endpoint;  // FLS_OIDC_AUTHORIZATION_ENDPOINT
+  std::string oidc_token_endpoint;          // FLS_OIDC_TOKEN_ENDPOINT
+  std::string oidc_login_scope = "openid profile";  // FLS_OIDC_LOGIN_SCOPE
   // Abuse limits (server/rate_limit.h): per client, and per address without a valid token.
   double rate_limit = 1000;        // FLS_RATE_LIMIT: requests/s per client (0: none)
   double rate_burst = 2000;        // FLS_RATE_BURST

@@ -11,6 +11,8 @@ namespace fls::server {
 
 // ASCII case-insensitive equality (header names, tokens).
 bool IEquals(std::string_view a, std::string_view b);
+// Equality of two secrets in a time that depends on their length only.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // ASCII lower case (header names, media types).
 std::string Lower(std::string_view s);
 

@@ -26,6 +26,7 @@
 #include "fhir/pathway_knowledge.h"
 #include "fhir/schema_validator.h"
 #include "fhir/search_params.h"
+
 #include "server/admin_cli.h"
 #include "server/auth.h"
 #include "server/auth_routes.h"
@@ -33,6 +34,8 @@
 #include "server/handlers.h"
 #include "server/http_server.h"
 #include "server/log.h"
+#include "server/login_routes.h"
+#include "server/people.h"
 #include "workflow/fracture_codes.h"
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
@@ -237,11 +240,40 @@ int main(int argc, char** argv) {
 
   server::RateLimiter limiter({config.rate_limit, config.rate_burst, config.max_in_flight_per_client},
                               {config.anon_rate_limit, config.anon_rate_burst, 0});
+  // People's logins: local accounts and the provider's login flow, browser sessions.
+  server::PeopleConfig people_config;
+  people_config.max_failures = config.login_max_failures;
+  people_config.lockout_s = config.login_lockout_s;
+  people_config.session_idle_s = config.session_idle_s;
+  people_config.session_lifetime_s = config.session_lifetime_s;
+  people_config.public_url = config.public_url;
+  people_config.oidc_client_id = config.oidc_client_id;
+  people_config.oidc_authorization_endpoint = config.oidc_authorization_endpoint;
+  people_config.oidc_token_endpoint = config.oidc_token_endpoint;
+  people_config.oidc_scope = config.oidc_login_scope;
+  if (!config.oidc_client_secret_file.empty()) {
+    std::ifstream in(config.oidc_client_secret_file);
+    std::getline(in, people_config.oidc_client_secret);
+    if (people_config.oidc_client_secret.empty()) {
+      server::Log("fatal", "cannot read the identity provider's client secret", {{"file", config.oidc_client_secret_file}});
+      return 2;
+    }
+  }
+  server::People people(database, *authenticator, people_config);
+  // The origin state-changing session requests must come from: FLS_PUBLIC_URL's scheme and host.
+  std::string origin;
+  if (!config.public_url.empty()) {
+    size_t scheme = config.public_url.find("://");
+    size_t path = scheme == std::string::npos ? std::string::npos : config.public_url.find('/', scheme + 3);
+    origin = config.public_url.substr(0, path);
+  }
+
   server::Router router;
-  router.SetAuth({authenticator.get(), !config.auth, &limiter});
+  router.SetAuth({authenticator.get(), !config.auth, &limiter, &people, origin});
   router.SetAuditor([&service](const fhir::AuditRecord& record) { fhir::WriteAudit(service, record); });
   server::RegisterAuthRoutes(router, {clients, *signing_keys, *authenticator, database, config.public_url,
                                       config.token_lifetime_s});
+  server::RegisterLoginRoutes(router, {people, &limiter, config.public_url});
   server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base});
 
   server::HttpServer http(config, router, database);

@@ -7,6 +7,7 @@
 
 #include "fhir/error.h"
 #include "server/http_util.h"
+#include "server/people.h"
 
 namespace fls::server {
 
@@ -199,6 +200,30 @@ HttpResponse Router::Run(const RouteInfo& route, const Handler& handler, HttpReq
   return handler(req);
 }
 
+void Router::SessionFromCookie(const std::string& cookies, HttpRequest& req) const {
+  auto session = auth_.people->FromCookies(cookies);
+  if (!session) {
+    Throttle("ip:" + req.peer, true);
+    fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "no session: it ended or expired; log in again at /login");
+    e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\"");
+    throw e;
+  }
+  const bool safe = req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS";
+  if (!safe) {
+    // A session's cookie goes with any request the browser makes, whoever's page asked: a
+    // state-changing one must prove it comes from a page that read the session's CSRF token.
+    const std::string* token = req.Header("x-csrf-token");
+    if (!token || token->size() != session->csrf.size() || !ConstantTimeEquals(*token, session->csrf)) {
+      throw Forbidden("a state-changing request made with a session cookie needs the session's X-CSRF-Token header (GET /auth/session)");
+    }
+    if (const std::string* origin = req.Header("origin")) {
+      const std::string& own = auth_.origin.empty() ? req.base_url : auth_.origin;
+      if (*origin != own) throw Forbidden("the request's Origin is not this server's");
+    }
+  }
+  req.principal = std::move(session->principal);
+}
+
 void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
   const Access& a = route.access;
   if (a.kind == Access::Kind::kPublic) return;
@@ -206,27 +231,32 @@ void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
     req.principal = AdminWithoutAuth();
   } else {
     const std::string* h = req.Header("authorization");
-    if (!h || h->empty()) {
-      Throttle("ip:" + req.peer, true);
-      fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "this endpoint needs a bearer token (POST /auth/token)");
-      e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\"");
-      throw e;
-    }
-    std::string_view v(*h);
-    if (v.size() < 7 || !IEquals(v.substr(0, 7), "Bearer ")) {
-      Throttle("ip:" + req.peer, true);
-      fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "the Authorization header must be 'Bearer <token>'");
-      e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\", error=\"invalid_request\"");
-      throw e;
-    }
-    v.remove_prefix(7);
-    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    if (!auth_.authenticator) throw fhir::FhirError(fhir::ErrorCode::kUnauthorized, "no authenticator configured");
-    try {
-      req.principal = auth_.authenticator->Authenticate(v, NowSeconds());
-    } catch (const fhir::FhirError&) {
-      Throttle("ip:" + req.peer, true);  // bad tokens count as no token
-      throw;
+    const std::string* cookies = req.Header("cookie");
+    if ((!h || h->empty()) && auth_.people && cookies) {
+      SessionFromCookie(*cookies, req);
+    } else {
+      if (!h || h->empty()) {
+        Throttle("ip:" + req.peer, true);
+        fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "this endpoint needs a bearer token (POST /auth/token) or a session (/login)");
+        e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\"");
+        throw e;
+      }
+      std::string_view v(*h);
+      if (v.size() < 7 || !IEquals(v.substr(0, 7), "Bearer ")) {
+        Throttle("ip:" + req.peer, true);
+        fhir::FhirError e(fhir::ErrorCode::kUnauthorized, "the Authorization header must be 'Bearer <token>'");
+        e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"fls\", error=\"invalid_request\"");
+        throw e;
+      }
+      v.remove_prefix(7);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      if (!auth_.authenticator) throw fhir::FhirError(fhir::ErrorCode::kUnauthorized, "no authenticator configured");
+      try {
+        req.principal = auth_.authenticator->Authenticate(v, NowSeconds());
+      } catch (const fhir::FhirError&) {
+        Throttle("ip:" + req.peer, true);  // bad tokens count as no token
+        throw;
+      }
     }
   }
   const Principal& p = *req.principal;
@@ -257,6 +287,8 @@ void Router::Authorize(const RouteInfo& route, HttpRequest& req) const {
     case Access::Kind::kAdmin:
       if (p.role != Role::kAdmin) throw Forbidden("this endpoint is for administrators");
       return;
+    case Access::Kind::kAuthenticated:
+      return;
     case Access::Kind::kBundle:
       return;  // each entry is checked by the Bundle's processing (RequestInfo::may)
     default:
@@ -274,8 +306,9 @@ char ActionOf(const std::string& method, const RouteInfo& route) {
   return route.interaction.rfind("search", 0) == 0 || route.interaction.rfind("history-type", 0) == 0 ? 'E' : 'R';
 }
 
-std::string InteractionOf(const RouteInfo& route, const HttpRequest& req) {
-  if (route.pattern == "/auth/token") return "login";
+std::string InteractionOf(const RouteInfo& route) {
+  if (route.pattern == "/auth/logout") return "logout";
+  if (route.pattern.rfind("/auth/", 0) == 0 && route.pattern != "/auth/session") return "login";
   if (route.pattern.find('$') != std::string::npos) return "operation";
   if (route.pattern == "/{type}/_search") return "search-type";
   if (route.pattern == "/") return "transaction";  // fhir/transaction.cpp says "batch" once it read Bundle.type
@@ -289,7 +322,7 @@ std::string InteractionOf(const RouteInfo& route, const HttpRequest& req) {
 
 HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler, HttpRequest& req) const {
   fhir::AuditRecord rec = RequestRecord(req);
-  rec.interaction = InteractionOf(route, req);
+  rec.interaction = InteractionOf(route);
   rec.action = ActionOf(req.method, route);
   auto it = req.params.find("type");
   std::string type = it != req.params.end() ? it->second : "";
@@ -330,7 +363,7 @@ HttpResponse Router::AuditedCall(const RouteInfo& route, const Handler& handler,
   if (resp.status < 400 && rec.action != 'C' && rec.action != 'U' && rec.action != 'D') {
     fhir::AddAnswerEntities(rec, resp.body);
   }
-  if (resp.status >= 400) {
+  if (resp.status >= 400 && rec.outcome_text.empty()) {
     rec.outcome_text = resp.body.substr(0, 300);
   }
   auditor_(rec);  // throws on failure: an unrecorded read is not answered

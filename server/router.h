@@ -53,10 +53,18 @@ struct RouteInfo {
 
 // How the router checks tokens: with the Authenticator, or (explicitly, on loopback only) not at
 // all, every request then acting as an administrator.
+class People;
 struct AuthPolicy {
   const Authenticator* authenticator = nullptr;
   bool disabled = false;
   RateLimiter* limiter = nullptr;  // none: no rate or concurrency limits
+  // People's browser sessions (server/people.h); none: bearer tokens only. A request without an
+  // Authorization header is then served for the session its cookie names; a state-changing one
+  // (not GET, HEAD, OPTIONS) also needs X-CSRF-Token = the session's CSRF token and, when it
+  // carries an Origin header, the server's own origin (`origin`, from FLS_PUBLIC_URL; on loopback
+  // without one, the request's own base URL).
+  const People* people = nullptr;
+  std::string origin;
 };
 
 class Router {
@@ -102,6 +110,7 @@ class Router {
   // Authorize, the client's rate and concurrency limits (429), then the handler.
   HttpResponse Run(const RouteInfo& route, const Handler& handler, HttpRequest& req) const;
   void Throttle(const std::string& key, bool anonymous) const;
+  void SessionFromCookie(const std::string& cookies, HttpRequest& req) const;
 
   std::vector<Route> routes_;
   std::function<bool(const std::string&)> is_type_;

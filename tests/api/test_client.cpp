@@ -93,7 +93,9 @@ Response ReadResponse(int fd) {
           for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           std::string v = line.substr(colon + 1);
           while (!v.empty() && v[0] == ' ') v.erase(0, 1);
-          r.headers[k] = v;
+          // Several Set-Cookie headers cannot be joined with commas: one per line.
+          if (k == "set-cookie" && r.headers.count(k)) r.headers[k] += "\n" + v;
+          else r.headers[k] = v;
         }
         if (r.headers.count("content-length")) content_length = std::stoll(r.headers["content-length"]);
         chunked = r.headers["transfer-encoding"].find("chunked") != std::string::npos;

@@ -17,7 +17,7 @@ namespace fls::test {
 
 struct Response {
   int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
+  std::map<std::string, std::string> headers;  // lower-case names; several Set-Cookie: one per line
   std::string body;
   rapidjson::Document Json() const;
   std::string Header(const std::string& lower) const;

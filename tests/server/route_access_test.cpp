@@ -16,6 +16,8 @@
 #include "fhir/pathway_engine.h"
 #include "server/auth.h"
 #include "server/auth_routes.h"
+#include "server/login_routes.h"
+#include "server/people.h"
 #include "server/rate_limit.h"
 #include "server/handlers.h"
 #include "server/router.h"
@@ -83,9 +85,11 @@ class RouteMatrix : public ::testing::Test {
     auth_ = std::make_unique<Authenticator>(*keys_, "fls-server");
     clients_ = std::make_unique<ClientRegistry>((dir_ / "clients.json").string());
     router_ = std::make_unique<Router>();
-    router_->SetAuth({auth_.get(), false});
+    people_ = std::make_unique<People>(*database_, *auth_, PeopleConfig{});
+    router_->SetAuth({auth_.get(), false, nullptr, nullptr, ""});
     auth_ctx_ = std::make_unique<AuthRoutesContext>(AuthRoutesContext{*clients_, *keys_, *auth_, *database_, "", 300});
     RegisterAuthRoutes(*router_, *auth_ctx_);
+    RegisterLoginRoutes(*router_, {*people_, nullptr, ""});
     RegisterRoutes(*router_, {*service_, test::TestSchema(), *database_, "test", engine_.get(), "http://fls-server.org/fhir"});
   }
   static void TearDownTestSuite() {
@@ -127,6 +131,7 @@ class RouteMatrix : public ::testing::Test {
   static inline std::unique_ptr<Authenticator> auth_;
   static inline std::unique_ptr<ClientRegistry> clients_;
   static inline std::unique_ptr<AuthRoutesContext> auth_ctx_;
+  static inline std::unique_ptr<People> people_;
   static inline std::unique_ptr<Router> router_;
 };
 
@@ -134,7 +139,12 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
   const Role roles[] = {Role::kEhr, Role::kCoordinator, Role::kQuality, Role::kAdmin};
   std::map<Role, std::string> tokens;
   for (Role r : roles) tokens[r] = Token(r);
-  const std::set<std::string> kPublic = {"/metadata", "/.well-known/smart-configuration", "/.well-known/jwks.json", "/auth/token"};
+  // What needs no token: discovery, the token endpoint, and people's login steps (each of which
+  // checks its own proof: a password, a login CSRF cookie, a provider's code with its flow cookie,
+  // a session's CSRF token for logging out).
+  const std::set<std::string> kPublic = {"/metadata", "/.well-known/smart-configuration", "/.well-known/jwks.json",
+                                         "/auth/token", "/login", "/auth/login", "/auth/logout", "/auth/oidc/login",
+                                         "/auth/oidc/callback"};
   const std::set<std::string> kPathwayOps = {"$event", "$events", "$contact", "$accompany", "$recommend", "$call-list"};
   int checked = 0;
   std::set<std::string> seen;
@@ -161,6 +171,7 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
         int want = 403;
         if (kPublic.count(route.pattern)) want = 0;
         else if (route.pattern == "/") want = 0;  // a Bundle: each entry is checked on its own
+        else if (route.pattern == "/auth/session") want = 0;  // who am I: any valid token
         else if (route.pattern == "/_history") want = role == Role::kAdmin ? 0 : 403;
         else if (kPathwayOps.count(op)) want = role == Role::kCoordinator || role == Role::kAdmin ? 0 : 403;
         else if (generic) want = Expected().at(type).at(role).find(Letter(route)) != std::string::npos ? 0 : 403;
@@ -172,7 +183,8 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
   }
   // The table has what the server serves (a route missing here would be unchecked).
   for (const char* r : {"GET /{type}/{id}", "POST /", "POST /EpisodeOfCare/{id}/$event", "GET /$call-list",
-                        "POST /auth/token", "GET /_history", "DELETE /{type}/{id}"}) {
+                        "POST /auth/token", "GET /_history", "DELETE /{type}/{id}", "POST /auth/login",
+                        "GET /auth/session", "GET /auth/oidc/callback"}) {
     EXPECT_TRUE(seen.count(r)) << r;
   }
   EXPECT_GT(checked, 500);
@@ -210,7 +222,9 @@ TEST(Scopes, V1AndV2FormsAndWhatIsRefused) {
   for (const auto& c : cases) {
     auto s = ParseScope(c.text);
     EXPECT_EQ(s.has_value(), c.ok) << c.text;
-    if (s && c.ok) EXPECT_EQ(s->interactions, c.interactions) << c.text;
+    if (s && c.ok) {
+      EXPECT_EQ(s->interactions, c.interactions) << c.text;
+    }
   }
 }
 
