@@ -212,6 +212,7 @@ class ResourceStore {
  private:
   friend class CaseStore;
   friend class AuthStore;
+  friend class KpiStore;
   void DeleteIndex(const std::string& type, const std::string& id);
   std::vector<VersionRow> ReadCurrentMany(const std::string& type, const std::vector<std::string>& ids);
 

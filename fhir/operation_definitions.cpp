@@ -123,6 +123,8 @@ std::vector<CapabilityInput::Operation> FlsOperations(const std::string& base) {
   for (const auto& op : Table()) {
     out.push_back({op.code, base + "/OperationDefinition/fls-" + std::string(op.code), op.type});
   }
+  // The quality indicators: FHIR's own operation (operations.md section 6).
+  out.push_back({"evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure", "Measure"});
   return out;
 }
 

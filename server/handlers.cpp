@@ -319,6 +319,28 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
       return ToResponse(fhir::Recommend(engine, svc, req.params["id"]), Info(req), false);
     });
   }
+  if (ctx.measures) {
+    // The quality indicators (operations.md section 6, docs/kpis.md).
+    const fhir::MeasureCatalog& catalog = *ctx.measures;
+    router.Add("GET", "/Measure/{id}/$evaluate-measure", "", false, Access::Operation("evaluate-measure", "Measure", kRead),
+               [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
+                 auto q = Query(req);
+                 CheckAccept(req, q);
+                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
+                         q.end());
+                 auto request = fhir::ParseEvaluateRequest(req.params["id"], q);
+                 std::vector<std::string> cases;
+                 HttpResponse resp;
+                 resp.body = fhir::EvaluateMeasure(svc, catalog, mc, request, Info(req), &cases);
+                 if (fhir::AuditRecord* audit = fhir::CurrentAudit()) {
+                   for (const auto& c : cases) {
+                     if (audit->entities.size() >= 100) break;
+                     audit->entities.push_back("EpisodeOfCare/" + c);
+                   }
+                 }
+                 return resp;
+               });
+  }
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);

@@ -6,6 +6,7 @@
 
 #include "db/database.h"
 #include "fhir/fhir_service.h"
+#include "fhir/measures.h"
 #include "fhir/pathway_engine.h"
 #include "fhir/schema_validator.h"
 #include "server/router.h"
@@ -19,6 +20,8 @@ struct HandlerContext {
   std::string software_version;
   const fhir::PathwayEngine* engine = nullptr;  // the FLS operations; none without it
   std::string canonical_base = "http://fls-server.org/fhir";
+  const fhir::MeasureCatalog* measures = nullptr;  // the quality indicators; none without it
+  fhir::MeasureConfig measure_config = {};
 };
 
 // Registers every route: FHIR interactions, /metadata, the FLS operations (the probes are the

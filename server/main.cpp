@@ -20,6 +20,7 @@
 #include "fhir/case_finder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
+#include "fhir/measures.h"
 #include "fhir/operation_definitions.h"
 #include "fhir/reindex.h"
 #include "fhir/pathway_engine.h"
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<workflow::GrioRules> grio;
   std::unique_ptr<workflow::LongTermPlan> long_term;
   std::unique_ptr<workflow::FollowUpProgramme> follow_up;
+  std::unique_ptr<fhir::MeasureCatalog> measures;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -117,6 +119,8 @@ int main(int argc, char** argv) {
         workflow::LongTermPlan::Parse(ReadFile(config.home + "/workflow/data/long-term.json")));
     follow_up = std::make_unique<workflow::FollowUpProgramme>(
         workflow::FollowUpProgramme::Parse(ReadFile(config.home + "/workflow/data/follow-up.json")));
+    // The quality indicators: one Measure per line of the framework files.
+    measures = std::make_unique<fhir::MeasureCatalog>(fhir::LoadMeasureCatalog(config.home + "/workflow/data/kpi-frameworks"));
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
       fhir::PublishPathwayKnowledge(*service_ptr, *panel, config.canonical_base);
       fhir::PublishOperationDefinitions(*service_ptr, config.canonical_base);
       fhir::PublishSearchParameters(*service_ptr, registry);
+      fhir::PublishMeasures(*service_ptr, *measures, config.canonical_base);
       database.MarkReady();
       server::Log("info", "database ready: migrations applied, pathway published");
       return true;
@@ -274,7 +279,8 @@ int main(int argc, char** argv) {
   server::RegisterAuthRoutes(router, {clients, *signing_keys, *authenticator, database, config.public_url,
                                       config.token_lifetime_s});
   server::RegisterLoginRoutes(router, {people, &limiter, config.public_url});
-  server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base});
+  server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base, measures.get(),
+                                  fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa"}});
 
   server::HttpServer http(config, router, database);
   try {

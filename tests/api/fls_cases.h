@@ -2,6 +2,8 @@
 // Helpers of the black-box suites that drive FLS cases: a hip fracture pushed, the case's
 // patient and stage, $event bodies. Header-only; every call is one real HTTP request.
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <random>
@@ -33,6 +35,26 @@ inline std::string Today() {
   char buf[16];
   strftime(buf, sizeof buf, "%Y-%m-%d", &g);
   return buf;
+}
+
+// A day (YYYY-MM-DD) plus `days`, computed apart from the server (std::chrono).
+inline std::string PlusDays(const std::string& text, int days) {
+  using namespace std::chrono;
+  sys_days d = sys_days{year{std::stoi(text.substr(0, 4))} / std::stoi(text.substr(5, 2)) / std::stoi(text.substr(8, 2))} + std::chrono::days{days};
+  year_month_day ymd{d};
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+
+// Whole days from `a` to `b` (YYYY-MM-DD).
+inline int DaysBetween(const std::string& a, const std::string& b) {
+  using namespace std::chrono;
+  auto parse = [](const std::string& t) {
+    return sys_days{year{std::stoi(t.substr(0, 4))} / std::stoi(t.substr(5, 2)) / std::stoi(t.substr(8, 2))};
+  };
+  return static_cast<int>((parse(b) - parse(a)).count());
 }
 
 inline std::string Id(const Response& r) {

@@ -90,7 +90,10 @@ class RouteMatrix : public ::testing::Test {
     auth_ctx_ = std::make_unique<AuthRoutesContext>(AuthRoutesContext{*clients_, *keys_, *auth_, *database_, "", 300});
     RegisterAuthRoutes(*router_, *auth_ctx_);
     RegisterLoginRoutes(*router_, {*people_, nullptr, ""});
-    RegisterRoutes(*router_, {*service_, test::TestSchema(), *database_, "test", engine_.get(), "http://fls-server.org/fhir"});
+    measures_ = std::make_unique<fhir::MeasureCatalog>(
+        fhir::LoadMeasureCatalog(std::string(FLS_SOURCE_DIR) + "/workflow/data/kpi-frameworks"));
+    RegisterRoutes(*router_, {*service_, test::TestSchema(), *database_, "test", engine_.get(), "http://fls-server.org/fhir",
+                              measures_.get(), fhir::MeasureConfig{"http://fls-server.org/fhir"}});
   }
   static void TearDownTestSuite() {
     router_.reset();
@@ -132,6 +135,7 @@ class RouteMatrix : public ::testing::Test {
   static inline std::unique_ptr<ClientRegistry> clients_;
   static inline std::unique_ptr<AuthRoutesContext> auth_ctx_;
   static inline std::unique_ptr<People> people_;
+  static inline std::unique_ptr<fhir::MeasureCatalog> measures_;
   static inline std::unique_ptr<Router> router_;
 };
 
@@ -174,6 +178,7 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
         else if (route.pattern == "/auth/session") want = 0;  // who am I: any valid token
         else if (route.pattern == "/_history") want = role == Role::kAdmin ? 0 : 403;
         else if (kPathwayOps.count(op)) want = role == Role::kCoordinator || role == Role::kAdmin ? 0 : 403;
+        else if (op == "$evaluate-measure") want = role == Role::kEhr ? 403 : 0;  // quality, coordinators, admins
         else if (generic) want = Expected().at(type).at(role).find(Letter(route)) != std::string::npos ? 0 : 403;
         else ADD_FAILURE() << "no expectation for " << where << ": add it here and to docs/security.md";
         EXPECT_EQ(Check(route, type, tokens[role]), want) << where << " as " << RoleName(role);
@@ -184,7 +189,8 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
   // The table has what the server serves (a route missing here would be unchecked).
   for (const char* r : {"GET /{type}/{id}", "POST /", "POST /EpisodeOfCare/{id}/$event", "GET /$call-list",
                         "POST /auth/token", "GET /_history", "DELETE /{type}/{id}", "POST /auth/login",
-                        "GET /auth/session", "GET /auth/oidc/callback"}) {
+                        "GET /auth/session", "GET /auth/oidc/callback",
+                        "GET /Measure/{id}/$evaluate-measure"}) {
     EXPECT_TRUE(seen.count(r)) << r;
   }
   EXPECT_GT(checked, 500);

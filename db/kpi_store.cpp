@@ -1,0 +1,123 @@
+#include "db/kpi_store.h"
+
+#include <soci/soci.h>
+
+namespace fls::db {
+
+namespace {
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (s.empty() || s.find(' ') != std::string::npos) continue;
+    out += (out.empty() ? "" : " ") + s;
+  }
+  return out;
+}
+
+}  // namespace
+
+KpiStore::KpiStore(ResourceStore& store) : sql_(store.sql_) {}
+
+std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, const std::string& to_day, bool all_sites,
+                                                const std::vector<std::string>& sites, const std::string& time_zone,
+                                                const std::string& dxa_item) {
+  const int all = all_sites ? 1 : 0;
+  const std::string site_list = Join(sites);
+  // The time zone is bound like any value: AT TIME ZONE takes an expression.
+  soci::rowset<soci::row> rs =
+      (sql_.prepare
+           << "WITH cohort AS ("
+              " SELECT c.episode_id, c.patient_id, coalesce(c.site_org, '') AS site, c.index_site,"
+              "  (c.index_day - DATE '1970-01-01') AS iday,"
+              "  ((c.opened_at AT TIME ZONE :tz1)::date - DATE '1970-01-01') AS oday,"
+              "  (coalesce(c.phone, '') <> '')::int AS has_phone,"
+              "  (coalesce(c.referring_physician, '') <> '')::int AS has_ref"
+              " FROM fls_case c"
+              " WHERE NOT c.voided AND c.index_day BETWEEN :from::date AND :to::date"
+              "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' '))))"
+              " SELECT k.episode_id, k.site, k.index_site, k.iday, k.oday, k.has_phone, k.has_ref,"
+              "  coalesce((SELECT reason FROM fls_case_event WHERE episode_id = k.episode_id AND event = 'exclude'"
+              "            ORDER BY seq LIMIT 1), ''),"
+              "  coalesce((SELECT string_agg(e.event || ':' || e.d, ' ') FROM"
+              "            (SELECT event, min((at AT TIME ZONE :tz2)::date - DATE '1970-01-01') AS d FROM fls_case_event"
+              "             WHERE episode_id = k.episode_id GROUP BY event) e), ''),"
+              "  coalesce((SELECT status FROM fls_case_item WHERE episode_id = k.episode_id AND item = :dxa), ''),"
+              "  coalesce((SELECT (result_day - DATE '1970-01-01')::bigint FROM fls_case_item"
+              "            WHERE episode_id = k.episode_id AND item = :dxa2), -1),"
+              "  coalesce((SELECT string_agg((occurred_day - DATE '1970-01-01') || ':' || reached::int || ':' ||"
+              "            coalesce(adherent::int::text, '-'), ' ') FROM fls_contact WHERE episode_id = k.episode_id), ''),"
+              "  coalesce((SELECT string_agg((day - DATE '1970-01-01') || ':' || coalesce(days_supply, 0), ' ')"
+              "            FROM fls_dispense WHERE episode_id = k.episode_id), ''),"
+              "  coalesce((SELECT string_agg(DISTINCT (f.fracture_day - DATE '1970-01-01')::text, ' ')"
+              "            FROM fls_case c2 JOIN fls_case_fracture f ON f.episode_id = c2.episode_id"
+              "            WHERE c2.patient_id = k.patient_id AND NOT c2.voided AND NOT c2.high_energy"
+              "             AND f.fracture_day > DATE '1970-01-01' + k.iday::int"
+              "             AND NOT (f.episode_id = k.episode_id AND f.role = 'index-fracture')), '')"
+              " FROM cohort k ORDER BY k.iday, k.episode_id",
+       soci::use(time_zone), soci::use(from_day), soci::use(to_day), soci::use(all), soci::use(site_list),
+       soci::use(time_zone), soci::use(dxa_item), soci::use(dxa_item));
+  std::vector<CaseRow> out;
+  for (const auto& r : rs) {
+    CaseRow c;
+    c.episode_id = r.get<std::string>(0);
+    c.site = r.get<std::string>(1);
+    c.index_site = r.get<std::string>(2);
+    c.index_day = r.get<int>(3);
+    c.identified_day = r.get<int>(4);
+    c.has_phone = r.get<int>(5) != 0;
+    c.has_referring_physician = r.get<int>(6) != 0;
+    c.exclude_reason = r.get<std::string>(7);
+    c.first_events = r.get<std::string>(8);
+    c.dxa_status = r.get<std::string>(9);
+    c.dxa_result_day = r.get<long long>(10);
+    c.contacts = r.get<std::string>(11);
+    c.dispenses = r.get<std::string>(12);
+    c.later_fracture_days = r.get<std::string>(13);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<std::string> KpiStore::SitesUnder(const std::string& org_id) {
+  std::vector<std::string> out;
+  soci::rowset<soci::row> rs =
+      (sql_.prepare << "WITH RECURSIVE tree(id) AS (SELECT :o::text UNION"
+                       " SELECT r.res_id FROM idx_reference r JOIN tree t ON r.target_id = t.id"
+                       " WHERE r.res_type = 'Organization' AND r.param = 'partof'"
+                       " AND (r.target_type = 'Organization' OR r.target_type IS NULL))"
+                       " SELECT id FROM tree ORDER BY id",
+       soci::use(org_id));
+  for (const auto& r : rs) out.push_back(r.get<std::string>(0));
+  return out;
+}
+
+bool KpiStore::OrganizationExists(const std::string& org_id) {
+  int n = 0;
+  sql_ << "SELECT count(*)::int FROM resource WHERE res_type = 'Organization' AND res_id = :o AND NOT deleted",
+      soci::use(org_id), soci::into(n);
+  return n > 0;
+}
+
+KpiStore::Caseload KpiStore::ExpectedCaseload(bool all_sites, const std::vector<std::string>& sites,
+                                              const std::string& extension_url) {
+  Caseload out;
+  const int all = all_sites ? 1 : 0;
+  const std::string site_list = Join(sites);
+  long long sum = 0;
+  int n = 0;
+  sql_ << "SELECT coalesce(sum((ext->>'valueInteger')::bigint), 0)::bigint, count(*)::int"
+          " FROM resource r JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id"
+          "  AND v.version_id = r.version_id,"
+          " jsonb_array_elements(CASE WHEN jsonb_typeof(v.content->'extension') = 'array' THEN v.content->'extension'"
+          "  ELSE '[]'::jsonb END) ext"
+          " WHERE r.res_type = 'Organization' AND NOT r.deleted AND ext->>'url' = :u"
+          "  AND jsonb_typeof(ext->'valueInteger') = 'number'"
+          "  AND (:all = 1 OR r.res_id = ANY(string_to_array(:sites, ' ')))",
+      soci::use(extension_url), soci::use(all), soci::use(site_list), soci::into(sum), soci::into(n);
+  out.per_year = sum;
+  out.sites_with_value = n;
+  return out;
+}
+
+}  // namespace fls::db

@@ -1,0 +1,53 @@
+#pragma once
+// SQL of the quality indicators (workflow/kpi.h, fhir/measures.h): a cohort of cases read in one
+// statement (one snapshot: the figures agree with each other and with the worklist at that
+// instant), the sites under an Organization (its partOf tree), and the sites' expected caseloads.
+// Used through the ResourceStore of a read or a transaction. Not thread-safe (one per use).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/resource_store.h"
+
+namespace fls::db {
+
+class KpiStore {
+ public:
+  explicit KpiStore(ResourceStore& store);
+
+  // One case of the cohort; days are days since 1970-01-01 (civil days in `time_zone`).
+  struct CaseRow {
+    std::string episode_id, site, index_site, exclude_reason;
+    long long index_day = 0, identified_day = 0;
+    bool has_phone = false, has_referring_physician = false;
+    // "event:day" of the first occurrence of each event of the log, space-separated.
+    std::string first_events;
+    std::string dxa_status;  // "" (no DXA item), ordered, resulted, waived, revoked
+    long long dxa_result_day = -1;
+    std::string contacts;    // "day:reached(0|1):adherent(0|1|-)" space-separated
+    std::string dispenses;   // "day:days_supply" space-separated (0: not given)
+    std::string later_fracture_days;  // the patient's later fragility fractures, space-separated days
+  };
+  // The cases (not voided) whose index fracture day is in [from_day, to_day] ("YYYY-MM-DD"), of
+  // `sites` (Organization ids) unless `all_sites`.
+  std::vector<CaseRow> Cohort(const std::string& from_day, const std::string& to_day, bool all_sites,
+                              const std::vector<std::string>& sites, const std::string& time_zone,
+                              const std::string& dxa_item);
+  // `org_id` and every Organization partOf it, at any depth (a cycle ends the walk).
+  std::vector<std::string> SitesUnder(const std::string& org_id);
+  // Whether Organization/org_id exists (not deleted).
+  bool OrganizationExists(const std::string& org_id);
+  // The sum of the `extension_url` valueInteger of the Organizations `sites` (every Organization
+  // when `all_sites`), and how many carry one.
+  struct Caseload {
+    long long per_year = 0;
+    int sites_with_value = 0;
+  };
+  Caseload ExpectedCaseload(bool all_sites, const std::vector<std::string>& sites, const std::string& extension_url);
+
+ private:
+  soci::session& sql_;
+};
+
+}  // namespace fls::db

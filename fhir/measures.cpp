@@ -1,0 +1,361 @@
+#include "fhir/measures.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "db/kpi_store.h"
+#include "fhir/error.h"
+#include "fhir/fhir_date.h"
+#include "fhir/json_builder.h"
+#include "fhir/pathway_knowledge.h"
+
+namespace fls::fhir {
+
+namespace {
+
+const char* kPopulationSystem = "http://terminology.hl7.org/CodeSystem/measure-population";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// "a:1 b:2" -> pairs.
+std::vector<std::vector<std::string>> Fields(const std::string& text) {
+  std::vector<std::vector<std::string>> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    std::vector<std::string> parts;
+    std::string item = text.substr(i, j - i);
+    size_t k = 0;
+    while (k <= item.size()) {
+      size_t c = item.find(':', k);
+      if (c == std::string::npos) c = item.size();
+      parts.push_back(item.substr(k, c - k));
+      k = c + 1;
+    }
+    if (!item.empty()) out.push_back(std::move(parts));
+    i = j + 1;
+  }
+  return out;
+}
+
+workflow::KpiCase ToCase(const db::KpiStore::CaseRow& r) {
+  workflow::KpiCase c;
+  c.episode_id = r.episode_id;
+  c.site = r.site;
+  c.index_day = r.index_day;
+  c.index_site = r.index_site;
+  c.identified_day = r.identified_day;
+  c.exclude_reason = r.exclude_reason;
+  c.has_phone = r.has_phone;
+  c.has_referring_physician = r.has_referring_physician;
+  for (const auto& f : Fields(r.first_events)) {
+    if (f.size() == 2) c.first_event_day[f[0]] = std::stoll(f[1]);
+  }
+  c.dxa_ordered = r.dxa_status == "ordered" || r.dxa_status == "resulted";
+  if (r.dxa_status == "resulted" && r.dxa_result_day >= 0) c.dxa_result_day = r.dxa_result_day;
+  for (const auto& f : Fields(r.contacts)) {
+    if (f.size() != 3) continue;
+    workflow::KpiCase::Contact k;
+    k.day = std::stoll(f[0]);
+    k.reached = f[1] == "1";
+    if (f[2] != "-") k.adherent = f[2] == "1";
+    c.contacts.push_back(k);
+  }
+  for (const auto& f : Fields(r.dispenses)) {
+    if (f.size() == 2) c.dispenses.push_back({std::stoll(f[0]), std::stoi(f[1])});
+  }
+  for (const auto& f : Fields(r.later_fracture_days)) {
+    if (f.size() == 1) c.later_fracture_days.push_back(std::stoll(f[0]));
+  }
+  return c;
+}
+
+std::string PopulationDescription(const workflow::KpiDefinition& def, const std::string& code) {
+  if (code == "initial-population") return "The cases (not voided) whose index fracture date is in the period, in the subject's sites.";
+  if (code == "denominator-exclusion" || code == "measure-population-exclusion") {
+    return "The cases of the denominator excluded as not a fragility fracture or pathological.";
+  }
+  if (code == "denominator") {
+    if (def.kind == "identification") return "The expected caseload of the sites for the period (fractures per year, prorated by days).";
+    return "See the description: what the proportion is among.";
+  }
+  if (code == "measure-population") return "The cases that reached the milestone (the days are the measure observations).";
+  return "See the description: what is counted.";
+}
+
+bool Decrease(const workflow::KpiDefinition& def) { return def.kind == "refracture" || def.kind == "median-days"; }
+
+}  // namespace
+
+MeasureCatalog::MeasureCatalog(std::vector<workflow::KpiFramework> frameworks) : frameworks_(std::move(frameworks)) {
+  std::set<std::string> ids;
+  for (const auto& f : frameworks_) {
+    for (const auto& m : f.measures) {
+      if (!ids.insert(m.id).second) throw std::invalid_argument("Measure " + m.id + " is defined by two framework files");
+    }
+  }
+}
+
+const workflow::KpiDefinition* MeasureCatalog::Find(const std::string& id) const {
+  for (const auto& f : frameworks_) {
+    for (const auto& m : f.measures) {
+      if (m.id == id) return &m;
+    }
+  }
+  return nullptr;
+}
+
+MeasureCatalog LoadMeasureCatalog(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::invalid_argument("no KPI framework file (*.json) in " + dir);
+  std::vector<workflow::KpiFramework> frameworks;
+  for (const auto& path : files) {
+    try {
+      frameworks.push_back(workflow::ParseKpiFramework(ReadFile(path)));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(path + ": " + e.what());
+    }
+  }
+  return MeasureCatalog(std::move(frameworks));
+}
+
+std::string ExpectedCaseloadExtension(const std::string& base) {
+  return base + "/StructureDefinition/fls-expected-caseload";
+}
+
+JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& framework_title, const std::string& base) {
+  Json j;
+  j.Obj().S("resourceType", "Measure").S("id", def.id).S("url", base + "/Measure/" + def.id);
+  j.Arr("identifier").Obj().S("system", base + "/kpi-framework/" + def.framework).S("value", def.number ? std::to_string(def.number) : def.id).End().EndArr();
+  std::string name;
+  bool up = true;
+  for (char c : def.id) {
+    if (c == '-' || c == '.') {
+      up = true;
+      continue;
+    }
+    name += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    up = false;
+  }
+  j.S("name", name).S("title", def.title).S("status", "active").B("experimental", false);
+  j.S("publisher", "FLS server");
+  j.S("description", def.description);
+  j.S("purpose", framework_title + (def.number ? ", indicator " + std::to_string(def.number) : std::string()));
+  std::string guidance = "Source: " + def.source + ".";
+  if (def.window_days) guidance += " Window: " + std::to_string(def.window_days) + " days after the index fracture.";
+  if (def.kind == "adherence") {
+    guidance += " Contacts from day " + std::to_string(def.contact_from_days) + " to day " + std::to_string(def.contact_to_days) +
+                "; dispensing covering day " + std::to_string(def.at_days) + ".";
+  }
+  if (!def.bands.empty()) {
+    guidance += " Bands:";
+    for (size_t i = 0; i < def.bands.size(); ++i) {
+      const auto& b = def.bands[i];
+      std::ostringstream pct;
+      pct << b.min * 100;
+      guidance += std::string(i ? "," : "") + " " + b.code + " " + (b.min_exclusive ? "> " : ">= ") + pct.str() + "%";
+    }
+    guidance += ".";
+  }
+  j.S("guidance", guidance);
+  j.Key("scoring").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/measure-scoring",
+                                             def.proportion() ? "proportion" : "continuous-variable")
+      .EndArr().End();
+  j.Arr("type").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/measure-type",
+                                          def.kind == "refracture" ? "outcome" : "process")
+      .EndArr().End().EndArr();
+  j.Key("improvementNotation").Obj().Arr("coding")
+      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(def) ? "decrease" : "increase")
+      .EndArr().End();
+  j.Arr("group").Obj().Arr("population");
+  std::vector<std::string> codes = def.proportion()
+                                       ? std::vector<std::string>{"initial-population", "denominator", "denominator-exclusion", "numerator"}
+                                       : std::vector<std::string>{"initial-population", "measure-population",
+                                                                  "measure-population-exclusion", "measure-observation"};
+  for (const auto& code : codes) {
+    j.Obj().Key("code").Obj().Arr("coding").Coding(kPopulationSystem, code).EndArr().End();
+    std::string text = code == "numerator" || code == "measure-observation"
+                           ? (code == "measure-observation" ? "Days from the index fracture to the milestone." : def.description)
+                           : PopulationDescription(def, code);
+    j.S("description", text);
+    j.Key("criteria").Obj().S("language", "text/plain").S("expression", text).End();
+    j.End();
+  }
+  j.EndArr().End().EndArr();
+  j.End();
+  return j.Doc();
+}
+
+void PublishMeasures(FhirService& service, const MeasureCatalog& catalog, const std::string& base) {
+  service.Write([&](WriteContext& ctx) {
+    for (const auto& f : catalog.frameworks()) {
+      for (const auto& m : f.measures) {
+        JsonDoc doc = MeasureResource(m, f.title, base);
+        PublishIfChanged(ctx, "Measure", m.id, doc);
+      }
+    }
+  });
+}
+
+EvaluateRequest ParseEvaluateRequest(const std::string& measure_id, const std::vector<QueryParam>& query) {
+  EvaluateRequest r;
+  r.measure_id = measure_id;
+  std::set<std::string> seen;
+  for (const auto& p : query) {
+    if (!seen.insert(p.name).second) throw FhirError(ErrorCode::kBadRequest, p.name + " is given twice", p.name);
+    if (p.name == "periodStart") r.period_start = p.value;
+    else if (p.name == "periodEnd") r.period_end = p.value;
+    else if (p.name == "subject") r.subject = p.value;
+    else if (p.name == "reportType") r.report_type = p.value;
+    else {
+      throw FhirError(ErrorCode::kBadRequest,
+                      "unknown parameter " + p.name + " (periodStart, periodEnd, subject, reportType)", p.name);
+    }
+  }
+  for (const auto* name : {"periodStart", "periodEnd"}) {
+    const std::string& v = std::string(name) == "periodStart" ? r.period_start : r.period_end;
+    if (v.size() != 10 || !DayOf(v)) throw FhirError(ErrorCode::kBadRequest, std::string(name) + " must be a date YYYY-MM-DD", name);
+  }
+  if (*DayOf(r.period_end) < *DayOf(r.period_start)) {
+    throw FhirError(ErrorCode::kBadRequest, "periodEnd is before periodStart", "periodEnd");
+  }
+  if (*DayOf(r.period_end) - *DayOf(r.period_start) > 366 * 20) {
+    throw FhirError(ErrorCode::kBadRequest, "the period is longer than 20 years", "periodEnd");
+  }
+  if (r.report_type != "summary" && r.report_type != "subject-list") {
+    throw FhirError(ErrorCode::kBadRequest, "reportType must be summary or subject-list (population: not served)", "reportType");
+  }
+  if (!r.subject.empty()) {
+    const std::string id = r.subject.rfind("Organization/", 0) == 0 ? r.subject.substr(13) : "";
+    bool ok = !id.empty() && id.size() <= 64;
+    for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
+    if (!ok) throw FhirError(ErrorCode::kBadRequest, "subject must be Organization/{id} (a site or a region)", "subject");
+  }
+  return r;
+}
+
+std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog, const MeasureConfig& config,
+                            const EvaluateRequest& req, const RequestInfo& info, std::vector<std::string>* cases_reached) {
+  const workflow::KpiDefinition* def = catalog.Find(req.measure_id);
+  if (!def) throw FhirError(ErrorCode::kNotFound, "no Measure " + req.measure_id + " (GET /Measure lists them)");
+  const std::string subject_id = req.subject.empty() ? "" : req.subject.substr(13);
+  std::vector<db::KpiStore::CaseRow> rows;
+  db::KpiStore::Caseload caseload;
+  bool all_sites = subject_id.empty() && !info.sites;
+  std::vector<std::string> sites;
+  service.ReadStore([&](db::ResourceStore& st) {
+    db::KpiStore k(st);
+    if (!subject_id.empty()) {
+      if (!k.OrganizationExists(subject_id)) throw FhirError(ErrorCode::kNotFound, "no Organization/" + subject_id, "subject");
+      sites = k.SitesUnder(subject_id);
+    }
+    if (info.sites) {
+      // A site's coordinator: its own sites only, and only about them.
+      if (subject_id.empty()) {
+        sites = *info.sites;
+      } else {
+        for (const auto& s : sites) {
+          if (std::find(info.sites->begin(), info.sites->end(), s) == info.sites->end()) {
+            throw FhirError(ErrorCode::kForbidden, "Organization/" + subject_id + " holds sites that are not yours", "subject");
+          }
+        }
+      }
+    }
+    rows = k.Cohort(req.period_start, req.period_end, all_sites, sites, config.time_zone, config.dxa_item);
+    if (def->kind == "identification") caseload = k.ExpectedCaseload(all_sites, sites, ExpectedCaseloadExtension(config.canonical_base));
+  });
+  std::vector<workflow::KpiCase> cases;
+  cases.reserve(rows.size());
+  for (const auto& r : rows) cases.push_back(ToCase(r));
+  workflow::KpiContext ctx;
+  ctx.evaluation_day = LocalDay(NowMicros() / 1000000);
+  const int64_t days = *DayOf(req.period_end) - *DayOf(req.period_start) + 1;
+  if (caseload.sites_with_value > 0) {
+    ctx.expected_caseload = static_cast<int64_t>(std::llround(static_cast<double>(caseload.per_year) * days / 365.2425));
+  }
+  workflow::KpiPopulations p = workflow::EvaluateKpi(*def, cases, ctx);
+
+  const bool list = req.report_type == "subject-list";
+  const std::string& base = config.canonical_base;
+  Json j;
+  j.Obj().S("resourceType", "MeasureReport");
+  if (list) {
+    j.Arr("contained");
+    auto add_list = [&](const char* id, const std::vector<std::string>& members) {
+      j.Obj().S("resourceType", "List").S("id", id).S("status", "current").S("mode", "snapshot");
+      j.Arr("entry");
+      for (const auto& m : members) j.Obj().Ref("item", "EpisodeOfCare/" + m).End();
+      j.EndArr().End();
+    };
+    add_list("initial-population", p.initial);
+    add_list(def->proportion() ? "denominator" : "measure-population", p.denominator);
+    add_list(def->proportion() ? "denominator-exclusion" : "measure-population-exclusion", p.exclusion);
+    if (def->proportion()) add_list("numerator", p.numerator);
+    j.EndArr();
+    if (cases_reached) *cases_reached = p.initial;
+  }
+  if (!p.band.empty()) {
+    j.Arr("extension").Obj().S("url", base + "/StructureDefinition/measure-report-band").S("valueCode", p.band).End().EndArr();
+  }
+  j.S("status", "complete").S("type", list ? "subject-list" : "summary");
+  j.S("measure", base + "/Measure/" + def->id);
+  j.S("date", FormatFhirInstant(NowMicros()));
+  if (!subject_id.empty()) j.Ref("reporter", "Organization/" + subject_id);
+  j.Key("period").Obj().S("start", req.period_start).S("end", req.period_end).End();
+  j.Key("improvementNotation").Obj().Arr("coding")
+      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(*def) ? "decrease" : "increase")
+      .EndArr().End();
+  j.Arr("group").Obj();
+  j.Arr("population");
+  auto population = [&](const char* code, int64_t count, const char* list_id) {
+    j.Obj().Key("code").Obj().Arr("coding").Coding(kPopulationSystem, code).EndArr().End();
+    j.I("count", static_cast<int>(count));
+    if (list && list_id) j.Key("subjectResults").Obj().S("reference", std::string("#") + list_id).End();
+    j.End();
+  };
+  population("initial-population", static_cast<int64_t>(p.initial.size()), "initial-population");
+  if (def->proportion()) {
+    if (def->kind == "identification") {
+      population("denominator", p.denominator_count.value_or(0), nullptr);
+      population("denominator-exclusion", 0, nullptr);
+    } else {
+      population("denominator", static_cast<int64_t>(p.denominator.size()), "denominator");
+      population("denominator-exclusion", static_cast<int64_t>(p.exclusion.size()), "denominator-exclusion");
+    }
+    population("numerator", static_cast<int64_t>(p.numerator.size()), "numerator");
+  } else {
+    population("measure-population", static_cast<int64_t>(p.denominator.size()), "measure-population");
+    population("measure-population-exclusion", static_cast<int64_t>(p.exclusion.size()), "measure-population-exclusion");
+    population("measure-observation", static_cast<int64_t>(p.observations.size()), nullptr);
+  }
+  j.EndArr();
+  if (p.score) {
+    j.Key("measureScore").Obj();
+    if (def->proportion()) {
+      j.Num("value", std::round(*p.score * 10000.0) / 10000.0);
+    } else {
+      j.Num("value", *p.score).S("unit", "d").S("system", "http://unitsofmeasure.org").S("code", "d");
+    }
+    j.End();
+  }
+  j.End().EndArr();
+  j.End();
+  return Serialize(j.Doc());
+}
+
+}  // namespace fls::fhir

@@ -1,0 +1,378 @@
+// The quality indicators through the real server (operations.md section 6): Measures published
+// from the framework files, $evaluate-measure over cases driven through the pathway with
+// back-dated events (a window's last day in, the next day out, exclusions), per site, per region
+// (a partOf tree) and overall, summary and subject-list, the expected caseload from the sites'
+// Organizations, who may ask for what (a coordinator only about its own sites, the EHR role not at
+// all), bad parameters refused, and a report saved for the year's audit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "tests/api/fls_cases.h"
+#include "tests/api/test_client.h"
+
+namespace fls::test {
+namespace {
+
+// Cases up to 500 days old must open (the refracture measures need 12 months of follow-up).
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(
+    new SuiteServer(std::map<std::string, std::string>{{"FLS_CASE_LOOKBACK_DAYS", "1000"}}));
+int Port() { return SuiteServer::Server().port(); }
+Response Get(const std::string& t, std::map<std::string, std::string> h = {}) { return Http(Port(), "GET", t, "", h); }
+Response Post(const std::string& t, const std::string& b) { return Http(Port(), "POST", t, b); }
+Response Put(const std::string& t, const std::string& b) { return Http(Port(), "PUT", t, b); }
+
+const std::string kCb = "http://fls-server.org/fhir";
+
+void Org(const std::string& id, const std::string& part_of, int caseload_per_year) {
+  std::string body = R"({"resourceType":"Organization","id":")" + id + R"(","name":"FLS )" + id + "\"";
+  if (!part_of.empty()) body += R"(,"partOf":{"reference":"Organization/)" + part_of + "\"}";
+  if (caseload_per_year > 0) {
+    body += R"(,"extension":[{"url":")" + kCb + R"(/StructureDefinition/fls-expected-caseload","valueInteger":)" +
+            std::to_string(caseload_per_year) + "}]";
+  }
+  Response r = Put("/Organization/" + id, body + "}");
+  ASSERT_TRUE(r.status == 200 || r.status == 201) << r.body;
+}
+
+struct Pushed {
+  std::string patient, episode, day;
+};
+// A fracture on `day` at `site` (an Encounter whose serviceProvider is the site), as an EHR pushes
+// it; `code` in WHO ICD-10.
+Pushed Fracture(const std::string& site, const std::string& day, const std::string& code = "S72.0",
+                const std::string& patient_in = "") {
+  Pushed p;
+  p.day = day;
+  p.patient = patient_in.empty() ? Id(Post("/Patient", R"({"resourceType":"Patient","gender":"female","birthDate":"1940-02-03","identifier":[{"system":"urn:test","value":")" +
+                                                             Unique() + "\"}]}"))
+                                 : patient_in;
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:0d0d0d0d-0000-4000-8000-000000000001","resource":{"resourceType":"Encounter","status":"finished",
+      "class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"EMER"},"subject":{"reference":"Patient/)" +
+                       p.patient + R"("},"serviceProvider":{"reference":"Organization/)" + site + R"("},"period":{"start":")" + day +
+                       R"(T10:00:00+01:00"}},"request":{"method":"POST","url":"Encounter"}},
+    {"resource":{"resourceType":"Condition","subject":{"reference":"Patient/)" + p.patient +
+                       R"("},"encounter":{"reference":"urn:uuid:0d0d0d0d-0000-4000-8000-000000000001"},"onsetDateTime":")" + day +
+                       R"(","code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10","code":")" + code +
+                       R"("}]}},"request":{"method":"POST","url":"Condition"}}]})";
+  Response r = Post("/", bundle);
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 400);
+  auto d = Get("/EpisodeOfCare?patient=Patient/" + p.patient + "&_sort=-_lastUpdated").Json();
+  auto e = Entries(d);
+  if (!e.empty()) p.episode = (*e[0])["id"].GetString();
+  EXPECT_FALSE(p.episode.empty()) << "no case opened for the fracture of " << day;
+  return p;
+}
+
+std::string At(const std::string& day) { return day + "T12:00:00+01:00"; }
+std::string Occurred(const std::string& day) { return R"(,{"name":"occurred","valueDateTime":")" + At(day) + "\"}"; }
+
+void Ok(const Response& r, const char* what) { EXPECT_EQ(r.status, 200) << what << ": " << r.body.substr(0, 400); }
+
+void EnrolOn(const Pushed& c, const std::string& day) {
+  std::string body = EnrolBody(Practitioner(Port()));
+  body.insert(body.rfind(']'), Occurred(day));
+  Ok(Event(Port(), c.episode, body), "enrol");
+}
+void Simple(const Pushed& c, const std::string& event, const std::string& day, const std::string& extra = "") {
+  Ok(Event(Port(), c.episode, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":")" + event + "\"}" +
+                                  extra + Occurred(day) + "]}"),
+     event.c_str());
+}
+void WaiveAll(const Pushed& c, const std::string& day) {
+  auto d = Get("/ServiceRequest?patient=Patient/" + c.patient + "&status=active&_count=100").Json();
+  for (auto* s : Entries(d)) {
+    Simple(c, "waive", day,
+           R"(,{"name":"item","valueReference":{"reference":"ServiceRequest/)" + std::string((*s)["id"].GetString()) +
+               R"("}},{"name":"reason","valueString":"done elsewhere"})");
+  }
+}
+
+std::string T(int days_from_today) { return PlusDays(Today(), days_from_today); }
+
+// The cohort of the suite (built once).
+struct World {
+  Pushed a1, a2, a3, a4, b1, c1, r1;
+  std::string p_start, p_end;  // the main period
+};
+const World& TheWorld() {
+  static const World w = [] {
+    World w;
+    Org("kpi-north", "", 0);
+    Org("kpi-site-a", "kpi-north", 365);
+    Org("kpi-site-b", "kpi-north", 730);
+    Org("kpi-site-c", "", 0);
+    w.p_start = T(-300);
+    w.p_end = T(-100);
+    // a1: assessed on day 90 (in for FLS-DB's 90 days, out for IOF's 84), falls assessed, DXA on day 80.
+    w.a1 = Fracture("kpi-site-a", T(-200));
+    EnrolOn(w.a1, PlusDays(w.a1.day, 90));
+    Simple(w.a1, "falls-assessment", PlusDays(w.a1.day, 95), R"(,{"name":"at-risk","valueBoolean":true})");
+    Response dxa = Post("/Observation", R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"imaging"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"38267-1"}]},"subject":{"reference":"Patient/)" +
+                                              w.a1.patient + R"("},"effectiveDateTime":")" + PlusDays(w.a1.day, 80) +
+                                              R"(","valueQuantity":{"value":-2.7,"unit":"{T-score}","system":"http://unitsofmeasure.org","code":"{T-score}"}})");
+    EXPECT_EQ(dxa.status, 201) << dxa.body;
+    // a2: assessed on day 91, everything waived, treatment decided on day 100, a reached call on
+    // day 110, treatment started on day 112.
+    w.a2 = Fracture("kpi-site-a", T(-150));
+    EnrolOn(w.a2, PlusDays(w.a2.day, 91));
+    WaiveAll(w.a2, PlusDays(w.a2.day, 91));
+    Ok(Event(Port(), w.a2.episode, DrugEvent("decide-treatment", "M05BA04", At(PlusDays(w.a2.day, 100)))), "decide");
+    Ok(Event(Port(), w.a2.episode, DrugEvent("treatment-started", "M05BA04", At(PlusDays(w.a2.day, 112)))), "start");
+    Ok(Http(Port(), "POST", "/EpisodeOfCare/" + w.a2.episode + "/$contact",
+            R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":true},{"name":"adherent","valueBoolean":true},{"name":"occurred","valueDateTime":")" +
+                At(PlusDays(w.a2.day, 110)) + "\"}]}"),
+       "contact");
+    // a3: not a fragility fracture after all (excluded from every denominator).
+    w.a3 = Fracture("kpi-site-a", T(-120));
+    Simple(w.a3, "exclude", PlusDays(w.a3.day, 5), R"(,{"name":"reason","valueCode":"not-fragility"})");
+    // a4: outside the period.
+    w.a4 = Fracture("kpi-site-a", T(-50));
+    EnrolOn(w.a4, T(-45));
+    // b1: a vertebral fracture at site B, excluded (declined) on day 10: assessed.
+    w.b1 = Fracture("kpi-site-b", T(-180), "S22.0");
+    Simple(w.b1, "exclude", PlusDays(w.b1.day, 10), R"(,{"name":"reason","valueCode":"declined"})");
+    // c1: site C, in no region, nothing done.
+    w.c1 = Fracture("kpi-site-c", T(-160));
+    // r1: site C, 500 days ago, a second fracture 100 days later (a refracture within 12 months).
+    w.r1 = Fracture("kpi-site-c", T(-500));
+    Simple(w.r1, "exclude", PlusDays(w.r1.day, 3), R"(,{"name":"reason","valueCode":"declined"})");
+    Fracture("kpi-site-c", T(-400), "S52.5", w.r1.patient);
+    return w;
+  }();
+  return w;
+}
+
+struct Report {
+  int status = 0;
+  std::string body;
+  std::map<std::string, int> count;
+  std::optional<double> score;
+  std::string band;
+  std::map<std::string, std::vector<std::string>> lists;  // contained List id -> EpisodeOfCare ids
+};
+
+Report Evaluate(const std::string& measure, const std::string& from, const std::string& to, const std::string& subject = "",
+                const std::string& extra = "", std::map<std::string, std::string> h = {}) {
+  std::string q = "/Measure/" + measure + "/$evaluate-measure?periodStart=" + from + "&periodEnd=" + to;
+  if (!subject.empty()) q += "&subject=" + subject;
+  Response r = Get(q + extra, h);
+  Report out;
+  out.status = r.status;
+  out.body = r.body;
+  if (r.status != 200) return out;
+  auto d = r.Json();
+  EXPECT_STREQ(d["resourceType"].GetString(), "MeasureReport");
+  EXPECT_STREQ(d["status"].GetString(), "complete");
+  EXPECT_EQ(std::string(d["measure"].GetString()), kCb + "/Measure/" + measure);
+  EXPECT_EQ(std::string(d["period"]["start"].GetString()), from);
+  for (const auto& p : d["group"][0]["population"].GetArray()) {
+    out.count[p["code"]["coding"][0]["code"].GetString()] = p["count"].GetInt();
+  }
+  if (d["group"][0].HasMember("measureScore")) out.score = d["group"][0]["measureScore"]["value"].GetDouble();
+  if (d.HasMember("extension")) out.band = d["extension"][0]["valueCode"].GetString();
+  if (d.HasMember("contained")) {
+    for (const auto& l : d["contained"].GetArray()) {
+      auto& v = out.lists[l["id"].GetString()];
+      for (const auto& e : l["entry"].GetArray()) {
+        std::string ref = e["item"]["reference"].GetString();
+        v.push_back(ref.substr(ref.find('/') + 1));
+      }
+      std::sort(v.begin(), v.end());
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(Measures, OnePerIndicatorAndFramework) {
+  auto d = Get("/Measure?_count=100").Json();
+  std::set<std::string> ids;
+  for (auto* m : Entries(d)) ids.insert((*m)["id"].GetString());
+  for (int i = 1; i <= 11; ++i) {
+    EXPECT_TRUE(ids.count("fls-db-kpi-" + std::to_string(i))) << i;
+    EXPECT_TRUE(ids.count("iof-kpi-" + std::to_string(i))) << i;
+  }
+  for (const char* id : {"fls-median-days-to-assessment", "fls-median-days-to-dxa", "fls-median-days-to-treatment",
+                         "fls-refracture-12m", "fls-refracture-24m"}) {
+    EXPECT_TRUE(ids.count(id)) << id;
+  }
+  auto m = Get("/Measure/fls-db-kpi-4").Json();
+  EXPECT_STREQ(m["scoring"]["coding"][0]["code"].GetString(), "proportion");
+  EXPECT_NE(std::string(m["guidance"].GetString()).find("90 days"), std::string::npos);
+  EXPECT_EQ(std::string(m["url"].GetString()), kCb + "/Measure/fls-db-kpi-4");
+  auto med = Get("/Measure/fls-median-days-to-dxa").Json();
+  EXPECT_STREQ(med["scoring"]["coding"][0]["code"].GetString(), "continuous-variable");
+}
+
+TEST(Evaluate, AssessmentWindowsPerFrameworkSiteAndRegion) {
+  const World& w = TheWorld();
+  // The region: sites A and B (a4 is outside the period, c1 in another site).
+  Report r = Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-north");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.count["initial-population"], 4);
+  EXPECT_EQ(r.count["denominator"], 4);
+  EXPECT_EQ(r.count["denominator-exclusion"], 1) << "a3: not a fragility fracture";
+  EXPECT_EQ(r.count["numerator"], 2) << "a1 on day 90 and b1 excluded (declined) on day 10";
+  ASSERT_TRUE(r.score);
+  EXPECT_NEAR(*r.score, 2.0 / 3.0, 1e-4);
+  EXPECT_EQ(r.band, "amber");
+  // IOF's 12 weeks: a1's day 90 is late.
+  Report iof = Evaluate("iof-kpi-3", w.p_start, w.p_end, "Organization/kpi-north");
+  EXPECT_EQ(iof.count["numerator"], 1);
+  EXPECT_NEAR(*iof.score, 1.0 / 3.0, 1e-4);
+  EXPECT_EQ(iof.band, "below-50");
+  // One site.
+  Report a = Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-site-a");
+  EXPECT_EQ(a.count["initial-population"], 3);
+  EXPECT_NEAR(*a.score, 0.5, 1e-4);
+  // Overall: every site.
+  Report all = Evaluate("fls-db-kpi-4", w.p_start, w.p_end);
+  EXPECT_EQ(all.count["initial-population"], 5);
+  // The period's ends are included.
+  Report day = Evaluate("fls-db-kpi-4", w.a1.day, w.a1.day);
+  EXPECT_EQ(day.count["initial-population"], 1);
+  Report before = Evaluate("fls-db-kpi-4", PlusDays(w.a1.day, 1), PlusDays(w.a1.day, 19));  // b1 is on day 20
+  EXPECT_EQ(before.count["initial-population"], 0);
+  EXPECT_FALSE(before.score) << "an empty cohort has no score";
+}
+
+TEST(Evaluate, SubjectListsNameTheCases) {
+  const World& w = TheWorld();
+  Report r = Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-north", "&reportType=subject-list");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.lists["initial-population"], Sorted({w.a1.episode, w.a2.episode, w.a3.episode, w.b1.episode}));
+  EXPECT_EQ(r.lists["denominator-exclusion"], Sorted({w.a3.episode}));
+  EXPECT_EQ(r.lists["numerator"], Sorted({w.a1.episode, w.b1.episode}));
+  EXPECT_NE(r.body.find("\"subjectResults\":{\"reference\":\"#numerator\"}"), std::string::npos);
+  // The audit trail names the cases a list reached.
+  EXPECT_NE(Sql("SELECT count(*) FROM resource_version WHERE res_type = 'AuditEvent' AND content::text LIKE '%$evaluate-measure%' "
+                "AND content::text LIKE '%EpisodeOfCare/" + w.a1.episode + "%'"),
+            "0");
+}
+
+TEST(Evaluate, EveryDataSourceReachesItsIndicator) {
+  const World& w = TheWorld();
+  const std::string R = "Organization/kpi-north";
+  Report falls = Evaluate("fls-db-kpi-6", w.p_start, w.p_end, R);
+  EXPECT_EQ(falls.count["numerator"], 1) << "a1's falls-assessment event";
+  Report dxa = Evaluate("fls-db-kpi-5", w.p_start, w.p_end, R, "&reportType=subject-list");
+  EXPECT_EQ(dxa.lists["denominator"], Sorted({w.a1.episode})) << "a2's DXA was waived; a3 and b1 were never enrolled";
+  EXPECT_EQ(dxa.lists["numerator"], Sorted({w.a1.episode})) << "a1's DXA resulted on day 80";
+  Report recommended = Evaluate("fls-db-kpi-7", w.p_start, w.p_end, R);
+  EXPECT_EQ(recommended.count["denominator"], 2) << "the enrolled: a1, a2";
+  EXPECT_EQ(recommended.count["numerator"], 1);
+  Report monitoring = Evaluate("fls-db-kpi-9", w.p_start, w.p_end, R);
+  EXPECT_EQ(monitoring.count["denominator"], 1);
+  EXPECT_EQ(monitoring.count["numerator"], 1) << "a2's reached call on day 110";
+  Report started = Evaluate("fls-db-kpi-10", w.p_start, w.p_end, R);
+  EXPECT_EQ(started.count["numerator"], 1) << "a2 started on day 112, the window's last day";
+  Report spine = Evaluate("fls-db-kpi-3", w.p_start, w.p_end, R);
+  EXPECT_EQ(spine.count["numerator"], 1) << "b1 is vertebral";
+  Report median = Evaluate("fls-median-days-to-assessment", w.p_start, w.p_end, R);
+  EXPECT_EQ(median.count["measure-population"], 3);
+  EXPECT_EQ(median.count["measure-population-exclusion"], 1);
+  ASSERT_TRUE(median.score);
+  EXPECT_DOUBLE_EQ(*median.score, 90) << "days 10, 90, 91";
+  EXPECT_NE(median.body.find("\"code\":\"d\""), std::string::npos) << "a median in days (UCUM d)";
+  // A refracture of the patient 100 days after the index fracture (a later case at site C).
+  Report refracture = Evaluate("fls-refracture-12m", T(-600), T(-450), "Organization/kpi-site-c");
+  EXPECT_EQ(refracture.count["denominator"], 1);
+  EXPECT_EQ(refracture.count["numerator"], 1);
+}
+
+TEST(Evaluate, IdentificationAgainstTheSitesExpectedCaseload) {
+  const World& w = TheWorld();
+  Report r = Evaluate("fls-db-kpi-2", w.p_start, w.p_end, "Organization/kpi-north");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const int days = DaysBetween(w.p_start, w.p_end) + 1;
+  const int expected = static_cast<int>(std::llround(1095.0 * days / 365.2425));
+  EXPECT_EQ(r.count["denominator"], expected);
+  EXPECT_EQ(r.count["numerator"], 3) << "a1, a2, b1 (a3 was no fragility fracture)";
+  EXPECT_NEAR(*r.score, 3.0 / expected, 1e-4);
+  Report iof = Evaluate("iof-kpi-1", w.p_start, w.p_end, "Organization/kpi-north");
+  EXPECT_EQ(iof.count["numerator"], 2) << "IOF counts non-spinal fractures";
+  Report none = Evaluate("fls-db-kpi-2", w.p_start, w.p_end, "Organization/kpi-site-c");
+  EXPECT_EQ(none.count["denominator"], 0);
+  EXPECT_FALSE(none.score) << "no caseload configured for site C: no score";
+}
+
+TEST(Evaluate, BadRequestsAreRefusedWithAnOutcome) {
+  const World& w = TheWorld();
+  struct Case {
+    std::string query;
+    int status;
+  };
+  const std::string base = "/Measure/fls-db-kpi-4/$evaluate-measure";
+  const Case cases[] = {
+      {base + "?periodEnd=" + w.p_end, 400},
+      {base + "?periodStart=" + w.p_start, 400},
+      {base + "?periodStart=2026-13-01&periodEnd=2026-12-31", 400},
+      {base + "?periodStart=2026-02-30&periodEnd=2026-12-31", 400},
+      {base + "?periodStart=2026-06-01&periodEnd=2026-05-31", 400},
+      {base + "?periodStart=2026-01-01T00:00:00Z&periodEnd=2026-12-31", 400},
+      {base + "?periodStart=2026-01-01&periodEnd=2026-12-31&subject=Patient/x", 400},
+      {base + "?periodStart=2026-01-01&periodEnd=2026-12-31&subject=Organization/no-such-site", 404},
+      {base + "?periodStart=2026-01-01&periodEnd=2026-12-31&reportType=population", 400},
+      {base + "?periodStart=2026-01-01&periodEnd=2026-12-31&measure=x", 400},
+      {base + "?periodStart=2026-01-01&periodStart=2026-02-01&periodEnd=2026-12-31", 400},
+      {"/Measure/no-such-kpi/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31", 404},
+      {base + "?periodStart=2026-01-01&periodEnd=2026-12-31&subject=Organization/%27%3B%20DROP", 400},
+  };
+  for (const auto& c : cases) {
+    Response r = Get(c.query);
+    EXPECT_EQ(r.status, c.status) << c.query << ": " << r.body;
+    EXPECT_NE(r.body.find("OperationOutcome"), std::string::npos) << c.query;
+  }
+}
+
+TEST(Evaluate, WhoMayAskForWhat) {
+  const World& w = TheWorld();
+  const std::string pw = "a long enough password";
+  auto add = [&](const std::string& args) {
+    std::string cmd = "printf '%s\\n' '" + pw + "' | FLS_DATABASE_URL='" + TestDatabaseUrl() + "' '" + Env("FLS_SERVER_BIN") +
+                      "' user add " + args + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << args;
+  };
+  add("--login kpi-coord --role coordinator --sites Organization/kpi-site-a");
+  add("--login kpi-quality --role quality");
+  add("--login kpi-ehr --role ehr");
+  auto session = [&](const std::string& login) {
+    Response r = Http(Port(), "POST", "/auth/login", "{\"login\":\"" + login + "\",\"password\":\"" + pw + "\"}",
+                      {{"Authorization", ""}, {"Content-Type", "application/json"}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::string c = r.Header("set-cookie");
+    return std::map<std::string, std::string>{{"Authorization", ""}, {"Cookie", c.substr(0, c.find(';'))}};
+  };
+  auto coord = session("kpi-coord"), quality = session("kpi-quality"), ehr = session("kpi-ehr");
+  // A coordinator: its own site by default, never another site or a region holding one.
+  Report mine = Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "", "&reportType=subject-list", coord);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_EQ(mine.lists["initial-population"], Sorted({w.a1.episode, w.a2.episode, w.a3.episode}));
+  EXPECT_EQ(Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-site-a", "", coord).status, 200);
+  EXPECT_EQ(Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-site-b", "", coord).status, 403);
+  EXPECT_EQ(Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-north", "", coord).status, 403);
+  // Quality: any site and region; the EHR role: none.
+  Report q = Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "Organization/kpi-north", "", quality);
+  EXPECT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(q.count["numerator"], 2);
+  EXPECT_EQ(Evaluate("fls-db-kpi-4", w.p_start, w.p_end, "", "", ehr).status, 403);
+  // A report kept for the year's audit, by the quality team.
+  Response page = Get("/Measure/fls-db-kpi-4/$evaluate-measure?periodStart=" + w.p_start + "&periodEnd=" + w.p_end, quality);
+  ASSERT_EQ(page.status, 200);
+  std::map<std::string, std::string> write = quality;
+  auto who = Http(Port(), "GET", "/auth/session", "", quality).Json();
+  write["X-CSRF-Token"] = who["csrf"].GetString();
+  Response saved = Http(Port(), "POST", "/MeasureReport", page.body, write);
+  EXPECT_EQ(saved.status, 201) << saved.body;
+}
+
+}  // namespace
+}  // namespace fls::test

@@ -1,0 +1,104 @@
+#pragma once
+// The quality indicators (spec kpis.md, operations.md section 6, docs/kpis.md): pure functions
+// from the cases of a cohort, as their event logs describe them, to the populations and the score
+// of each Measure. Frameworks (UK FLS-DB, IOF, the FLS's own measures) are data files
+// (workflow/data/kpi-frameworks/*.json): each line names one of the kinds below with its windows
+// and benchmark bands, so a third framework is a file, not code.
+//
+// Days are civil days (days since 1970-01-01) in the site's time zone; a window of N days holds
+// an event whose day minus the index fracture day is at most N (and not negative).
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fls::workflow {
+
+// What one case contributes, read from fls_case and its logs (db/kpi_store.h).
+struct KpiCase {
+  std::string episode_id;
+  std::string site;        // the FLS site's Organization id ("" when unknown)
+  int64_t index_day = 0;   // the index fracture's day
+  std::string index_site;  // hip, vertebra, pelvis, wrist... (workflow/data/fracture-codes.json), or unspecified
+  int64_t identified_day = 0;  // the case was opened
+  // The first day of each event of its log (enrol, exclude, falls-assessment, exercise-started,
+  // decide-treatment, decide-no-treatment, treatment-started...).
+  std::map<std::string, int64_t> first_event_day;
+  std::string exclude_reason;  // of the exclude event, when there is one
+  // The DXA item of the investigation panel.
+  bool dxa_ordered = false;                // an item exists and was not waived (nor revoked)
+  std::optional<int64_t> dxa_result_day;   // the first result's effective day
+  struct Contact {
+    int64_t day = 0;
+    bool reached = false;
+    std::optional<bool> adherent;
+  };
+  std::vector<Contact> contacts;
+  struct Dispense {
+    int64_t day = 0;
+    int days_supply = 0;  // 0 when not given
+  };
+  std::vector<Dispense> dispenses;
+  std::vector<int64_t> later_fracture_days;  // the patient's fragility fractures after the index one
+  // Key fields for data completeness (docs/kpis.md).
+  bool has_phone = false;
+  bool has_referring_physician = false;
+};
+
+// One line of a framework file.
+struct KpiDefinition {
+  std::string id;         // Measure id: fls-db-kpi-4, iof-kpi-3, fls-median-days-to-dxa...
+  std::string framework;  // fls-db, iof, fls
+  int number = 0;         // in its framework's numbering (0: none)
+  std::string kind;       // see KpiKinds()
+  std::string title, description, source;
+  int window_days = 0;    // 0: no window
+  // adherence: the contact window (days after the fracture) and the day dispensing must cover.
+  int contact_from_days = 0, contact_to_days = 0, at_days = 0;
+  bool non_spinal_only = false;  // identification (IOF counts non-spinal cases)
+  std::string milestone;         // median-days: identification, assessment, dxa, treatment
+  struct Band {
+    std::string code;      // green, amber, red...
+    double min = 0;        // the score's lower bound (inclusive unless min_exclusive)
+    bool min_exclusive = false;
+  };
+  std::vector<Band> bands;  // best first; the first whose bound the score reaches
+  bool proportion() const;  // false: continuous variable (a median of days)
+};
+
+// The kinds the engine computes (each documented in docs/kpis.md).
+const std::vector<std::string>& KpiKinds();
+
+struct KpiFramework {
+  std::string id, title, source;
+  std::vector<KpiDefinition> measures;
+};
+// Throws std::invalid_argument naming the line at fault (unknown kind, missing window...).
+KpiFramework ParseKpiFramework(const std::string& json_text);
+
+// Exclusions of every denominator: cases excluded as not a fragility fracture or pathological.
+bool ExcludedFromDenominators(const KpiCase& c);
+
+struct KpiPopulations {
+  // Episode ids of each population (the identification measure's denominator is a number).
+  std::vector<std::string> initial, denominator, exclusion, numerator;
+  std::optional<int64_t> denominator_count;  // identification: the expected caseload
+  std::vector<double> observations;          // continuous variable: days, one per measure-population case
+  std::optional<double> score;               // proportion 0-1, or the median in days; none when undefined
+  std::string band;                          // the first band the score reaches ("" when none)
+};
+
+struct KpiContext {
+  int64_t evaluation_day = 0;     // today, in the site's zone: adherence and refracture need time
+  std::optional<int64_t> expected_caseload;  // identification: for the period and the sites
+};
+
+// `cases`: the cohort (index fracture day in the period, voided cases left out by the caller).
+KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx);
+
+// The median of `values` (the mean of the two middle ones for an even count); none when empty.
+std::optional<double> Median(std::vector<double> values);
+
+}  // namespace fls::workflow
