@@ -32,7 +32,8 @@ std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, con
               "  (c.index_day - DATE '1970-01-01') AS iday,"
               "  ((c.opened_at AT TIME ZONE :tz1)::date - DATE '1970-01-01') AS oday,"
               "  (coalesce(c.phone, '') <> '')::int AS has_phone,"
-              "  (coalesce(c.referring_physician, '') <> '')::int AS has_ref"
+              "  (coalesce(c.referring_physician, '') <> '')::int AS has_ref, c.stage,"
+              "  coalesce(c.decided_drug, '') AS decided_drug, coalesce(c.current_drug, '') AS current_drug"
               " FROM fls_case c"
               " WHERE NOT c.voided AND c.index_day BETWEEN :from::date AND :to::date"
               "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' '))))"
@@ -53,8 +54,13 @@ std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, con
               "            FROM fls_case c2 JOIN fls_case_fracture f ON f.episode_id = c2.episode_id"
               "            WHERE c2.patient_id = k.patient_id AND NOT c2.voided AND NOT c2.high_energy"
               "             AND f.fracture_day > DATE '1970-01-01' + k.iday::int"
-              "             AND NOT (f.episode_id = k.episode_id AND f.role = 'index-fracture')), '')"
-              " FROM cohort k ORDER BY k.iday, k.episode_id",
+              "             AND NOT (f.episode_id = k.episode_id AND f.role = 'index-fracture')), ''),"
+              "  k.patient_id, coalesce(pv.content->>'birthDate', ''), coalesce(pv.content->>'gender', ''), k.stage,"
+              "  k.decided_drug, k.current_drug"
+              " FROM cohort k"
+              " LEFT JOIN resource p ON p.res_type = 'Patient' AND p.res_id = k.patient_id AND NOT p.deleted"
+              " LEFT JOIN resource_version pv ON pv.res_type = p.res_type AND pv.res_id = p.res_id AND pv.version_id = p.version_id"
+              " ORDER BY k.iday, k.episode_id",
        soci::use(time_zone), soci::use(from_day), soci::use(to_day), soci::use(all), soci::use(site_list),
        soci::use(time_zone), soci::use(dxa_item), soci::use(dxa_item));
   std::vector<CaseRow> out;
@@ -74,6 +80,12 @@ std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, con
     c.contacts = r.get<std::string>(11);
     c.dispenses = r.get<std::string>(12);
     c.later_fracture_days = r.get<std::string>(13);
+    c.patient_id = r.get<std::string>(14);
+    c.birth_date = r.get<std::string>(15);
+    c.gender = r.get<std::string>(16);
+    c.stage = r.get<std::string>(17);
+    c.decided_drug = r.get<std::string>(18);
+    c.current_drug = r.get<std::string>(19);
     out.push_back(std::move(c));
   }
   return out;

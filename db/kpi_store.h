@@ -28,6 +28,8 @@ class KpiStore {
     std::string contacts;    // "day:reached(0|1):adherent(0|1|-)" space-separated
     std::string dispenses;   // "day:days_supply" space-separated (0: not given)
     std::string later_fracture_days;  // the patient's later fragility fractures, space-separated days
+    // For the case-level extract.
+    std::string patient_id, birth_date, gender, stage, decided_drug, current_drug;
   };
   // The cases (not voided) whose index fracture day is in [from_day, to_day] ("YYYY-MM-DD"), of
   // `sites` (Organization ids) unless `all_sites`.

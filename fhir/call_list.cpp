@@ -41,9 +41,9 @@ std::string PhoneOf(const JsonValue& r) {
   return "";
 }
 
-// A CSV field: quoted when needed; free text that a spreadsheet would run as a formula is
-// prefixed with an apostrophe (CSV injection).
-std::string Csv(const std::string& v, bool text) {
+}  // namespace
+
+std::string CsvField(const std::string& v, bool text) {
   std::string s = v;
   if (text && !s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r')) {
     s = "'" + s;
@@ -53,6 +53,8 @@ std::string Csv(const std::string& v, bool text) {
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
+
+namespace {
 
 std::string Html(const std::string& v) {
   std::string out;
@@ -149,9 +151,9 @@ std::vector<CallListRow> CallList(FhirService& service, const std::string& base,
 std::string CallListCsv(const std::vector<CallListRow>& rows) {
   std::string out = "due,overdue_days,priority,task,task_id,patient_id,name,birth_date,phone,case_id,description\r\n";
   for (const auto& r : rows) {
-    out += Csv(r.due, false) + "," + std::to_string(r.overdue_days) + "," + Csv(r.priority, false) + "," + Csv(r.code, false) +
-           "," + Csv(r.task_id, false) + "," + Csv(r.patient_id, false) + "," + Csv(r.name, true) + "," +
-           Csv(r.birth_date, false) + "," + Csv(r.phone, false) + "," + Csv(r.case_id, false) + "," + Csv(r.description, true) +
+    out += CsvField(r.due, false) + "," + std::to_string(r.overdue_days) + "," + CsvField(r.priority, false) + "," + CsvField(r.code, false) +
+           "," + CsvField(r.task_id, false) + "," + CsvField(r.patient_id, false) + "," + CsvField(r.name, true) + "," +
+           CsvField(r.birth_date, false) + "," + CsvField(r.phone, false) + "," + CsvField(r.case_id, false) + "," + CsvField(r.description, true) +
            "\r\n";
   }
   return out;

@@ -25,6 +25,10 @@ struct CallListRow {
 std::vector<CallListRow> CallList(FhirService& service, const std::string& canonical_base, const std::string& day,
                                   const std::string& owner);
 
+// A CSV field (RFC 4180): quoted when needed; free text (`free_text`) that a spreadsheet would
+// run as a formula is prefixed with an apostrophe (CSV injection).
+std::string CsvField(const std::string& value, bool free_text);
+
 std::string CallListCsv(const std::vector<CallListRow>& rows);
 std::string CallListHtml(const std::vector<CallListRow>& rows, const std::string& day, const std::string& owner);
 

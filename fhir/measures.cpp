@@ -8,10 +8,12 @@
 #include <sstream>
 
 #include "db/kpi_store.h"
+#include "fhir/call_list.h"
 #include "fhir/error.h"
 #include "fhir/fhir_date.h"
 #include "fhir/json_builder.h"
 #include "fhir/pathway_knowledge.h"
+#include "workflow/civil_date.h"
 
 namespace fls::fhir {
 
@@ -95,6 +97,64 @@ std::string PopulationDescription(const workflow::KpiDefinition& def, const std:
 }
 
 bool Decrease(const workflow::KpiDefinition& def) { return def.kind == "refracture" || def.kind == "median-days"; }
+
+
+struct Loaded {
+  std::vector<db::KpiStore::CaseRow> rows;
+  db::KpiStore::Caseload caseload;
+};
+
+// The cohort of a period and subject, narrowed to a coordinator's sites (403 when the subject
+// holds another site); 404 for an unknown subject.
+Loaded LoadCohort(FhirService& service, const MeasureConfig& config, const std::string& start, const std::string& end,
+                  const std::string& subject, const RequestInfo& info, bool with_caseload) {
+  Loaded out;
+  const std::string subject_id = subject.empty() ? "" : subject.substr(13);
+  const bool all_sites = subject_id.empty() && !info.sites;
+  std::vector<std::string> sites;
+  service.ReadStore([&](db::ResourceStore& st) {
+    db::KpiStore k(st);
+    if (!subject_id.empty()) {
+      if (!k.OrganizationExists(subject_id)) throw FhirError(ErrorCode::kNotFound, "no Organization/" + subject_id, "subject");
+      sites = k.SitesUnder(subject_id);
+    }
+    if (info.sites) {
+      // A site's coordinator: its own sites only, and only about them.
+      if (subject_id.empty()) {
+        sites = *info.sites;
+      } else {
+        for (const auto& s : sites) {
+          if (std::find(info.sites->begin(), info.sites->end(), s) == info.sites->end()) {
+            throw FhirError(ErrorCode::kForbidden, "Organization/" + subject_id + " holds sites that are not yours", "subject");
+          }
+        }
+      }
+    }
+    out.rows = k.Cohort(start, end, all_sites, sites, config.time_zone, config.dxa_item);
+    if (with_caseload) out.caseload = k.ExpectedCaseload(all_sites, sites, ExpectedCaseloadExtension(config.canonical_base));
+  });
+  return out;
+}
+
+// periodStart and periodEnd: dates, in order, at most 20 years apart.
+void CheckPeriod(const std::string& start, const std::string& end) {
+  for (const auto* name : {"periodStart", "periodEnd"}) {
+    const std::string& v = std::string(name) == "periodStart" ? start : end;
+    if (v.size() != 10 || !DayOf(v)) throw FhirError(ErrorCode::kBadRequest, std::string(name) + " must be a date YYYY-MM-DD", name);
+  }
+  if (*DayOf(end) < *DayOf(start)) throw FhirError(ErrorCode::kBadRequest, "periodEnd is before periodStart", "periodEnd");
+  if (*DayOf(end) - *DayOf(start) > 366 * 20) {
+    throw FhirError(ErrorCode::kBadRequest, "the period is longer than 20 years", "periodEnd");
+  }
+}
+
+void CheckSubject(const std::string& subject) {
+  if (subject.empty()) return;
+  const std::string id = subject.rfind("Organization/", 0) == 0 ? subject.substr(13) : "";
+  bool ok = !id.empty() && id.size() <= 64;
+  for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
+  if (!ok) throw FhirError(ErrorCode::kBadRequest, "subject must be Organization/{id} (a site or a region)", "subject");
+}
 
 }  // namespace
 
@@ -227,25 +287,11 @@ EvaluateRequest ParseEvaluateRequest(const std::string& measure_id, const std::v
                       "unknown parameter " + p.name + " (periodStart, periodEnd, subject, reportType)", p.name);
     }
   }
-  for (const auto* name : {"periodStart", "periodEnd"}) {
-    const std::string& v = std::string(name) == "periodStart" ? r.period_start : r.period_end;
-    if (v.size() != 10 || !DayOf(v)) throw FhirError(ErrorCode::kBadRequest, std::string(name) + " must be a date YYYY-MM-DD", name);
-  }
-  if (*DayOf(r.period_end) < *DayOf(r.period_start)) {
-    throw FhirError(ErrorCode::kBadRequest, "periodEnd is before periodStart", "periodEnd");
-  }
-  if (*DayOf(r.period_end) - *DayOf(r.period_start) > 366 * 20) {
-    throw FhirError(ErrorCode::kBadRequest, "the period is longer than 20 years", "periodEnd");
-  }
+  CheckPeriod(r.period_start, r.period_end);
   if (r.report_type != "summary" && r.report_type != "subject-list") {
     throw FhirError(ErrorCode::kBadRequest, "reportType must be summary or subject-list (population: not served)", "reportType");
   }
-  if (!r.subject.empty()) {
-    const std::string id = r.subject.rfind("Organization/", 0) == 0 ? r.subject.substr(13) : "";
-    bool ok = !id.empty() && id.size() <= 64;
-    for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
-    if (!ok) throw FhirError(ErrorCode::kBadRequest, "subject must be Organization/{id} (a site or a region)", "subject");
-  }
+  CheckSubject(r.subject);
   return r;
 }
 
@@ -254,31 +300,9 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
   const workflow::KpiDefinition* def = catalog.Find(req.measure_id);
   if (!def) throw FhirError(ErrorCode::kNotFound, "no Measure " + req.measure_id + " (GET /Measure lists them)");
   const std::string subject_id = req.subject.empty() ? "" : req.subject.substr(13);
-  std::vector<db::KpiStore::CaseRow> rows;
-  db::KpiStore::Caseload caseload;
-  bool all_sites = subject_id.empty() && !info.sites;
-  std::vector<std::string> sites;
-  service.ReadStore([&](db::ResourceStore& st) {
-    db::KpiStore k(st);
-    if (!subject_id.empty()) {
-      if (!k.OrganizationExists(subject_id)) throw FhirError(ErrorCode::kNotFound, "no Organization/" + subject_id, "subject");
-      sites = k.SitesUnder(subject_id);
-    }
-    if (info.sites) {
-      // A site's coordinator: its own sites only, and only about them.
-      if (subject_id.empty()) {
-        sites = *info.sites;
-      } else {
-        for (const auto& s : sites) {
-          if (std::find(info.sites->begin(), info.sites->end(), s) == info.sites->end()) {
-            throw FhirError(ErrorCode::kForbidden, "Organization/" + subject_id + " holds sites that are not yours", "subject");
-          }
-        }
-      }
-    }
-    rows = k.Cohort(req.period_start, req.period_end, all_sites, sites, config.time_zone, config.dxa_item);
-    if (def->kind == "identification") caseload = k.ExpectedCaseload(all_sites, sites, ExpectedCaseloadExtension(config.canonical_base));
-  });
+  Loaded loaded = LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, def->kind == "identification");
+  const std::vector<db::KpiStore::CaseRow>& rows = loaded.rows;
+  const db::KpiStore::Caseload& caseload = loaded.caseload;
   std::vector<workflow::KpiCase> cases;
   cases.reserve(rows.size());
   for (const auto& r : rows) cases.push_back(ToCase(r));
@@ -356,6 +380,137 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
   j.End().EndArr();
   j.End();
   return Serialize(j.Doc());
+}
+
+const std::vector<std::string>& ExtractColumns() {
+  static const std::vector<std::string> c = {
+      "case", "patient", "site", "index_fracture_date", "index_fracture_site", "sex", "age_at_fracture", "stage",
+      "exclude_reason", "key_fields_complete", "days_to_identification", "days_to_assessment", "enrolled", "dxa",
+      "days_to_dxa", "days_to_falls_assessment", "days_to_exercise", "days_to_treatment_decision", "decided_drug",
+      "days_to_treatment", "current_drug", "days_to_first_reached_contact", "adherent_52w", "refracture_12m",
+      "refracture_24m"};
+  return c;
+}
+
+ExtractRequest ParseExtractRequest(const std::vector<QueryParam>& query) {
+  ExtractRequest r;
+  std::set<std::string> seen;
+  for (const auto& p : query) {
+    if (!seen.insert(p.name).second) throw FhirError(ErrorCode::kBadRequest, p.name + " is given twice", p.name);
+    if (p.name == "periodStart") r.period_start = p.value;
+    else if (p.name == "periodEnd") r.period_end = p.value;
+    else if (p.name == "subject") r.subject = p.value;
+    else throw FhirError(ErrorCode::kBadRequest, "unknown parameter " + p.name + " (periodStart, periodEnd, subject)", p.name);
+  }
+  CheckPeriod(r.period_start, r.period_end);
+  CheckSubject(r.subject);
+  return r;
+}
+
+namespace {
+
+// Whole years from a FHIR birth date (YYYY, YYYY-MM or YYYY-MM-DD: the missing parts as the
+// first month or day) to `day`; nullopt when unknown.
+std::optional<int> AgeOn(const std::string& birth_date, int64_t day) {
+  auto b = DayOf(birth_date.size() == 4 ? birth_date + "-01-01" : birth_date.size() == 7 ? birth_date + "-01" : birth_date);
+  if (!b || *b > day) return std::nullopt;
+  int by, dy;
+  unsigned bm, bd, dm, dd;
+  workflow::CivilFromDays(*b, by, bm, bd);
+  workflow::CivilFromDays(day, dy, dm, dd);
+  int age = dy - by;
+  if (dm < bm || (dm == bm && dd < bd)) --age;
+  return age;
+}
+
+std::string Days(std::optional<int64_t> day, int64_t index_day) {
+  return day ? std::to_string(*day - index_day) : "";
+}
+
+}  // namespace
+
+std::string FlsExtractCsv(FhirService& service, const MeasureCatalog& catalog, const MeasureConfig& config,
+                          const ExtractRequest& req, const RequestInfo& info, bool identified,
+                          const std::function<std::string(const std::string&)>& pseudonym,
+                          std::vector<std::string>* patients_reached) {
+  Loaded loaded = LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, false);
+  // The windows of the 12-month adherence and the refracture columns: the framework files'.
+  int at = 364, from = 280, to = 448, r12 = 365, r24 = 730;
+  for (const auto& f : catalog.frameworks()) {
+    for (const auto& m : f.measures) {
+      if (m.kind == "adherence" && f.id == "fls-db") {
+        at = m.at_days;
+        from = m.contact_from_days;
+        to = m.contact_to_days;
+      }
+      if (m.id == "fls-refracture-12m") r12 = m.window_days;
+      if (m.id == "fls-refracture-24m") r24 = m.window_days;
+    }
+  }
+  const int64_t today = LocalDay(NowMicros() / 1000000);
+  std::string out;
+  for (size_t i = 0; i < ExtractColumns().size(); ++i) out += (i ? "," : "") + ExtractColumns()[i];
+  out += "\r\n";
+  for (const auto& row : loaded.rows) {
+    const workflow::KpiCase c = ToCase(row);
+    if (patients_reached && !row.patient_id.empty()) patients_reached->push_back("Patient/" + row.patient_id);
+    auto first = [&](const char* e) -> std::optional<int64_t> {
+      auto it = c.first_event_day.find(e);
+      return it == c.first_event_day.end() ? std::nullopt : std::optional<int64_t>(it->second);
+    };
+    std::optional<int64_t> contact;
+    for (const auto& k : c.contacts) {
+      if (k.reached && k.day >= c.index_day && (!contact || k.day < *contact)) contact = k.day;
+    }
+    auto later = [&](int window) -> std::string {
+      if (c.index_day + window > today) return "";
+      for (int64_t d : c.later_fracture_days) {
+        if (d > c.index_day && d - c.index_day <= window) return "yes";
+      }
+      return "no";
+    };
+    std::string adherent;
+    if (first("treatment-started") && c.index_day + at <= today) adherent = workflow::AdherentAt(c, at, from, to) ? "yes" : "no";
+    std::string age, date = DayText(c.index_day);
+    auto years = AgeOn(row.birth_date, c.index_day);
+    if (identified) {
+      if (years) age = std::to_string(*years);
+    } else {
+      date = date.substr(0, 7);
+      if (years) age = *years >= 100 ? "100+" : std::to_string(*years / 5 * 5) + "-" + std::to_string(*years / 5 * 5 + 4);
+    }
+    const std::vector<std::string> cells = {
+        identified ? row.episode_id : pseudonym("EpisodeOfCare/" + row.episode_id),
+        row.patient_id.empty() ? "" : identified ? row.patient_id : pseudonym("Patient/" + row.patient_id),
+        row.site,
+        date,
+        row.index_site,
+        row.gender,
+        age,
+        row.stage,
+        row.exclude_reason,
+        workflow::KeyFieldsFilled(c) ? "yes" : "no",
+        Days(c.identified_day, c.index_day),
+        Days(workflow::AssessedDay(c), c.index_day),
+        first("enrol") ? "yes" : "no",
+        row.dxa_status.empty() ? "none" : row.dxa_status,
+        Days(c.dxa_result_day, c.index_day),
+        Days(first("falls-assessment"), c.index_day),
+        Days(first("exercise-started"), c.index_day),
+        Days(first("decide-treatment"), c.index_day),
+        row.decided_drug,
+        Days(first("treatment-started"), c.index_day),
+        row.current_drug,
+        Days(contact, c.index_day),
+        adherent,
+        later(r12),
+        later(r24)};
+    // Day counts stay numbers; every other cell is guarded against spreadsheet formulas.
+    static const std::set<size_t> kNumeric = {6, 10, 11, 14, 15, 16, 17, 19, 21};
+    for (size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + CsvField(cells[i], !kNumeric.count(i));
+    out += "\r\n";
+  }
+  return out;
 }
 
 }  // namespace fls::fhir

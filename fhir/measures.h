@@ -4,6 +4,7 @@
 // `$evaluate-measure`, which reads a cohort of cases in one statement (db/kpi_store.h), computes
 // the populations with workflow/kpi.h and answers a MeasureReport (summary or subject-list).
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,5 +59,22 @@ EvaluateRequest ParseEvaluateRequest(const std::string& measure_id, const std::v
 std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog, const MeasureConfig& config,
                             const EvaluateRequest& request, const RequestInfo& info,
                             std::vector<std::string>* cases_reached = nullptr);
+
+// GET /$fls-extract?periodStart=&periodEnd=[&subject=] (operations.md section 6, docs/kpis.md):
+// one CSV row per case of the cohort, excluded ones included, voided ones not, with the fields the
+// indicators use. `identified`: the caller may see identifiers (the case and patient ids, the
+// index date, the age); otherwise `pseudonym` maps "EpisodeOfCare/x" and "Patient/y" to stable
+// per-deployment pseudonyms, dates are months and ages 5-year bands. `patients_reached` receives
+// the patients whose rows were given (the audit trail).
+struct ExtractRequest {
+  std::string period_start, period_end, subject;
+};
+ExtractRequest ParseExtractRequest(const std::vector<QueryParam>& query);
+std::string FlsExtractCsv(FhirService& service, const MeasureCatalog& catalog, const MeasureConfig& config,
+                          const ExtractRequest& request, const RequestInfo& info, bool identified,
+                          const std::function<std::string(const std::string&)>& pseudonym,
+                          std::vector<std::string>* patients_reached = nullptr);
+// The extract's columns, in order.
+const std::vector<std::string>& ExtractColumns();
 
 }  // namespace fls::fhir

@@ -341,6 +341,44 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
                  return resp;
                });
   }
+  if (ctx.measures) {
+    // The case-level extract (operations.md section 6): CSV, pseudonymised unless the caller may
+    // read patients.
+    const fhir::MeasureCatalog& catalog = *ctx.measures;
+    router.Add("GET", "/$fls-extract", "", true, Access::Operation("fls-extract", "Measure", kRead),
+               [&svc, &catalog, mc = ctx.measure_config, pseudonym = ctx.pseudonym](HttpRequest& req) {
+                 auto q = Query(req);
+                 std::string format;
+                 for (const auto& p : q) {
+                   if (p.name == "_format") format = Lower(p.value);
+                 }
+                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format"; }), q.end());
+                 const std::string* accept = req.Header("accept");
+                 const std::string a = accept ? Lower(*accept) : "";
+                 if ((!format.empty() && format != "csv" && format != "text/csv") ||
+                     (format.empty() && !a.empty() && a.find("text/csv") == std::string::npos && a.find("*/*") == std::string::npos &&
+                      a.find("text/*") == std::string::npos)) {
+                   throw FhirError(ErrorCode::kNotAcceptable, "the extract is text/csv (Accept: text/csv)");
+                 }
+                 auto request = fhir::ParseExtractRequest(q);
+                 const bool identified = req.principal && req.principal->May("Patient", kRead);
+                 if (!identified && !pseudonym) throw FhirError(ErrorCode::kForbidden, "no pseudonym key: the extract needs identifiers");
+                 std::vector<std::string> patients;
+                 HttpResponse resp;
+                 resp.content_type = "text/csv; charset=utf-8";
+                 resp.headers.emplace_back("Content-Disposition", "attachment; filename=\"fls-extract-" + request.period_start + "-" +
+                                                                      request.period_end + ".csv\"");
+                 resp.headers.emplace_back("Cache-Control", "no-store");
+                 resp.body = fhir::FlsExtractCsv(svc, catalog, mc, request, Info(req), identified, pseudonym, &patients);
+                 if (fhir::AuditRecord* audit = fhir::CurrentAudit(); audit && identified) {
+                   for (const auto& p : patients) {
+                     if (audit->patients.size() >= 100) break;
+                     audit->patients.push_back(p);
+                   }
+                 }
+                 return resp;
+               });
+  }
   router.Add("GET", "/{type}/{id}/_history/{vid}", "vread", false, Access::Data(kRead), [&svc](HttpRequest& req) {
     auto q = Query(req);
     CheckAccept(req, q);

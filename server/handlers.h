@@ -2,6 +2,7 @@
 // The thin handlers of the FHIR REST surface: each parses the edges of the request (headers,
 // Prefer, content type), calls one FhirService use case and writes the headers.
 
+#include <functional>
 #include <string>
 
 #include "db/database.h"
@@ -22,6 +23,9 @@ struct HandlerContext {
   std::string canonical_base = "http://fls-server.org/fhir";
   const fhir::MeasureCatalog* measures = nullptr;  // the quality indicators; none without it
   fhir::MeasureConfig measure_config = {};
+  // "Type/id" -> a per-deployment pseudonym, for the extracts of callers who may not see
+  // identifiers (server/pseudonym.h); none: such callers get no extract.
+  std::function<std::string(const std::string&)> pseudonym = nullptr;
 };
 
 // Registers every route: FHIR interactions, /metadata, the FLS operations (the probes are the

@@ -37,6 +37,7 @@
 #include "server/log.h"
 #include "server/login_routes.h"
 #include "server/people.h"
+#include "server/pseudonym.h"
 #include "workflow/fracture_codes.h"
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
@@ -220,7 +221,9 @@ int main(int argc, char** argv) {
   server::AuthPaths auth_paths = server::ResolveAuthPaths(config.home, config.auth_dir, config.clients_file);
   std::unique_ptr<server::SigningKeys> signing_keys;
   std::unique_ptr<server::Authenticator> authenticator;
+  std::unique_ptr<server::Pseudonyms> pseudonyms;  // the extracts' pseudonym key (server/pseudonym.h)
   try {
+    pseudonyms = std::make_unique<server::Pseudonyms>(auth_paths.auth_dir);
     signing_keys = std::make_unique<server::SigningKeys>(auth_paths.auth_dir);
     server::OidcConfig oidc{config.oidc_issuer, config.oidc_jwks_file, config.oidc_audience, config.oidc_role_claim,
                             config.oidc_sites_claim};
@@ -280,7 +283,8 @@ int main(int argc, char** argv) {
                                       config.token_lifetime_s});
   server::RegisterLoginRoutes(router, {people, &limiter, config.public_url});
   server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base, measures.get(),
-                                  fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa"}});
+                                  fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa"},
+                                  [p = pseudonyms.get()](const std::string& what) { return p->Of(what); }});
 
   server::HttpServer http(config, router, database);
   try {

@@ -60,6 +60,16 @@ std::optional<int64_t> First(const KpiCase& c, const char* event) {
   return it->second;
 }
 
+std::optional<int64_t> MilestoneDay(const KpiCase& c, const std::string& milestone) {
+  if (milestone == "identification") return c.identified_day ? std::optional<int64_t>(c.identified_day) : std::nullopt;
+  if (milestone == "assessment") return AssessedDay(c);
+  if (milestone == "dxa") return c.dxa_result_day;
+  if (milestone == "treatment") return First(c, "treatment-started");
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<int64_t> AssessedDay(const KpiCase& c) {
   auto e = First(c, "enrol"), x = First(c, "exclude");
   if (e && x) return std::min(*e, *x);
@@ -73,32 +83,24 @@ bool KeyFieldsFilled(const KpiCase& c) {
   return true;
 }
 
-// Adherent at `at_days` after the fracture: the last reached contact of the window that says so,
-// or a dispensing whose supply covers that day.
-bool Adherent(const KpiCase& c, const KpiDefinition& def) {
+static bool Adherent(const KpiCase& c, const KpiDefinition& def) {
+  return AdherentAt(c, def.at_days, def.contact_from_days, def.contact_to_days);
+}
+
+bool AdherentAt(const KpiCase& c, int at_days, int contact_from_days, int contact_to_days) {
   const KpiCase::Contact* last = nullptr;
   for (const auto& k : c.contacts) {
     const int64_t d = k.day - c.index_day;
-    if (!k.reached || !k.adherent || d < def.contact_from_days || d > def.contact_to_days) continue;
+    if (!k.reached || !k.adherent || d < contact_from_days || d > contact_to_days) continue;
     if (!last || k.day >= last->day) last = &k;
   }
   if (last && *last->adherent) return true;
-  const int64_t at = c.index_day + def.at_days;
+  const int64_t at = c.index_day + at_days;
   for (const auto& dsp : c.dispenses) {
     if (dsp.days_supply > 0 && dsp.day <= at && at < dsp.day + dsp.days_supply) return true;
   }
   return false;
 }
-
-std::optional<int64_t> MilestoneDay(const KpiCase& c, const std::string& milestone) {
-  if (milestone == "identification") return c.identified_day ? std::optional<int64_t>(c.identified_day) : std::nullopt;
-  if (milestone == "assessment") return AssessedDay(c);
-  if (milestone == "dxa") return c.dxa_result_day;
-  if (milestone == "treatment") return First(c, "treatment-started");
-  return std::nullopt;
-}
-
-}  // namespace
 
 const std::vector<std::string>& KpiKinds() {
   static const std::vector<std::string> k = {

@@ -78,6 +78,13 @@ struct KpiFramework {
 // Throws std::invalid_argument naming the line at fault (unknown kind, missing window...).
 KpiFramework ParseKpiFramework(const std::string& json_text);
 
+// The facts the indicators read, for the case-level extract (docs/kpis.md).
+std::optional<int64_t> AssessedDay(const KpiCase& c);  // the first enrol or exclude
+bool KeyFieldsFilled(const KpiCase& c);
+// Adherent `at_days` after the fracture: the last reached contact from contact_from_days to
+// contact_to_days that says so, or a dispensing whose supply covers that day.
+bool AdherentAt(const KpiCase& c, int at_days, int contact_from_days, int contact_to_days);
+
 // Exclusions of every denominator: cases excluded as not a fragility fracture or pathological.
 bool ExcludedFromDenominators(const KpiCase& c);
 

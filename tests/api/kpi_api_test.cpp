@@ -374,5 +374,104 @@ TEST(Evaluate, WhoMayAskForWhat) {
   EXPECT_EQ(saved.status, 201) << saved.body;
 }
 
+// The case-level extract: one row per case of the cohort, excluded ones included; identifiers for
+// those who may read patients, per-deployment pseudonyms, months and age bands for the others.
+std::vector<std::map<std::string, std::string>> Rows(const std::string& csv) {
+  std::vector<std::map<std::string, std::string>> out;
+  std::vector<std::string> header;
+  size_t i = 0;
+  while (i < csv.size()) {
+    size_t j = csv.find("\r\n", i);
+    if (j == std::string::npos) j = csv.size();
+    std::string line = csv.substr(i, j - i);
+    i = j + 2;
+    std::vector<std::string> cells;
+    size_t k = 0;
+    while (k <= line.size()) {
+      size_t c = line.find(',', k);
+      if (c == std::string::npos) c = line.size();
+      cells.push_back(line.substr(k, c - k));
+      k = c + 1;
+    }
+    if (header.empty()) {
+      header = cells;
+      continue;
+    }
+    std::map<std::string, std::string> row;
+    for (size_t n = 0; n < header.size() && n < cells.size(); ++n) row[header[n]] = cells[n];
+    out.push_back(row);
+  }
+  return out;
+}
+
+TEST(Extract, OneRowPerCaseIdentifiedOrPseudonymised) {
+  const World& w = TheWorld();
+  const std::string q = "/$fls-extract?periodStart=" + w.p_start + "&periodEnd=" + w.p_end + "&subject=Organization/kpi-north";
+  Response r = Get(q, {{"Accept", "text/csv"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "text/csv; charset=utf-8");
+  EXPECT_EQ(r.body.rfind("case,patient,site,index_fracture_date,index_fracture_site,sex,age_at_fracture,stage,", 0), 0u) << r.body;
+  auto rows = Rows(r.body);
+  ASSERT_EQ(rows.size(), 4u) << "a1, a2, a3 (excluded: in the extract), b1";
+  std::map<std::string, std::map<std::string, std::string>> by_case;
+  for (auto& row : rows) by_case[row["case"]] = row;
+  auto& a1 = by_case[w.a1.episode];
+  EXPECT_EQ(a1["patient"], w.a1.patient);
+  EXPECT_EQ(a1["site"], "kpi-site-a");
+  EXPECT_EQ(a1["index_fracture_date"], w.a1.day);
+  EXPECT_EQ(a1["index_fracture_site"], "hip");
+  EXPECT_EQ(a1["sex"], "female");
+  EXPECT_EQ(a1["days_to_assessment"], "90");
+  EXPECT_EQ(a1["days_to_dxa"], "80");
+  EXPECT_EQ(a1["days_to_falls_assessment"], "95");
+  EXPECT_EQ(a1["dxa"], "resulted");
+  EXPECT_EQ(a1["enrolled"], "yes");
+  EXPECT_EQ(a1["key_fields_complete"], "yes");
+  auto& a2 = by_case[w.a2.episode];
+  EXPECT_EQ(a2["days_to_treatment"], "112");
+  EXPECT_EQ(a2["days_to_first_reached_contact"], "110");
+  EXPECT_EQ(a2["decided_drug"], "M05BA04");
+  EXPECT_EQ(a2["dxa"], "waived");
+  EXPECT_EQ(a2["adherent_52w"], "") << "not 52 weeks old yet";
+  EXPECT_EQ(by_case[w.a3.episode]["exclude_reason"], "not-fragility");
+  EXPECT_EQ(by_case[w.b1.episode]["index_fracture_site"], "vertebra");
+  const int age = std::stoi(a1["age_at_fracture"]);
+  EXPECT_TRUE(age == 85 || age == 86) << age;  // born 1940-02-03
+
+  // The quality role: the same rows, no identifier.
+  const std::string pw = "a long enough password";
+  std::string cmd = "printf '%s\\n' '" + pw + "' | FLS_DATABASE_URL='" + TestDatabaseUrl() + "' '" + Env("FLS_SERVER_BIN") +
+                    "' user add --login extract-quality --role quality >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  Response login = Http(Port(), "POST", "/auth/login", "{\"login\":\"extract-quality\",\"password\":\"" + pw + "\"}",
+                        {{"Authorization", ""}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(login.status, 200);
+  std::string cookie = login.Header("set-cookie");
+  std::map<std::string, std::string> quality = {{"Authorization", ""}, {"Cookie", cookie.substr(0, cookie.find(';'))}};
+  Response p = Get(q, quality);
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto prow = Rows(p.body);
+  ASSERT_EQ(prow.size(), 4u);
+  for (const auto* id : {&w.a1.patient, &w.a2.patient, &w.a3.patient, &w.b1.patient, &w.a1.episode, &w.a2.episode,
+                         &w.a3.episode, &w.b1.episode}) {
+    EXPECT_EQ(p.body.find(*id), std::string::npos) << "an identifier in the quality role's extract: " << *id;
+  }
+  std::set<std::string> pseudonyms;
+  for (auto& row : prow) {
+    EXPECT_EQ(row["case"].rfind("ps-", 0), 0u);
+    EXPECT_EQ(row["patient"].rfind("ps-", 0), 0u);
+    EXPECT_EQ(row["index_fracture_date"].size(), 7u) << "a month, not a day";
+    pseudonyms.insert(row["patient"]);
+  }
+  EXPECT_EQ(pseudonyms.size(), 4u);
+  EXPECT_NE(p.body.find(",85-89,"), std::string::npos) << "ages in 5-year bands";
+  // The same pseudonyms every time (one deployment, one key).
+  EXPECT_EQ(Get(q, quality).body, p.body);
+  // Refused: not CSV, bad periods, the EHR role.
+  EXPECT_EQ(Get(q, {{"Accept", "application/fhir+json"}}).status, 406);
+  EXPECT_EQ(Get("/$fls-extract?periodStart=2026-01-01", {}).status, 400);
+  EXPECT_EQ(Get("/$fls-extract?periodStart=2026-01-01&periodEnd=2026-12-31&reportType=summary", {}).status, 400);
+}
+
 }  // namespace
 }  // namespace fls::test
