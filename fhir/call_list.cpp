@@ -54,9 +54,7 @@ std::string CsvField(const std::string& v, bool text) {
   return out + "\"";
 }
 
-namespace {
-
-std::string Html(const std::string& v) {
+std::string HtmlEscape(std::string_view v) {
   std::string out;
   for (char c : v) {
     switch (c) {
@@ -70,8 +68,6 @@ std::string Html(const std::string& v) {
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<CallListRow> CallList(FhirService& service, const std::string& base, const std::string& day,
                                   const std::string& owner) {
@@ -161,19 +157,19 @@ std::string CallListCsv(const std::vector<CallListRow>& rows) {
 
 std::string CallListHtml(const std::vector<CallListRow>& rows, const std::string& day, const std::string& owner) {
   std::string out =
-      "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Appels du " + Html(day) +
+      "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Appels du " + HtmlEscape(day) +
       "</title><style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;width:100%}"
       "th,td{border:1px solid #999;padding:4px 6px;text-align:left;vertical-align:top}th{background:#eee}"
-      ".urgent{font-weight:bold}@media print{body{margin:0}}</style></head><body>\n<h1>Appels du " + Html(day) +
-      " <small lang=\"en\">(calls of " + Html(day) + ")</small></h1>\n";
-  if (!owner.empty()) out += "<p>" + Html(owner) + "</p>\n";
+      ".urgent{font-weight:bold}@media print{body{margin:0}}</style></head><body>\n<h1>Appels du " + HtmlEscape(day) +
+      " <small lang=\"en\">(calls of " + HtmlEscape(day) + ")</small></h1>\n";
+  if (!owner.empty()) out += "<p>" + HtmlEscape(owner) + "</p>\n";
   out += "<p>" + std::to_string(rows.size()) + " appel(s) / call(s)</p>\n<table><thead><tr><th>Échéance / due</th><th>Retard / late (days)"
          "</th><th>Tâche / task</th><th>Patient</th><th>Naissance / born</th><th>Téléphone / phone</th><th>Consigne / what to do"
          "</th><th>Fait / done</th></tr></thead><tbody>\n";
   for (const auto& r : rows) {
-    out += "<tr" + std::string(r.priority == "urgent" ? " class=\"urgent\"" : "") + "><td>" + Html(r.due) + "</td><td>" +
-           std::to_string(r.overdue_days) + "</td><td>" + Html(r.display.empty() ? r.code : r.display) + "</td><td>" +
-           Html(r.name) + "</td><td>" + Html(r.birth_date) + "</td><td>" + Html(r.phone) + "</td><td>" + Html(r.description) +
+    out += "<tr" + std::string(r.priority == "urgent" ? " class=\"urgent\"" : "") + "><td>" + HtmlEscape(r.due) + "</td><td>" +
+           std::to_string(r.overdue_days) + "</td><td>" + HtmlEscape(r.display.empty() ? r.code : r.display) + "</td><td>" +
+           HtmlEscape(r.name) + "</td><td>" + HtmlEscape(r.birth_date) + "</td><td>" + HtmlEscape(r.phone) + "</td><td>" + HtmlEscape(r.description) +
            "</td><td>&#9744;</td></tr>\n";
   }
   out += "</tbody></table>\n</body></html>\n";

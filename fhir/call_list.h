@@ -6,6 +6,7 @@
 // Thread-safe: stateless functions.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fhir/fhir_service.h"
@@ -28,6 +29,8 @@ std::vector<CallListRow> CallList(FhirService& service, const std::string& canon
 // A CSV field (RFC 4180): quoted when needed; free text (`free_text`) that a spreadsheet would
 // run as a formula is prefixed with an apostrophe (CSV injection).
 std::string CsvField(const std::string& value, bool free_text);
+// Text for an HTML page: & < > " ' escaped.
+std::string HtmlEscape(std::string_view text);
 
 std::string CallListCsv(const std::vector<CallListRow>& rows);
 std::string CallListHtml(const std::vector<CallListRow>& rows, const std::string& day, const std::string& owner);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -148,6 +149,20 @@ void CheckPeriod(const std::string& start, const std::string& end) {
   }
 }
 
+// Each parameter of `allowed` at most once, no other: name -> value.
+std::map<std::string, std::string> OnceEach(const std::vector<QueryParam>& query, const std::vector<std::string>& allowed) {
+  std::map<std::string, std::string> out;
+  for (const auto& p : query) {
+    if (std::find(allowed.begin(), allowed.end(), p.name) == allowed.end()) {
+      std::string names;
+      for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
+      throw FhirError(ErrorCode::kBadRequest, "unknown parameter " + p.name + " (" + names + ")", p.name);
+    }
+    if (!out.emplace(p.name, p.value).second) throw FhirError(ErrorCode::kBadRequest, p.name + " is given twice", p.name);
+  }
+  return out;
+}
+
 void CheckSubject(const std::string& subject) {
   if (subject.empty()) return;
   const std::string id = subject.rfind("Organization/", 0) == 0 ? subject.substr(13) : "";
@@ -275,18 +290,11 @@ void PublishMeasures(FhirService& service, const MeasureCatalog& catalog, const 
 EvaluateRequest ParseEvaluateRequest(const std::string& measure_id, const std::vector<QueryParam>& query) {
   EvaluateRequest r;
   r.measure_id = measure_id;
-  std::set<std::string> seen;
-  for (const auto& p : query) {
-    if (!seen.insert(p.name).second) throw FhirError(ErrorCode::kBadRequest, p.name + " is given twice", p.name);
-    if (p.name == "periodStart") r.period_start = p.value;
-    else if (p.name == "periodEnd") r.period_end = p.value;
-    else if (p.name == "subject") r.subject = p.value;
-    else if (p.name == "reportType") r.report_type = p.value;
-    else {
-      throw FhirError(ErrorCode::kBadRequest,
-                      "unknown parameter " + p.name + " (periodStart, periodEnd, subject, reportType)", p.name);
-    }
-  }
+  auto v = OnceEach(query, {"periodStart", "periodEnd", "subject", "reportType"});
+  r.period_start = v["periodStart"];
+  r.period_end = v["periodEnd"];
+  r.subject = v["subject"];
+  if (v.count("reportType")) r.report_type = v["reportType"];
   CheckPeriod(r.period_start, r.period_end);
   if (r.report_type != "summary" && r.report_type != "subject-list") {
     throw FhirError(ErrorCode::kBadRequest, "reportType must be summary or subject-list (population: not served)", "reportType");
@@ -394,14 +402,10 @@ const std::vector<std::string>& ExtractColumns() {
 
 ExtractRequest ParseExtractRequest(const std::vector<QueryParam>& query) {
   ExtractRequest r;
-  std::set<std::string> seen;
-  for (const auto& p : query) {
-    if (!seen.insert(p.name).second) throw FhirError(ErrorCode::kBadRequest, p.name + " is given twice", p.name);
-    if (p.name == "periodStart") r.period_start = p.value;
-    else if (p.name == "periodEnd") r.period_end = p.value;
-    else if (p.name == "subject") r.subject = p.value;
-    else throw FhirError(ErrorCode::kBadRequest, "unknown parameter " + p.name + " (periodStart, periodEnd, subject)", p.name);
-  }
+  auto v = OnceEach(query, {"periodStart", "periodEnd", "subject"});
+  r.period_start = v["periodStart"];
+  r.period_end = v["periodEnd"];
+  r.subject = v["subject"];
   CheckPeriod(r.period_start, r.period_end);
   CheckSubject(r.subject);
   return r;

@@ -13,6 +13,9 @@ namespace fls::server {
 bool IEquals(std::string_view a, std::string_view b);
 // Equality of two secrets in a time that depends on their length only.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
+// RFC 3986 percent-encoding: unreserved characters (letters, digits, - . _ ~) and those of
+// `also_keep` as they are, every other byte as %XX (upper case).
+std::string PercentEncode(std::string_view text, std::string_view also_keep = "");
 // ASCII lower case (header names, media types).
 std::string Lower(std::string_view s);
 

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include "fhir/audit.h"
+#include "fhir/call_list.h"
 #include "fhir/error.h"
 #include "server/http_util.h"
 #include "server/log.h"
@@ -17,35 +18,8 @@ int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string Html(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string UrlEscape(std::string_view s) {
-  static const char* kDigits = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kDigits[c >> 4];
-      out += kDigits[c & 15];
-    }
-  }
-  return out;
-}
+// A `next` path inside a query string: its slashes kept.
+std::string UrlPath(std::string_view s) { return PercentEncode(s, "/"); }
 
 std::string JsonString(std::string_view s) {
   std::string out = "\"";
@@ -135,7 +109,7 @@ const char* kStyle =
 
 std::string Page(const Texts& t, const std::string& body, const std::string& head = "") {
   return std::string("<!doctype html><html lang=\"") + t.lang + "\"><head><meta charset=\"utf-8\">"
-         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>" + Html(t.title) +
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>" + fhir::HtmlEscape(t.title) +
          "</title>" + kStyle + head + "</head><body><main>" + body + "</main></body></html>";
 }
 
@@ -161,31 +135,31 @@ void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx) {
     HttpResponse r;
     r.status = status;
     PageHeaders(r);
-    std::string body = "<p><a href=\"/login?lang=" + std::string(t.switch_to) + "&amp;next=" + Html(UrlEscape(next)) +
-                       "\" lang=\"" + t.switch_to + "\">" + t.switch_label + "</a></p><h1>" + Html(t.title) + "</h1>";
+    std::string body = "<p><a href=\"/login?lang=" + std::string(t.switch_to) + "&amp;next=" + fhir::HtmlEscape(UrlPath(next)) +
+                       "\" lang=\"" + t.switch_to + "\">" + t.switch_label + "</a></p><h1>" + fhir::HtmlEscape(t.title) + "</h1>";
     std::optional<CookieSession> session;
     if (const std::string* c = req.Header("cookie"); c && !failed) session = people.FromCookies(*c);
     if (session) {
       const Principal& p = *session->principal;
-      body += "<p>" + std::string(t.signed_in_as) + " <strong>" + Html(p.subject) + "</strong> (" + t.role + " " +
+      body += "<p>" + std::string(t.signed_in_as) + " <strong>" + fhir::HtmlEscape(p.subject) + "</strong> (" + t.role + " " +
               RoleName(p.role) + ")</p><form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" "
-              "name=\"csrf\" value=\"" + Html(session->csrf) + "\"><button type=\"submit\">" + t.logout +
+              "name=\"csrf\" value=\"" + fhir::HtmlEscape(session->csrf) + "\"><button type=\"submit\">" + t.logout +
               "</button></form>";
       r.body = Page(t, body);
       return r;
     }
     auto fresh = people.NewLoginCsrf();
     r.headers.emplace_back("Set-Cookie", people.SetCookie(people.LoginCsrfCookieName(), fresh, 1800, "Strict"));
-    if (failed) body += "<p class=\"error\" role=\"alert\">" + Html(t.failed) + " " + Html(t.locked_hint) + "</p>";
-    body += "<form method=\"post\" action=\"/auth/login\"><input type=\"hidden\" name=\"csrf\" value=\"" + Html(fresh) +
-            "\"><input type=\"hidden\" name=\"next\" value=\"" + Html(next) + "\"><input type=\"hidden\" name=\"lang\" "
+    if (failed) body += "<p class=\"error\" role=\"alert\">" + fhir::HtmlEscape(t.failed) + " " + fhir::HtmlEscape(t.locked_hint) + "</p>";
+    body += "<form method=\"post\" action=\"/auth/login\"><input type=\"hidden\" name=\"csrf\" value=\"" + fhir::HtmlEscape(fresh) +
+            "\"><input type=\"hidden\" name=\"next\" value=\"" + fhir::HtmlEscape(next) + "\"><input type=\"hidden\" name=\"lang\" "
             "value=\"" + t.lang + "\"><label for=\"login\">" + t.login +
             "</label><input id=\"login\" name=\"login\" autocomplete=\"username\" required autofocus maxlength=\"128\">"
             "<label for=\"password\">" + t.password +
             "</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
             "required maxlength=\"256\"><button type=\"submit\">" + t.submit + "</button></form>";
     if (people.oidc_login_enabled()) {
-      body += "<p><a class=\"button\" href=\"/auth/oidc/login?next=" + Html(UrlEscape(next)) + "\">" + Html(t.oidc) +
+      body += "<p><a class=\"button\" href=\"/auth/oidc/login?next=" + fhir::HtmlEscape(UrlPath(next)) + "\">" + fhir::HtmlEscape(t.oidc) +
               "</a></p>";
     }
     r.body = Page(t, body);
@@ -239,8 +213,8 @@ void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx) {
       login = form["login"];
       password = form["password"];
       next = SafeNextPath(form["next"]);
-      if (form["lang"] == "en") req.raw_query = "lang=en&next=" + UrlEscape(next);
-      else req.raw_query = "next=" + UrlEscape(next);
+      if (form["lang"] == "en") req.raw_query = "lang=en&next=" + UrlPath(next);
+      else req.raw_query = "next=" + UrlPath(next);
     } else {
       throw fhir::FhirError(fhir::ErrorCode::kUnsupportedMediaType,
                             "log in with application/x-www-form-urlencoded (the login page) or application/json");
@@ -386,8 +360,8 @@ void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx) {
         {{"rid", req.request_id}, {"login", result.login}, {"why", result.reason}, {"via", "oidc"}});
     if (!result.ok) {
       r.status = 401;
-      r.body = Page(t, "<h1>" + Html(t.title) + "</h1><p class=\"error\" role=\"alert\">" + Html(t.oidc_failed) + " " +
-                           Html(kEn.oidc_failed) + "</p><p><a href=\"/login\">" + t.again + " / " + kEn.again + "</a></p>");
+      r.body = Page(t, "<h1>" + fhir::HtmlEscape(t.title) + "</h1><p class=\"error\" role=\"alert\">" + fhir::HtmlEscape(t.oidc_failed) + " " +
+                           fhir::HtmlEscape(kEn.oidc_failed) + "</p><p><a href=\"/login\">" + t.again + " / " + kEn.again + "</a></p>");
       return r;
     }
     r.headers.emplace_back("Set-Cookie", people.SetCookie(people.SessionCookieName(), result.cookie_value,
@@ -395,8 +369,8 @@ void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx) {
     // A same-site navigation onward, so that the SameSite=Strict cookie goes with it (a redirect
     // would still count as coming from the provider's site).
     const std::string next = SafeNextPath(result.next_path);
-    r.body = Page(t, "<p><a href=\"" + Html(next) + "\">" + Html(t.submit) + "</a></p>",
-                  "<meta http-equiv=\"refresh\" content=\"0;url=" + Html(next) + "\">");
+    r.body = Page(t, "<p><a href=\"" + fhir::HtmlEscape(next) + "\">" + fhir::HtmlEscape(t.submit) + "</a></p>",
+                  "<meta http-equiv=\"refresh\" content=\"0;url=" + fhir::HtmlEscape(next) + "\">");
     return r;
   });
 }

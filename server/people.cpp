@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
+#include <cstring>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <utility>
@@ -15,7 +16,7 @@
 #include <rapidjson/document.h>
 
 #include "db/auth_store.h"
-#include <cstring>
+#include "server/http_util.h"
 #include "server/log.h"
 
 namespace fls::server {
@@ -91,21 +92,6 @@ std::vector<std::string> SplitSites(const std::string& sites) {
     if (j == std::string::npos) j = sites.size();
     if (j > i) out.push_back(sites.substr(i, j - i));
     i = j + 1;
-  }
-  return out;
-}
-
-std::string FormEscape(std::string_view s) {
-  static const char* kDigits = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kDigits[c >> 4];
-      out += kDigits[c & 15];
-    }
   }
   return out;
 }
@@ -320,8 +306,8 @@ People::FlowStart People::StartOidcLogin(const std::string& next_path, const std
   const std::string challenge = jose::Base64UrlEncode(Sha256(f.code_verifier));
   const std::string& ep = config_.oidc_authorization_endpoint;
   out.redirect_url = ep + (ep.find('?') == std::string::npos ? "?" : "&") + "response_type=code&client_id=" +
-                     FormEscape(config_.oidc_client_id) + "&redirect_uri=" + FormEscape(redirect_uri) +
-                     "&scope=" + FormEscape(config_.oidc_scope) + "&state=" + f.state + "&nonce=" + f.nonce +
+                     PercentEncode(config_.oidc_client_id) + "&redirect_uri=" + PercentEncode(redirect_uri) +
+                     "&scope=" + PercentEncode(config_.oidc_scope) + "&state=" + f.state + "&nonce=" + f.nonce +
                      "&code_challenge=" + challenge + "&code_challenge_method=S256";
   return out;
 }
@@ -351,13 +337,13 @@ People::Callback People::FinishOidcLogin(const std::string& code, const std::str
     cfg.set_timeout(std::chrono::seconds(15));
     web::http::client::http_client client(config_.oidc_token_endpoint, cfg);
     web::http::http_request rq(web::http::methods::POST);
-    std::string body = "grant_type=authorization_code&code=" + FormEscape(code) + "&redirect_uri=" +
-                       FormEscape(redirect_uri) + "&code_verifier=" + flow->code_verifier;
+    std::string body = "grant_type=authorization_code&code=" + PercentEncode(code) + "&redirect_uri=" +
+                       PercentEncode(redirect_uri) + "&code_verifier=" + flow->code_verifier;
     if (config_.oidc_client_secret.empty()) {
-      body += "&client_id=" + FormEscape(config_.oidc_client_id);
+      body += "&client_id=" + PercentEncode(config_.oidc_client_id);
     } else {
       // client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Base64.
-      std::string basic = FormEscape(config_.oidc_client_id) + ":" + FormEscape(config_.oidc_client_secret);
+      std::string basic = PercentEncode(config_.oidc_client_id) + ":" + PercentEncode(config_.oidc_client_secret);
       std::string b64(sodium_base64_ENCODED_LEN(basic.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
       sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(basic.data()), basic.size(),
                         sodium_base64_VARIANT_ORIGINAL);

@@ -133,3 +133,17 @@ TEST(SafeHeaderList, EchoesTokensOnly) {
 
 }  // namespace
 }  // namespace fls::server
+
+namespace fls::server {
+namespace {
+
+TEST(PercentEncode, UnreservedKeptTheRestEncoded) {
+  EXPECT_EQ(PercentEncode("a-Z.0_~"), "a-Z.0_~");
+  EXPECT_EQ(PercentEncode("s3cret+/with:odd chars"), "s3cret%2B%2Fwith%3Aodd%20chars");
+  EXPECT_EQ(PercentEncode("/app/work list?x=1", "/"), "/app/work%20list%3Fx%3D1");
+  EXPECT_EQ(PercentEncode("é"), "%C3%A9");
+  EXPECT_EQ(PercentEncode(""), "");
+}
+
+}  // namespace
+}  // namespace fls::server
