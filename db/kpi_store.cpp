@@ -132,4 +132,83 @@ KpiStore::Caseload KpiStore::ExpectedCaseload(bool all_sites, const std::vector<
   return out;
 }
 
+std::map<std::string, long long> KpiStore::ExpectedCaseloads(bool all_sites, const std::vector<std::string>& sites,
+                                                              const std::string& extension_url) {
+  std::map<std::string, long long> out;
+  const int all = all_sites ? 1 : 0;
+  const std::string site_list = Join(sites);
+  soci::rowset<soci::row> rs =
+      (sql_.prepare << "SELECT r.res_id, sum((ext->>'valueInteger')::bigint)::bigint"
+                       " FROM resource r JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id"
+                       "  AND v.version_id = r.version_id,"
+                       " jsonb_array_elements(CASE WHEN jsonb_typeof(v.content->'extension') = 'array' THEN v.content->'extension'"
+                       "  ELSE '[]'::jsonb END) ext"
+                       " WHERE r.res_type = 'Organization' AND NOT r.deleted AND ext->>'url' = :u"
+                       "  AND jsonb_typeof(ext->'valueInteger') = 'number'"
+                       "  AND (:all = 1 OR r.res_id = ANY(string_to_array(:sites, ' ')))"
+                       " GROUP BY r.res_id",
+       soci::use(extension_url), soci::use(all), soci::use(site_list));
+  for (const auto& r : rs) out[r.get<std::string>(0)] = r.get<long long>(1);
+  return out;
+}
+
+std::map<std::string, long long> KpiStore::CasesPerSite(const std::string& from_day, const std::string& to_day, bool all_sites,
+                                                        const std::vector<std::string>& sites) {
+  std::map<std::string, long long> out;
+  const int all = all_sites ? 1 : 0;
+  const std::string site_list = Join(sites);
+  soci::rowset<soci::row> rs =
+      (sql_.prepare << "SELECT c.site_org, count(*)::bigint FROM fls_case c"
+                       " WHERE NOT c.voided AND c.site_org IS NOT NULL AND c.index_day BETWEEN :from::date AND :to::date"
+                       "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' ')))"
+                       " GROUP BY c.site_org",
+       soci::use(from_day), soci::use(to_day), soci::use(all), soci::use(site_list));
+  for (const auto& r : rs) out[r.get<std::string>(0)] = r.get<long long>(1);
+  return out;
+}
+
+std::vector<KpiStore::FractureRow> KpiStore::Fractures(const std::string& from_day, const std::string& to_day, bool all_sites,
+                                                       const std::vector<std::string>& sites,
+                                                       const std::vector<std::string>& fracture_sites) {
+  std::vector<FractureRow> out;
+  const int all = all_sites ? 1 : 0;
+  const std::string site_list = Join(sites), kinds = Join(fracture_sites);
+  soci::rowset<soci::row> rs =
+      (sql_.prepare << "SELECT f.condition_id, f.episode_id, coalesce(c.site_org, ''), f.site,"
+                       "  (f.fracture_day - DATE '1970-01-01')::bigint"
+                       " FROM fls_case_fracture f JOIN fls_case c ON c.episode_id = f.episode_id"
+                       " WHERE NOT c.voided AND NOT c.high_energy AND f.fracture_day BETWEEN :from::date AND :to::date"
+                       "  AND f.site = ANY(string_to_array(:kinds, ' '))"
+                       "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' ')))"
+                       "  AND NOT EXISTS (SELECT 1 FROM fls_case_event e WHERE e.episode_id = c.episode_id"
+                       "   AND e.event = 'exclude' AND e.reason IN ('not-fragility', 'pathological'))"
+                       " ORDER BY f.fracture_day, f.condition_id",
+       soci::use(from_day), soci::use(to_day), soci::use(kinds), soci::use(all), soci::use(site_list));
+  for (const auto& r : rs) {
+    FractureRow f;
+    f.condition_id = r.get<std::string>(0);
+    f.episode_id = r.get<std::string>(1);
+    f.site = r.get<std::string>(2);
+    f.fracture_site = r.get<std::string>(3);
+    f.day = r.get<long long>(4);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::map<std::string, std::string> KpiStore::OrganizationNames(const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  const std::string list = Join(ids);
+  soci::rowset<soci::row> rs =
+      (sql_.prepare << "SELECT r.res_id, coalesce(v.content->>'name', '') FROM resource r"
+                       " JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version_id = r.version_id"
+                       " WHERE r.res_type = 'Organization' AND NOT r.deleted AND r.res_id = ANY(string_to_array(:ids, ' '))",
+       soci::use(list));
+  for (const auto& r : rs) {
+    auto name = r.get<std::string>(1);
+    if (!name.empty()) out[r.get<std::string>(0)] = name;
+  }
+  return out;
+}
+
 }  // namespace fls::db

@@ -4,6 +4,7 @@
 // instant), the sites under an Organization (its partOf tree), and the sites' expected caseloads.
 // Used through the ResourceStore of a read or a transaction. Not thread-safe (one per use).
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,23 @@ class KpiStore {
     int sites_with_value = 0;
   };
   Caseload ExpectedCaseload(bool all_sites, const std::vector<std::string>& sites, const std::string& extension_url);
+  // Each Organization's `extension_url` valueInteger (of `sites`, or every one when `all_sites`).
+  std::map<std::string, long long> ExpectedCaseloads(bool all_sites, const std::vector<std::string>& sites,
+                                                     const std::string& extension_url);
+  // The number of cases (not voided) per site whose index fracture day is in [from_day, to_day].
+  std::map<std::string, long long> CasesPerSite(const std::string& from_day, const std::string& to_day, bool all_sites,
+                                                const std::vector<std::string>& sites);
+  // The fragility fractures dated in [from_day, to_day] at the `fracture_sites` (hip, vertebra),
+  // index fractures and refractures of cases neither voided nor high-energy nor excluded as not a
+  // fragility fracture or pathological.
+  struct FractureRow {
+    std::string condition_id, episode_id, site, fracture_site;
+    long long day = 0;
+  };
+  std::vector<FractureRow> Fractures(const std::string& from_day, const std::string& to_day, bool all_sites,
+                                     const std::vector<std::string>& sites, const std::vector<std::string>& fracture_sites);
+  // The names of the Organizations `ids` (those that exist and have one).
+  std::map<std::string, std::string> OrganizationNames(const std::vector<std::string>& ids);
 
  private:
   soci::session& sql_;

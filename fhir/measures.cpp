@@ -13,6 +13,7 @@
 #include "fhir/error.h"
 #include "fhir/fhir_date.h"
 #include "fhir/json_builder.h"
+#include "fhir/kpi_cohort.h"
 #include "fhir/pathway_knowledge.h"
 #include "workflow/civil_date.h"
 
@@ -52,6 +53,10 @@ std::vector<std::vector<std::string>> Fields(const std::string& text) {
   return out;
 }
 
+}  // namespace
+
+namespace kpi_detail {
+
 workflow::KpiCase ToCase(const db::KpiStore::CaseRow& r) {
   workflow::KpiCase c;
   c.episode_id = r.episode_id;
@@ -84,72 +89,65 @@ workflow::KpiCase ToCase(const db::KpiStore::CaseRow& r) {
   return c;
 }
 
-std::string PopulationDescription(const workflow::KpiDefinition& def, const std::string& code) {
-  if (code == "initial-population") return "The cases (not voided) whose index fracture date is in the period, in the subject's sites.";
-  if (code == "denominator-exclusion" || code == "measure-population-exclusion") {
-    return "The cases of the denominator excluded as not a fragility fracture or pathological.";
-  }
-  if (code == "denominator") {
-    if (def.kind == "identification") return "The expected caseload of the sites for the period (fractures per year, prorated by days).";
-    return "See the description: what the proportion is among.";
-  }
-  if (code == "measure-population") return "The cases that reached the milestone (the days are the measure observations).";
-  return "See the description: what is counted.";
+
+int64_t Prorated(long long per_year, int64_t days) {
+  return static_cast<int64_t>(std::llround(static_cast<double>(per_year) * static_cast<double>(days) / 365.2425));
 }
 
-bool Decrease(const workflow::KpiDefinition& def) { return def.kind == "refracture" || def.kind == "median-days"; }
-
-
-struct Loaded {
-  std::vector<db::KpiStore::CaseRow> rows;
-  db::KpiStore::Caseload caseload;
-};
-
-// The cohort of a period and subject, narrowed to a coordinator's sites (403 when the subject
-// holds another site); 404 for an unknown subject.
-Loaded LoadCohort(FhirService& service, const MeasureConfig& config, const std::string& start, const std::string& end,
-                  const std::string& subject, const RequestInfo& info, bool with_caseload) {
-  Loaded out;
+Cohort LoadCohort(FhirService& service, const MeasureConfig& config, const std::string& start, const std::string& end,
+                  const std::string& subject, const RequestInfo& info, const CohortWants& wants) {
+  Cohort out;
   const std::string subject_id = subject.empty() ? "" : subject.substr(13);
-  const bool all_sites = subject_id.empty() && !info.sites;
-  std::vector<std::string> sites;
+  out.all_sites = subject_id.empty() && !info.sites;
   service.ReadStore([&](db::ResourceStore& st) {
     db::KpiStore k(st);
     if (!subject_id.empty()) {
       if (!k.OrganizationExists(subject_id)) throw FhirError(ErrorCode::kNotFound, "no Organization/" + subject_id, "subject");
-      sites = k.SitesUnder(subject_id);
+      out.sites = k.SitesUnder(subject_id);
     }
     if (info.sites) {
       // A site's coordinator: its own sites only, and only about them.
       if (subject_id.empty()) {
-        sites = *info.sites;
+        out.sites = *info.sites;
       } else {
-        for (const auto& s : sites) {
+        for (const auto& s : out.sites) {
           if (std::find(info.sites->begin(), info.sites->end(), s) == info.sites->end()) {
             throw FhirError(ErrorCode::kForbidden, "Organization/" + subject_id + " holds sites that are not yours", "subject");
           }
         }
       }
     }
-    out.rows = k.Cohort(start, end, all_sites, sites, config.time_zone, config.dxa_item);
-    if (with_caseload) out.caseload = k.ExpectedCaseload(all_sites, sites, ExpectedCaseloadExtension(config.canonical_base));
+    out.rows = k.Cohort(start, end, out.all_sites, out.sites, config.time_zone, config.dxa_item);
+    const std::string ext = ExpectedCaseloadExtension(config.canonical_base);
+    if (wants.caseload) out.caseload = k.ExpectedCaseload(out.all_sites, out.sites, ext);
+    if (wants.site_caseloads) out.site_caseloads = k.ExpectedCaseloads(out.all_sites, out.sites, ext);
+    if (wants.goals) {
+      out.baseline_cases = k.CasesPerSite(wants.baseline_start, wants.baseline_end, out.all_sites, out.sites);
+      out.fractures = k.Fractures(start, end, out.all_sites, out.sites, wants.fracture_sites);
+      out.baseline_fractures = k.Fractures(wants.baseline_start, wants.baseline_end, out.all_sites, out.sites, wants.fracture_sites);
+    }
+    if (wants.names) {
+      std::set<std::string> ids(out.sites.begin(), out.sites.end());
+      for (const auto& r : out.rows) ids.insert(r.site);
+      for (const auto& [site, n] : out.baseline_cases) ids.insert(site);
+      for (const auto& [site, n] : out.site_caseloads) ids.insert(site);
+      out.names = k.OrganizationNames(std::vector<std::string>(ids.begin(), ids.end()));
+    }
   });
   return out;
 }
 
-// periodStart and periodEnd: dates, in order, at most 20 years apart.
-void CheckPeriod(const std::string& start, const std::string& end) {
-  for (const auto* name : {"periodStart", "periodEnd"}) {
-    const std::string& v = std::string(name) == "periodStart" ? start : end;
+void CheckPeriod(const std::string& start, const std::string& end, const char* start_name, const char* end_name) {
+  for (const char* name : {start_name, end_name}) {
+    const std::string& v = name == start_name ? start : end;
     if (v.size() != 10 || !DayOf(v)) throw FhirError(ErrorCode::kBadRequest, std::string(name) + " must be a date YYYY-MM-DD", name);
   }
-  if (*DayOf(end) < *DayOf(start)) throw FhirError(ErrorCode::kBadRequest, "periodEnd is before periodStart", "periodEnd");
+  if (*DayOf(end) < *DayOf(start)) throw FhirError(ErrorCode::kBadRequest, std::string(end_name) + " is before " + start_name, end_name);
   if (*DayOf(end) - *DayOf(start) > 366 * 20) {
-    throw FhirError(ErrorCode::kBadRequest, "the period is longer than 20 years", "periodEnd");
+    throw FhirError(ErrorCode::kBadRequest, "the period is longer than 20 years", end_name);
   }
 }
 
-// Each parameter of `allowed` at most once, no other: name -> value.
 std::map<std::string, std::string> OnceEach(const std::vector<QueryParam>& query, const std::vector<std::string>& allowed) {
   std::map<std::string, std::string> out;
   for (const auto& p : query) {
@@ -170,6 +168,92 @@ void CheckSubject(const std::string& subject) {
   for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.');
   if (!ok) throw FhirError(ErrorCode::kBadRequest, "subject must be Organization/{id} (a site or a region)", "subject");
 }
+
+
+Slice WholeCohort(const Cohort& cohort, int64_t days, int64_t baseline_days, int minimum_cases) {
+  Slice s;
+  s.days = days;
+  s.baseline_days = baseline_days;
+  s.cases.reserve(cohort.rows.size());
+  for (const auto& r : cohort.rows) s.cases.push_back(ToCase(r));
+  if (cohort.caseload.sites_with_value > 0) s.caseload_per_year = cohort.caseload.per_year;
+  if (!cohort.site_caseloads.empty()) {
+    long long sum = 0;
+    for (const auto& [site, n] : cohort.site_caseloads) sum += n;
+    s.caseload_per_year = sum;
+  }
+  s.active_sites = workflow::ActiveSites(s.cases, minimum_cases);
+  for (const auto& [site, n] : cohort.baseline_cases) {
+    if (n >= minimum_cases) s.baseline_active_sites.push_back(site);
+  }
+  for (const auto& f : cohort.fractures) s.fractures.push_back(f.condition_id);
+  for (const auto& f : cohort.baseline_fractures) s.baseline_fractures.push_back(f.condition_id);
+  return s;
+}
+
+workflow::KpiPopulations EvaluateOn(const workflow::KpiDefinition& def, const Slice& slice, int64_t today) {
+  workflow::KpiContext ctx;
+  ctx.evaluation_day = today;
+  if (slice.caseload_per_year) ctx.expected_caseload = Prorated(*slice.caseload_per_year, slice.days);
+  if (def.kind == "active-sites") {
+    ctx.period_units = slice.active_sites;
+    ctx.baseline_units = slice.baseline_active_sites;
+  } else if (def.kind == "hip-vertebral-change") {
+    ctx.period_units = slice.fractures;
+    ctx.baseline_units = slice.baseline_fractures;
+  }
+  ctx.period_days = slice.days;
+  ctx.baseline_days = slice.baseline_days;
+  return workflow::EvaluateKpi(def, slice.cases, ctx);
+}
+
+Baseline BaselineOf(const MeasureConfig& config, const std::string& start, const std::string& end) {
+  if (start.empty() != end.empty()) {
+    throw FhirError(ErrorCode::kBadRequest, "give both baselineStart and baselineEnd, or neither",
+                    start.empty() ? "baselineStart" : "baselineEnd");
+  }
+  if (!start.empty()) {
+    CheckPeriod(start, end, "baselineStart", "baselineEnd");
+    return {start, end};
+  }
+  if (!config.goals) throw FhirError(ErrorCode::kBadRequest, "no baseline period is configured: give baselineStart and baselineEnd", "baselineStart");
+  return {config.goals->baseline_start, config.goals->baseline_end};
+}
+
+}  // namespace kpi_detail
+
+namespace {
+
+using kpi_detail::CheckPeriod;
+using kpi_detail::CheckSubject;
+using kpi_detail::OnceEach;
+using kpi_detail::ToCase;
+
+std::string PopulationDescription(const workflow::KpiDefinition& def, const std::string& code) {
+  if (def.kind == "active-sites") {
+    if (code == "initial-population" || code == "numerator") return "The FLS sites with cases whose index fracture is in the period.";
+    if (code == "denominator") return "The FLS sites with cases whose index fracture is in the baseline period.";
+  }
+  if (def.kind == "hip-vertebral-change") {
+    if (code == "initial-population" || code == "numerator") return "The hip and vertebral fragility fractures dated in the period.";
+    if (code == "denominator") return "The hip and vertebral fragility fractures dated in the baseline period.";
+  }
+  if (code == "initial-population") return "The cases (not voided) whose index fracture date is in the period, in the subject's sites.";
+  if (code == "denominator-exclusion" || code == "measure-population-exclusion") {
+    return "The cases of the denominator excluded as not a fragility fracture or pathological.";
+  }
+  if (code == "denominator") {
+    if (def.kind == "identification") return "The expected caseload of the sites for the period (fractures per year, prorated by days).";
+    return "See the description: what the proportion is among.";
+  }
+  if (code == "measure-population") return "The cases that reached the milestone (the days are the measure observations).";
+  return "See the description: what is counted.";
+}
+
+bool Decrease(const workflow::KpiDefinition& def) {
+  return def.kind == "refracture" || def.kind == "median-days" || def.kind == "hip-vertebral-change";
+}
+
 
 }  // namespace
 
@@ -207,6 +291,16 @@ MeasureCatalog LoadMeasureCatalog(const std::string& dir) {
     }
   }
   return MeasureCatalog(std::move(frameworks));
+}
+
+void CheckGoalsAgainstCatalog(const workflow::GoalsConfig& goals, const MeasureCatalog& catalog) {
+  auto need = [&](const std::string& id, const std::string& what) {
+    if (!catalog.Find(id)) throw std::invalid_argument("capture-the-fracture.json: " + what + " names Measure " + id + ", which no framework file defines");
+  };
+  for (const auto& s : goals.bpf) need(s.measure, "standard " + std::to_string(s.number));
+  need(goals.projection.capture_measure, "the projection's captureMeasure");
+  need(goals.projection.treatment_measure, "the projection's treatmentMeasure");
+  need(goals.projection.adherence_measure, "the projection's adherenceMeasure");
 }
 
 std::string ExpectedCaseloadExtension(const std::string& base) {
@@ -249,7 +343,7 @@ JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& f
   }
   j.S("guidance", guidance);
   j.Key("scoring").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/measure-scoring",
-                                             def.proportion() ? "proportion" : "continuous-variable")
+                                             def.ratio() ? "ratio" : def.proportion() ? "proportion" : "continuous-variable")
       .EndArr().End();
   j.Arr("type").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/measure-type",
                                           def.kind == "refracture" ? "outcome" : "process")
@@ -258,7 +352,8 @@ JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& f
       .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(def) ? "decrease" : "increase")
       .EndArr().End();
   j.Arr("group").Obj().Arr("population");
-  std::vector<std::string> codes = def.proportion()
+  std::vector<std::string> codes = def.ratio() ? std::vector<std::string>{"initial-population", "numerator", "denominator"}
+                                   : def.proportion()
                                        ? std::vector<std::string>{"initial-population", "denominator", "denominator-exclusion", "numerator"}
                                        : std::vector<std::string>{"initial-population", "measure-population",
                                                                   "measure-population-exclusion", "measure-observation"};
@@ -290,10 +385,12 @@ void PublishMeasures(FhirService& service, const MeasureCatalog& catalog, const 
 EvaluateRequest ParseEvaluateRequest(const std::string& measure_id, const std::vector<QueryParam>& query) {
   EvaluateRequest r;
   r.measure_id = measure_id;
-  auto v = OnceEach(query, {"periodStart", "periodEnd", "subject", "reportType"});
+  auto v = OnceEach(query, {"periodStart", "periodEnd", "subject", "reportType", "baselineStart", "baselineEnd"});
   r.period_start = v["periodStart"];
   r.period_end = v["periodEnd"];
   r.subject = v["subject"];
+  r.baseline_start = v["baselineStart"];
+  r.baseline_end = v["baselineEnd"];
   if (v.count("reportType")) r.report_type = v["reportType"];
   CheckPeriod(r.period_start, r.period_end);
   if (r.report_type != "summary" && r.report_type != "subject-list") {
@@ -307,23 +404,32 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
                             const EvaluateRequest& req, const RequestInfo& info, std::vector<std::string>* cases_reached) {
   const workflow::KpiDefinition* def = catalog.Find(req.measure_id);
   if (!def) throw FhirError(ErrorCode::kNotFound, "no Measure " + req.measure_id + " (GET /Measure lists them)");
-  const std::string subject_id = req.subject.empty() ? "" : req.subject.substr(13);
-  Loaded loaded = LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, def->kind == "identification");
-  const std::vector<db::KpiStore::CaseRow>& rows = loaded.rows;
-  const db::KpiStore::Caseload& caseload = loaded.caseload;
-  std::vector<workflow::KpiCase> cases;
-  cases.reserve(rows.size());
-  for (const auto& r : rows) cases.push_back(ToCase(r));
-  workflow::KpiContext ctx;
-  ctx.evaluation_day = LocalDay(NowMicros() / 1000000);
-  const int64_t days = *DayOf(req.period_end) - *DayOf(req.period_start) + 1;
-  if (caseload.sites_with_value > 0) {
-    ctx.expected_caseload = static_cast<int64_t>(std::llround(static_cast<double>(caseload.per_year) * days / 365.2425));
+  if (!def->ratio() && !(req.baseline_start.empty() && req.baseline_end.empty())) {
+    throw FhirError(ErrorCode::kBadRequest, "a baseline period applies to the Capture the Fracture measures only",
+                    req.baseline_start.empty() ? "baselineEnd" : "baselineStart");
   }
-  workflow::KpiPopulations p = workflow::EvaluateKpi(*def, cases, ctx);
+  const std::string subject_id = req.subject.empty() ? "" : req.subject.substr(13);
+  kpi_detail::CohortWants wants;
+  wants.caseload = def->kind == "identification";
+  kpi_detail::Baseline baseline;
+  if (def->ratio()) {
+    baseline = kpi_detail::BaselineOf(config, req.baseline_start, req.baseline_end);
+    wants.goals = true;
+    wants.baseline_start = baseline.start;
+    wants.baseline_end = baseline.end;
+    if (config.goals) wants.fracture_sites = config.goals->hip_vertebral_sites;
+  }
+  const kpi_detail::Cohort cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
+  const int64_t days = *DayOf(req.period_end) - *DayOf(req.period_start) + 1;
+  const int64_t baseline_days = def->ratio() ? *DayOf(baseline.end) - *DayOf(baseline.start) + 1 : 0;
+  const kpi_detail::Slice slice =
+      kpi_detail::WholeCohort(cohort, days, baseline_days, config.goals ? config.goals->active_site_minimum_cases : 1);
+  workflow::KpiPopulations p = kpi_detail::EvaluateOn(*def, slice, LocalDay(NowMicros() / 1000000));
 
   const bool list = req.report_type == "subject-list";
   const std::string& base = config.canonical_base;
+  // What the lists name: cases, or for the goals sites and fractures.
+  const std::string unit_type = def->kind == "active-sites" ? "Organization/" : def->kind == "hip-vertebral-change" ? "Condition/" : "EpisodeOfCare/";
   Json j;
   j.Obj().S("resourceType", "MeasureReport");
   if (list) {
@@ -331,18 +437,36 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
     auto add_list = [&](const char* id, const std::vector<std::string>& members) {
       j.Obj().S("resourceType", "List").S("id", id).S("status", "current").S("mode", "snapshot");
       j.Arr("entry");
-      for (const auto& m : members) j.Obj().Ref("item", "EpisodeOfCare/" + m).End();
+      for (const auto& m : members) j.Obj().Ref("item", unit_type + m).End();
       j.EndArr().End();
     };
     add_list("initial-population", p.initial);
-    add_list(def->proportion() ? "denominator" : "measure-population", p.denominator);
-    add_list(def->proportion() ? "denominator-exclusion" : "measure-population-exclusion", p.exclusion);
-    if (def->proportion()) add_list("numerator", p.numerator);
+    if (def->ratio()) {
+      add_list("numerator", p.numerator);
+      add_list("denominator", p.denominator);
+    } else {
+      add_list(def->proportion() ? "denominator" : "measure-population", p.denominator);
+      add_list(def->proportion() ? "denominator-exclusion" : "measure-population-exclusion", p.exclusion);
+      if (def->proportion()) add_list("numerator", p.numerator);
+    }
     j.EndArr();
-    if (cases_reached) *cases_reached = p.initial;
+    if (cases_reached) {
+      if (!def->ratio()) {
+        *cases_reached = p.initial;
+      } else if (def->kind == "hip-vertebral-change") {
+        for (const auto& f : cohort.fractures) cases_reached->push_back(f.episode_id);
+        for (const auto& f : cohort.baseline_fractures) cases_reached->push_back(f.episode_id);
+      }
+    }
   }
-  if (!p.band.empty()) {
-    j.Arr("extension").Obj().S("url", base + "/StructureDefinition/measure-report-band").S("valueCode", p.band).End().EndArr();
+  if (!p.band.empty() || def->ratio()) {
+    j.Arr("extension");
+    if (!p.band.empty()) j.Obj().S("url", base + "/StructureDefinition/measure-report-band").S("valueCode", p.band).End();
+    if (def->ratio()) {
+      j.Obj().S("url", base + "/StructureDefinition/measure-report-baseline-period");
+      j.Key("valuePeriod").Obj().S("start", baseline.start).S("end", baseline.end).End().End();
+    }
+    j.EndArr();
   }
   j.S("status", "complete").S("type", list ? "subject-list" : "summary");
   j.S("measure", base + "/Measure/" + def->id);
@@ -361,7 +485,10 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
     j.End();
   };
   population("initial-population", static_cast<int64_t>(p.initial.size()), "initial-population");
-  if (def->proportion()) {
+  if (def->ratio()) {
+    population("numerator", static_cast<int64_t>(p.numerator.size()), "numerator");
+    population("denominator", static_cast<int64_t>(p.denominator.size()), "denominator");
+  } else if (def->proportion()) {
     if (def->kind == "identification") {
       population("denominator", p.denominator_count.value_or(0), nullptr);
       population("denominator-exclusion", 0, nullptr);
@@ -378,7 +505,7 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
   j.EndArr();
   if (p.score) {
     j.Key("measureScore").Obj();
-    if (def->proportion()) {
+    if (def->proportion() || def->ratio()) {
       j.Num("value", std::round(*p.score * 10000.0) / 10000.0);
     } else {
       j.Num("value", *p.score).S("unit", "d").S("system", "http://unitsofmeasure.org").S("code", "d");
@@ -437,7 +564,7 @@ std::string FlsExtractCsv(FhirService& service, const MeasureCatalog& catalog, c
                           const ExtractRequest& req, const RequestInfo& info, bool identified,
                           const std::function<std::string(const std::string&)>& pseudonym,
                           std::vector<std::string>* patients_reached) {
-  Loaded loaded = LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, false);
+  const kpi_detail::Cohort loaded = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, {});
   // The windows of the 12-month adherence and the refracture columns: the framework files'.
   int at = 364, from = 280, to = 448, r12 = 365, r24 = 730;
   for (const auto& f : catalog.frameworks()) {

@@ -5,11 +5,13 @@
 // the populations with workflow/kpi.h and answers a MeasureReport (summary or subject-list).
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "fhir/fhir_service.h"
+#include "workflow/goals.h"
 #include "workflow/kpi.h"
 
 namespace fls::fhir {
@@ -18,6 +20,9 @@ struct MeasureConfig {
   std::string canonical_base;
   std::string time_zone = "Europe/Paris";  // the sites' zone: event times become days in it
   std::string dxa_item = "dxa";            // the investigation panel's DXA item
+  // The Capture the Fracture goals (workflow/data/capture-the-fracture.json): the baseline period,
+  // the fracture sites counted, the Best Practice Framework levels, the projection's figures.
+  std::shared_ptr<const workflow::GoalsConfig> goals;
 };
 
 class MeasureCatalog {
@@ -34,6 +39,10 @@ class MeasureCatalog {
 // file and line at fault, or when two files define one Measure id.
 MeasureCatalog LoadMeasureCatalog(const std::string& dir);
 
+// The goals name Measures (the Best Practice Framework's standards, the projection's rates): each
+// must be in the catalog; throws std::invalid_argument naming the one missing.
+void CheckGoalsAgainstCatalog(const workflow::GoalsConfig& goals, const MeasureCatalog& catalog);
+
 // The Measure resource of a definition.
 JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& framework_title,
                         const std::string& canonical_base);
@@ -48,6 +57,7 @@ struct EvaluateRequest {
   std::string period_start, period_end;  // YYYY-MM-DD, both included
   std::string subject;                   // "" or Organization/{site or region}
   std::string report_type = "summary";   // summary | subject-list
+  std::string baseline_start, baseline_end;  // the goals' baseline ("": the configured one)
 };
 // Parses the query of GET /Measure/{id}/$evaluate-measure; throws FhirError 400 naming the
 // parameter.

@@ -100,6 +100,32 @@ const std::vector<Op>& Table() {
        {{"date", "in", 0, "1", "date", "default today", {}},
         {"owner", "in", 0, "1", "string", "Organization/id or Practitioner/id", {}},
         {"return", "out", 1, "1", "Binary", "text/csv or text/html", {}}}},
+      {"fls-extract", "", false, "The case-level extract",
+       "operations.md section 6, docs/kpis.md: one CSV row per case of the cohort, pseudonymised unless the caller may read patients.",
+       {{"periodStart", "in", 1, "1", "date", "the index fracture dates, both ends included", {}},
+        {"periodEnd", "in", 1, "1", "date", "", {}},
+        {"subject", "in", 0, "1", "string", "Organization/id: a site or a region", {}},
+        {"return", "out", 1, "1", "Binary", "text/csv", {}}}},
+      {"fls-dashboard", "", false, "The quality dashboard's data",
+       "docs/kpis.md: every indicator of a framework overall, by quarter and by site, the Capture the Fracture goals, the Best "
+       "Practice Framework levels and the projection of fractures avoided, as JSON, computed as $evaluate-measure computes them.",
+       {{"periodStart", "in", 1, "1", "date", "", {}},
+        {"periodEnd", "in", 1, "1", "date", "at most 10 years after periodStart", {}},
+        {"subject", "in", 0, "1", "string", "Organization/id: a site or a region", {}},
+        {"framework", "in", 0, "1", "code", "fls-db (default) | iof", {}},
+        {"baselineStart", "in", 0, "1", "date", "the goals' baseline period (default: configured)", {}},
+        {"baselineEnd", "in", 0, "1", "date", "", {}},
+        {"return", "out", 1, "1", "Binary", "application/json", {}}}},
+      {"fls-projection", "", false, "Fractures avoided, and what if",
+       "docs/kpis.md: the refractures the treatment of the FLS's patients avoids in 1, 3 and 5 years from the measured capture, "
+       "treatment-start and 12-month adherence rates, or from the rates given.",
+       {{"periodStart", "in", 1, "1", "date", "", {}},
+        {"periodEnd", "in", 1, "1", "date", "", {}},
+        {"subject", "in", 0, "1", "string", "Organization/id: a site or a region", {}},
+        {"capture", "in", 0, "1", "decimal", "what if: the share of the expected fractures identified (0-1)", {}},
+        {"treatment", "in", 0, "1", "decimal", "what if: the share of those recommended treatment who start it (0-1)", {}},
+        {"adherence", "in", 0, "1", "decimal", "what if: the share of those treated still adherent at 12 months (0-1)", {}},
+        {"return", "out", 1, "1", "Binary", "application/json", {}}}},
   };
   return ops;
 }
@@ -116,12 +142,30 @@ void WriteParam(Json& j, const Param& p) {
   j.End();
 }
 
+// The OperationDefinition's id: fls-{code} ("fls-extract" stays itself).
+std::string DefinitionId(const std::string& code) { return code.rfind("fls-", 0) == 0 ? code : "fls-" + code; }
+
+// Its computable name: FlsCallList, FlsDashboard...
+std::string DefinitionName(const std::string& code) {
+  std::string out = "Fls";
+  bool up = true;
+  for (char c : code.rfind("fls-", 0) == 0 ? code.substr(4) : code) {
+    if (c == '-') {
+      up = true;
+      continue;
+    }
+    out += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    up = false;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<CapabilityInput::Operation> FlsOperations(const std::string& base) {
   std::vector<CapabilityInput::Operation> out;
   for (const auto& op : Table()) {
-    out.push_back({op.code, base + "/OperationDefinition/fls-" + std::string(op.code), op.type});
+    out.push_back({op.code, base + "/OperationDefinition/" + DefinitionId(op.code), op.type});
   }
   // The quality indicators: FHIR's own operation (operations.md section 6).
   out.push_back({"evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure", "Measure"});
@@ -131,10 +175,10 @@ std::vector<CapabilityInput::Operation> FlsOperations(const std::string& base) {
 void PublishOperationDefinitions(FhirService& service, const std::string& base) {
   service.Write([&](WriteContext& ctx) {
     for (const auto& op : Table()) {
-      std::string id = "fls-" + std::string(op.code);
+      std::string id = DefinitionId(op.code);
       Json j;
       j.Obj().S("resourceType", "OperationDefinition").S("id", id);
-      j.S("url", base + "/OperationDefinition/" + id).S("version", "1").S("name", std::string("Fls") + op.code);
+      j.S("url", base + "/OperationDefinition/" + id).S("version", "1").S("name", DefinitionName(op.code));
       j.S("title", op.title).S("status", "active").S("kind", "operation").B("affectsState", op.affects_state);
       j.S("description", op.description).S("code", op.code);
       bool system = !*op.type;

@@ -259,7 +259,8 @@ std::string DefaultScopes(Role role) {
 bool RoleMayCall(Role role, std::string_view op) {
   static const std::set<std::string, std::less<>> kPathway = {"event", "events", "contact", "accompany",
                                                                 "recommend", "call-list"};
-  static const std::set<std::string, std::less<>> kQuality = {"evaluate-measure", "fls-extract"};
+  static const std::set<std::string, std::less<>> kQuality = {"evaluate-measure", "fls-extract", "fls-dashboard",
+                                                               "fls-projection"};
   if (role == Role::kAdmin) return true;
   if (role == Role::kCoordinator) return kPathway.count(op) > 0 || kQuality.count(op) > 0;
   if (role == Role::kQuality) return kQuality.count(op) > 0;

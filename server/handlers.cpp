@@ -4,6 +4,7 @@
 
 #include "fhir/audit.h"
 #include "fhir/capability.h"
+#include "fhir/dashboard.h"
 #include "fhir/call_list.h"
 #include "fhir/operation_definitions.h"
 #include "fhir/case_events.h"
@@ -338,6 +339,36 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
                      audit->entities.push_back("EpisodeOfCare/" + c);
                    }
                  }
+                 return resp;
+               });
+  }
+  if (ctx.measures) {
+    // The dashboard's data and the projection with its "what if" (docs/kpis.md).
+    const fhir::MeasureCatalog& catalog = *ctx.measures;
+    router.Add("GET", "/$fls-dashboard", "", true, Access::Operation("fls-dashboard", "Measure", kRead),
+               [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
+                 auto q = Query(req);
+                 CheckAccept(req, q);
+                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
+                         q.end());
+                 auto request = fhir::ParseDashboardRequest(catalog, q);
+                 HttpResponse resp;
+                 resp.content_type = "application/json; charset=utf-8";
+                 resp.headers.emplace_back("Cache-Control", "no-store");
+                 resp.body = fhir::FlsDashboard(svc, catalog, mc, request, Info(req));
+                 return resp;
+               });
+    router.Add("GET", "/$fls-projection", "", true, Access::Operation("fls-projection", "Measure", kRead),
+               [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
+                 auto q = Query(req);
+                 CheckAccept(req, q);
+                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
+                         q.end());
+                 auto request = fhir::ParseProjectionRequest(q);
+                 HttpResponse resp;
+                 resp.content_type = "application/json; charset=utf-8";
+                 resp.headers.emplace_back("Cache-Control", "no-store");
+                 resp.body = fhir::FlsProjection(svc, catalog, mc, request, Info(req));
                  return resp;
                });
   }

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<workflow::LongTermPlan> long_term;
   std::unique_ptr<workflow::FollowUpProgramme> follow_up;
   std::unique_ptr<fhir::MeasureCatalog> measures;
+  std::shared_ptr<const workflow::GoalsConfig> goals;
   try {
     codes_text = ReadFile(config.home + "/workflow/data/fracture-codes.json");
     plan_text = ReadFile(config.home + "/workflow/data/plandefinition-capture-the-fracture.json");
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
         workflow::FollowUpProgramme::Parse(ReadFile(config.home + "/workflow/data/follow-up.json")));
     // The quality indicators: one Measure per line of the framework files.
     measures = std::make_unique<fhir::MeasureCatalog>(fhir::LoadMeasureCatalog(config.home + "/workflow/data/kpi-frameworks"));
+    goals = std::make_shared<const workflow::GoalsConfig>(
+        workflow::ParseGoalsConfig(ReadFile(config.home + "/workflow/data/capture-the-fracture.json")));
+    fhir::CheckGoalsAgainstCatalog(*goals, *measures);
   } catch (const std::exception& e) {
     server::Log("fatal", e.what());
     return 1;
@@ -283,7 +287,7 @@ int main(int argc, char** argv) {
                                       config.token_lifetime_s});
   server::RegisterLoginRoutes(router, {people, &limiter, config.public_url});
   server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base, measures.get(),
-                                  fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa"},
+                                  fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa", goals},
                                   [p = pseudonyms.get()](const std::string& what) { return p->Of(what); }});
 
   server::HttpServer http(config, router, database);

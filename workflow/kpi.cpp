@@ -1,8 +1,11 @@
 #include "workflow/kpi.h"
 
+#include "workflow/goals.h"
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -106,11 +109,24 @@ const std::vector<std::string>& KpiKinds() {
   static const std::vector<std::string> k = {
       "data-completeness", "identification", "spine-identified", "assessment",  "dxa",        "falls-assessment",
       "therapy-recommended", "strength-balance", "monitoring", "treatment-started", "adherence", "median-days",
-      "refracture"};
+      "refracture", "active-sites", "hip-vertebral-change"};
   return k;
 }
 
-bool KpiDefinition::proportion() const { return kind != "median-days"; }
+bool KpiDefinition::proportion() const { return kind != "median-days" && !ratio(); }
+bool KpiDefinition::ratio() const { return kind == "active-sites" || kind == "hip-vertebral-change"; }
+
+std::vector<std::string> ActiveSites(const std::vector<KpiCase>& cases, int minimum_cases) {
+  std::map<std::string, int> per_site;
+  for (const auto& c : cases) {
+    if (!c.site.empty()) ++per_site[c.site];
+  }
+  std::vector<std::string> out;
+  for (const auto& [site, n] : per_site) {
+    if (n >= minimum_cases) out.push_back(site);
+  }
+  return out;
+}
 
 KpiFramework ParseKpiFramework(const std::string& text) {
   rapidjson::Document d;
@@ -192,6 +208,18 @@ std::optional<double> Median(std::vector<double> v) {
 KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx) {
   KpiPopulations out;
   const std::string& kind = def.kind;
+  if (def.ratio()) {
+    out.initial = ctx.period_units;
+    out.numerator = ctx.period_units;
+    out.denominator = ctx.baseline_units;
+    const auto n = static_cast<int64_t>(ctx.period_units.size()), d = static_cast<int64_t>(ctx.baseline_units.size());
+    if (kind == "active-sites") {
+      if (d > 0) out.score = static_cast<double>(n) / static_cast<double>(d);
+    } else {
+      out.score = RateRatio(n, ctx.period_days, d, ctx.baseline_days);
+    }
+    return out;
+  }
   for (const auto& c : cases) {
     out.initial.push_back(c.episode_id);
     const bool excluded = ExcludedFromDenominators(c);

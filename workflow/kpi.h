@@ -65,7 +65,8 @@ struct KpiDefinition {
     bool min_exclusive = false;
   };
   std::vector<Band> bands;  // best first; the first whose bound the score reaches
-  bool proportion() const;  // false: continuous variable (a median of days)
+  bool proportion() const;  // false: continuous variable (a median of days) or a ratio
+  bool ratio() const;       // the Capture the Fracture goals: the period against a baseline period
 };
 
 // The kinds the engine computes (each documented in docs/kpis.md).
@@ -100,7 +101,15 @@ struct KpiPopulations {
 struct KpiContext {
   int64_t evaluation_day = 0;     // today, in the site's zone: adherence and refracture need time
   std::optional<int64_t> expected_caseload;  // identification: for the period and the sites
+  // The Capture the Fracture ratios (active-sites, hip-vertebral-change): what is counted in the
+  // period and in the baseline period (site ids, or the fractures' Condition ids), and the
+  // periods' lengths in days (the fractures compare per day, so periods of unequal length do).
+  std::vector<std::string> period_units, baseline_units;
+  int64_t period_days = 0, baseline_days = 0;
 };
+
+// The sites of `cases` with at least `minimum_cases` cases: the active FLS sites of a period.
+std::vector<std::string> ActiveSites(const std::vector<KpiCase>& cases, int minimum_cases);
 
 // `cases`: the cohort (index fracture day in the period, voided cases left out by the caller).
 KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx);

@@ -173,7 +173,11 @@ Report Evaluate(const std::string& measure, const std::string& from, const std::
     out.count[p["code"]["coding"][0]["code"].GetString()] = p["count"].GetInt();
   }
   if (d["group"][0].HasMember("measureScore")) out.score = d["group"][0]["measureScore"]["value"].GetDouble();
-  if (d.HasMember("extension")) out.band = d["extension"][0]["valueCode"].GetString();
+  if (d.HasMember("extension")) {
+    for (const auto& e : d["extension"].GetArray()) {
+      if (e.HasMember("valueCode")) out.band = e["valueCode"].GetString();
+    }
+  }
   if (d.HasMember("contained")) {
     for (const auto& l : d["contained"].GetArray()) {
       auto& v = out.lists[l["id"].GetString()];
@@ -471,6 +475,210 @@ TEST(Extract, OneRowPerCaseIdentifiedOrPseudonymised) {
   EXPECT_EQ(Get(q, {{"Accept", "application/fhir+json"}}).status, 406);
   EXPECT_EQ(Get("/$fls-extract?periodStart=2026-01-01", {}).status, 400);
   EXPECT_EQ(Get("/$fls-extract?periodStart=2026-01-01&periodEnd=2026-12-31&reportType=summary", {}).status, 400);
+}
+
+// The Capture the Fracture goals (their own region, so that the suite's other cases stay out):
+// a baseline period and a period of 300 days each.
+//   baseline: site A hip (g1), vertebra (g2), wrist (g3); site B nothing.
+//   period:   site A hip (g4), wrist (g5), and g1's patient's second hip fracture (a refracture);
+//             site B vertebra (g6), hip excluded as not a fragility fracture (g7).
+// Active sites: A and B against A = 2.0. Hip and vertebral fractures: g4, the refracture, g6
+// against g1, g2 = 3 / 2 = 1.5 (both periods 300 days). Site A alone: 2 against 2 = 1.0.
+struct Goals {
+  std::string b_start, b_end, p_start, p_end;
+  Pushed g1, g4, g6, g7;
+};
+const Goals& TheGoals() {
+  static const Goals g = [] {
+    Goals g;
+    Org("ctf-region", "", 0);
+    Org("ctf-a", "ctf-region", 200);
+    Org("ctf-b", "ctf-region", 0);
+    g.b_start = T(-700);
+    g.b_end = T(-401);
+    g.p_start = T(-400);
+    g.p_end = T(-101);
+    g.g1 = Fracture("ctf-a", T(-650));
+    Simple(g.g1, "exclude", PlusDays(g.g1.day, 3), R"(,{"name":"reason","valueCode":"declined"})");
+    Fracture("ctf-a", T(-600), "S22.0");
+    Fracture("ctf-a", T(-550), "S52.5");
+    g.g4 = Fracture("ctf-a", T(-350));
+    EnrolOn(g.g4, PlusDays(g.g4.day, 20));
+    WaiveAll(g.g4, PlusDays(g.g4.day, 25));
+    Ok(Event(Port(), g.g4.episode, DrugEvent("decide-treatment", "M05BA04", At(PlusDays(g.g4.day, 30)))), "decide");
+    Ok(Event(Port(), g.g4.episode, DrugEvent("treatment-started", "M05BA04", At(PlusDays(g.g4.day, 40)))), "start");
+    Fracture("ctf-a", T(-300), "S52.5");
+    Fracture("ctf-a", T(-380), "S72.0", g.g1.patient);
+    g.g6 = Fracture("ctf-b", T(-250), "S22.0");
+    g.g7 = Fracture("ctf-b", T(-200));
+    Simple(g.g7, "exclude", PlusDays(g.g7.day, 2), R"(,{"name":"reason","valueCode":"not-fragility"})");
+    return g;
+  }();
+  return g;
+}
+
+TEST(Goals, CaptureTheFractureGoalsAsMeasureReports) {
+  const Goals& g = TheGoals();
+  const std::string baseline = "&baselineStart=" + g.b_start + "&baselineEnd=" + g.b_end;
+  Report sites = Evaluate("ctf-active-sites", g.p_start, g.p_end, "Organization/ctf-region", baseline + "&reportType=subject-list");
+  ASSERT_EQ(sites.status, 200) << sites.body;
+  EXPECT_EQ(sites.count["numerator"], 2);
+  EXPECT_EQ(sites.count["denominator"], 1);
+  EXPECT_NEAR(*sites.score, 2.0, 1e-9) << "twice as many active sites: the goal";
+  EXPECT_EQ(sites.lists["numerator"], (std::vector<std::string>{"ctf-a", "ctf-b"}));
+  EXPECT_EQ(sites.lists["denominator"], (std::vector<std::string>{"ctf-a"}));
+  EXPECT_NE(sites.body.find("\"reference\":\"Organization/ctf-a\""), std::string::npos);
+  EXPECT_NE(sites.body.find("measure-report-baseline-period\",\"valuePeriod\":{\"start\":\"" + g.b_start), std::string::npos);
+
+  Report hv = Evaluate("ctf-hip-vertebral-change", g.p_start, g.p_end, "Organization/ctf-region", baseline + "&reportType=subject-list");
+  ASSERT_EQ(hv.status, 200) << hv.body;
+  EXPECT_EQ(hv.count["numerator"], 3) << "g4, the refracture, g6; not g7 (not a fragility fracture) nor the wrists";
+  EXPECT_EQ(hv.count["denominator"], 2);
+  EXPECT_NEAR(*hv.score, 1.5, 1e-9);
+  EXPECT_NE(hv.body.find("\"reference\":\"Condition/"), std::string::npos);
+  Report a = Evaluate("ctf-hip-vertebral-change", g.p_start, g.p_end, "Organization/ctf-a", baseline);
+  EXPECT_NEAR(*a.score, 1.0, 1e-9);
+  // A longer period compares per day: the same 3 fractures over 600 days are half the rate.
+  Report longer = Evaluate("ctf-hip-vertebral-change", PlusDays(g.p_start, -300), g.p_end, "Organization/ctf-region",
+                           "&baselineStart=" + g.b_start + "&baselineEnd=" + g.b_end);
+  EXPECT_EQ(longer.count["numerator"], 5) << "the baseline's two are in the longer period too";
+  EXPECT_NEAR(*longer.score, (5.0 / 600) / (2.0 / 300), 1e-4);
+  // The Measures say what they are.
+  auto m = Get("/Measure/ctf-active-sites").Json();
+  EXPECT_STREQ(m["scoring"]["coding"][0]["code"].GetString(), "ratio");
+  auto m2 = Get("/Measure/ctf-hip-vertebral-change").Json();
+  EXPECT_STREQ(m2["improvementNotation"]["coding"][0]["code"].GetString(), "decrease");
+  // The configured baseline (2025) when none is given; a baseline means nothing to other measures.
+  Report configured = Evaluate("ctf-active-sites", g.p_start, g.p_end, "Organization/ctf-region");
+  ASSERT_EQ(configured.status, 200) << configured.body;
+  EXPECT_NE(configured.body.find("\"valuePeriod\":{\"start\":\"2025-01-01\",\"end\":\"2025-12-31\"}"), std::string::npos);
+  for (const std::string& q : std::vector<std::string>{"&baselineStart=" + g.b_start, "&baselineStart=" + g.b_end + "&baselineEnd=" + g.b_start,
+                               "&baselineStart=2025-02-29&baselineEnd=2025-12-31"}) {
+    EXPECT_EQ(Evaluate("ctf-active-sites", g.p_start, g.p_end, "", q).status, 400) << q;
+  }
+  EXPECT_EQ(Evaluate("fls-db-kpi-4", g.p_start, g.p_end, "", baseline).status, 400);
+}
+
+std::optional<double> ScoreOf(const rapidjson::Value& v) {
+  if (!v.HasMember("score") || v["score"].IsNull()) return std::nullopt;
+  return v["score"].GetDouble();
+}
+
+// The dashboard's numbers are $evaluate-measure's, overall, per quarter and per site.
+TEST(Dashboard, EveryNumberIsTheMeasureReportsOne) {
+  const Goals& g = TheGoals();
+  const std::string baseline = "&baselineStart=" + g.b_start + "&baselineEnd=" + g.b_end;
+  Response r = Get("/$fls-dashboard?periodStart=" + g.p_start + "&periodEnd=" + g.p_end + "&subject=Organization/ctf-region" + baseline);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/json; charset=utf-8");
+  auto d = r.Json();
+  EXPECT_STREQ(d["framework"].GetString(), "fls-db");
+  EXPECT_STREQ(d["subjectName"].GetString(), "FLS ctf-region");
+  std::vector<std::string> ids;
+  for (const auto& m : d["measures"].GetArray()) ids.push_back(m["id"].GetString());
+  ASSERT_GE(ids.size(), 18u);
+  EXPECT_EQ(ids[0], "fls-db-kpi-1");
+  auto same = [&](const rapidjson::Value& values, const std::string& from, const std::string& to, const std::string& subject,
+                  const std::string& where) {
+    for (const auto& id : ids) {
+      const bool ctf = id.rfind("ctf-", 0) == 0;
+      Report e = Evaluate(id, from, to, subject, ctf ? baseline : "");
+      ASSERT_EQ(e.status, 200) << id << ": " << e.body;
+      const auto got = ScoreOf(values[id.c_str()]);
+      ASSERT_EQ(got.has_value(), e.score.has_value()) << where << " " << id;
+      if (got) EXPECT_NEAR(*got, *e.score, id.find("median") != std::string::npos ? 0.05 : 1e-4) << where << " " << id;
+      if (values[id.c_str()].HasMember("numerator")) {
+        EXPECT_EQ(values[id.c_str()]["numerator"].GetInt(), e.count["numerator"]) << where << " " << id;
+      }
+    }
+  };
+  same(d["overall"]["values"], g.p_start, g.p_end, "Organization/ctf-region", "overall");
+  // Sites side by side.
+  ASSERT_EQ(d["sites"].Size(), 2u);
+  EXPECT_STREQ(d["sites"][0]["id"].GetString(), "ctf-a");
+  EXPECT_STREQ(d["sites"][0]["name"].GetString(), "FLS ctf-a");
+  EXPECT_EQ(d["sites"][0]["expectedCaseloadPerYear"].GetInt(), 200);
+  same(d["sites"][0]["values"], g.p_start, g.p_end, "Organization/ctf-a", "site A");
+  same(d["sites"][1]["values"], g.p_start, g.p_end, "Organization/ctf-b", "site B");
+  // The quarters: the calendar quarters the period meets, cut to it.
+  const auto& quarters = d["quarters"];
+  ASSERT_GE(quarters.Size(), 4u);
+  EXPECT_STREQ(quarters[0]["start"].GetString(), g.p_start.c_str());
+  EXPECT_STREQ(quarters[quarters.Size() - 1]["end"].GetString(), g.p_end.c_str());
+  for (rapidjson::SizeType i = 0; i + 1 < quarters.Size(); ++i) {
+    EXPECT_EQ(PlusDays(quarters[i]["end"].GetString(), 1), quarters[i + 1]["start"].GetString());
+    const std::string next = quarters[i + 1]["start"].GetString();
+    EXPECT_EQ(next.substr(8), "01");
+    EXPECT_TRUE(next.substr(5, 2) == "01" || next.substr(5, 2) == "04" || next.substr(5, 2) == "07" || next.substr(5, 2) == "10") << next;
+  }
+  for (rapidjson::SizeType i = 0; i < quarters.Size(); ++i) {
+    const std::string from = quarters[i]["start"].GetString(), to = quarters[i]["end"].GetString();
+    if (i == 1) same(quarters[i]["values"], from, to, "Organization/ctf-region", "quarter " + from);
+  }
+  // The goals.
+  const auto& goals = d["goals"];
+  EXPECT_EQ(goals["activeSites"]["period"].GetInt(), 2);
+  EXPECT_EQ(goals["activeSites"]["baseline"].GetInt(), 1);
+  EXPECT_NEAR(goals["activeSites"]["ratio"].GetDouble(), 2.0, 1e-9);
+  EXPECT_NEAR(goals["activeSites"]["target"].GetDouble(), 2.0, 1e-9);
+  EXPECT_EQ(goals["hipVertebral"]["period"].GetInt(), 3);
+  EXPECT_EQ(goals["hipVertebral"]["baseline"].GetInt(), 2);
+  EXPECT_NEAR(goals["hipVertebral"]["change"].GetDouble(), 0.5, 1e-9);
+  EXPECT_NEAR(goals["hipVertebral"]["target"].GetDouble(), -0.25, 1e-9);
+  // Levels: site A's case was assessed on day 20 and started treatment (standards 2, 3, 9 gold).
+  const auto& a_levels = d["sites"][0]["bpf"]["levels"];
+  EXPECT_STREQ(a_levels["3"].GetString(), "gold") << "median 20 days to assessment";
+  EXPECT_STREQ(a_levels["9"].GetString(), "gold");
+  EXPECT_TRUE(d["sites"][1]["bpf"]["levels"]["9"].IsNull()) << "site B decided no treatment: the data cannot tell";
+  EXPECT_TRUE(d["bpfStandards"]["standards"].Size() >= 6);
+  // The projection reads the same figures.
+  const auto& p = d["projection"];
+  EXPECT_NEAR(p["measured"]["treatment"].GetDouble(), *ScoreOf(d["overall"]["values"]["fls-db-kpi-10"]), 1e-4);
+  EXPECT_NEAR(p["measured"]["capture"].GetDouble(), *ScoreOf(d["overall"]["values"]["fls-db-kpi-2"]), 1e-4);
+  EXPECT_STREQ(p["method"]["usualCare"]["source"].GetString(),
+               "Wu CH et al. 2018, meta-analysis of 74 controlled studies, usual care (spec kpis.md)");
+}
+
+TEST(Dashboard, ProjectionAndWhatIf) {
+  const Goals& g = TheGoals();
+  const std::string q = "/$fls-projection?periodStart=" + g.p_start + "&periodEnd=" + g.p_end + "&subject=Organization/ctf-region";
+  Response measured = Get(q);
+  ASSERT_EQ(measured.status, 200) << measured.body;
+  auto m = measured.Json();
+  // Cases reached: 5 in 300 days less g7 (not a fragility fracture) = 4 in 300 days.
+  EXPECT_NEAR(m["projection"]["measured"]["patientsPerYear"].GetDouble(), 4 * 365.2425 / 300, 0.05);
+  EXPECT_NEAR(m["projection"]["measured"]["capture"].GetDouble(), 4.0 / std::llround(200 * 300 / 365.2425), 1e-4);
+  // No case of the period was followed 12 months with a contact: adherence is unknown.
+  ASSERT_TRUE(m["projection"]["missing"].IsArray());
+  Response what_if = Get(q + "&capture=0.9&treatment=0.8&adherence=0.6");
+  ASSERT_EQ(what_if.status, 200) << what_if.body;
+  auto w = what_if.Json();
+  const auto& p = w["projection"];
+  EXPECT_EQ(p["missing"].Size(), 0u);
+  const double patients = m["projection"]["measured"]["patientsPerYear"].GetDouble() * 0.9 /
+                          m["projection"]["measured"]["capture"].GetDouble();
+  // (the measured figures above are rounded: 1% apart at most)
+  EXPECT_NEAR(p["patientsPerYear"].GetDouble(), patients, patients * 0.01);
+  ASSERT_EQ(p["points"].Size(), 3u);
+  const double h = -std::log(1 - 0.063);
+  for (const auto& pt : p["points"].GetArray()) {
+    const double years = pt["years"].GetInt();
+    const double expected = patients * (years - (1 - std::exp(-h * years)) / h);
+    EXPECT_NEAR(pt["expectedRefractures"].GetDouble(), expected, expected * 0.01) << years;
+    EXPECT_NEAR(pt["avoided"].GetDouble(), expected * 0.8 * 0.6 * 0.4, expected * 0.01) << years;
+    EXPECT_NEAR(pt["avoided"].GetDouble() / pt["expectedRefractures"].GetDouble(), 0.8 * 0.6 * 0.4, 0.002) << years;
+  }
+  for (const std::string bad : {"&capture=1.5", "&treatment=-0.1", "&adherence=abc", "&adherence=.5", "&capture=0.5&capture=0.6",
+                                 "&whatever=1"}) {
+    Response r = Get(q + bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+    EXPECT_NE(r.body.find("OperationOutcome"), std::string::npos) << bad;
+  }
+  for (const std::string bad : {"&framework=nope", "&framework=fls", "&periodEnd=2040-01-01"}) {
+    Response r = Get("/$fls-dashboard?periodStart=" + g.p_start + (bad.find("periodEnd") == std::string::npos ? "&periodEnd=" + g.p_end : "") + bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+  }
+  EXPECT_EQ(Get("/$fls-dashboard?periodStart=" + g.p_start + "&periodEnd=" + g.p_end + "&framework=iof").status, 200);
 }
 
 }  // namespace

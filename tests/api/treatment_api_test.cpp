@@ -235,14 +235,17 @@ TEST(Operations, TheCapabilityStatementListsEachWithItsDefinition) {
     for (const auto& op : cap["rest"][0]["operation"].GetArray()) system.insert(op["name"].GetString());
   }
   EXPECT_EQ(on_case, (std::set<std::string>{"accompany", "contact", "event", "events", "recommend"}));
-  EXPECT_EQ(system, (std::set<std::string>{"call-list"}));
-  for (const char* code : {"event", "events", "recommend", "contact", "accompany", "call-list"}) {
-    Response r = Get(std::string("/OperationDefinition/fls-") + code);
+  EXPECT_EQ(system, (std::set<std::string>{"call-list", "fls-extract", "fls-dashboard", "fls-projection"}));
+  for (const std::string code : {"event", "events", "recommend", "contact", "accompany", "call-list", "fls-extract", "fls-dashboard",
+                                 "fls-projection"}) {
+    const std::string id = code.rfind("fls-", 0) == 0 ? code : "fls-" + code;
+    Response r = Get("/OperationDefinition/" + id);
     ASSERT_EQ(r.status, 200) << code;
     auto d = r.Json();
-    EXPECT_STREQ(d["code"].GetString(), code);
-    EXPECT_EQ(std::string(d["url"].GetString()), std::string("http://fls-server.org/fhir/OperationDefinition/fls-") + code);
-    Response back = Http(Port(), "PUT", std::string("/OperationDefinition/fls-") + code, r.body);
+    EXPECT_EQ(std::string(d["code"].GetString()), code);
+    EXPECT_EQ(std::string(d["url"].GetString()), "http://fls-server.org/fhir/OperationDefinition/" + id);
+    EXPECT_EQ(std::string(d["name"].GetString()).find('-'), std::string::npos) << d["name"].GetString();
+    Response back = Http(Port(), "PUT", "/OperationDefinition/" + id, r.body);
     EXPECT_EQ(back.status, 200) << code << ": " << back.body;
   }
   auto event = Get("/OperationDefinition/fls-event").Json();
