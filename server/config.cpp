@@ -24,7 +24,7 @@ long long ToInt(const std::string& name, const std::string& v, long long min, lo
 
 std::string Usage() {
   return "usage: fls-server [--listen=ADDR] [--port=N] [--database-url=URL] [--threads=N]\n"
-         "                  [--db-pool=N] [--max-body-bytes=N] [--json-max-depth=N] [--home=DIR]\n"
+         "                  [--db-pool=N] [--max-body-bytes=N] [--json-max-depth=N] [--home=DIR] [--web-dir=DIR]\n"
          "                  [--public-url=URL] [--shutdown-grace-s=N] [--default-count=N]\n"
          "                  [--max-count=N] [--max-bundle-entries=N] [--case-lookback-days=N]\n"
          "                  [--default-site=ORGANIZATION_ID] [--canonical-base=URL]\n"
@@ -73,7 +73,7 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
                                  "oidc-sites-claim", "rate-limit", "rate-burst", "max-in-flight-per-client",
                                  "anon-rate-limit", "anon-rate-burst", "login-max-failures", "login-lockout-s",
                                  "session-idle-s", "session-lifetime-s", "oidc-client-id", "oidc-client-secret-file",
-                                 "oidc-authorization-endpoint", "oidc-token-endpoint", "oidc-login-scope"};
+                                 "oidc-authorization-endpoint", "oidc-token-endpoint", "oidc-login-scope", "web-dir"};
   std::map<std::string, std::string> values;
   for (const char* name : kNames) {
     std::string var = "FLS_";
@@ -108,6 +108,7 @@ Config LoadConfig(int argc, const char* const* argv, const char* (*env)(const ch
   }
   if (auto v = get("json-max-depth")) c.json_max_depth = static_cast<int>(ToInt("json-max-depth", *v, 8, 1000));
   if (auto v = get("home")) c.home = *v;
+  if (auto v = get("web-dir")) c.web_dir = *v;
   if (auto v = get("public-url")) c.public_url = *v;
   if (auto v = get("shutdown-grace-s")) c.shutdown_grace_s = static_cast<int>(ToInt("shutdown-grace-s", *v, 0, 3600));
   if (auto v = get("default-count")) c.default_count = static_cast<int>(ToInt("default-count", *v, 1, 100000));

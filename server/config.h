@@ -16,6 +16,7 @@ struct Config {
   int db_pool = 0;                   // FLS_DB_POOL; 0: same as threads
   size_t max_body_bytes = 32u << 20; // FLS_MAX_BODY_BYTES
   int json_max_depth = 64;           // FLS_JSON_MAX_DEPTH
+  std::string web_dir;               // FLS_WEB_DIR: the built pages ("": FLS_HOME/web/dist)
   std::string home;                  // FLS_HOME: folder holding fhir/data and db/migrations
   std::string public_url;            // FLS_PUBLIC_URL: base URL in links; default from Host
   int shutdown_grace_s = 30;         // FLS_SHUTDOWN_GRACE_S

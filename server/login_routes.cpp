@@ -47,7 +47,9 @@ void PageHeaders(HttpResponse& r) {
                          "base-uri 'none'");
   r.headers.emplace_back("X-Frame-Options", "DENY");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  // Not no-referrer: under it a browser sends "Origin: null" with the page's form posts and
+  // fetches, which the Origin check (our own origin only) then refuses.
+  r.headers.emplace_back("Referrer-Policy", "same-origin");
 }
 
 struct Texts {

@@ -38,6 +38,7 @@
 #include "server/login_routes.h"
 #include "server/people.h"
 #include "server/pseudonym.h"
+#include "server/web_routes.h"
 #include "workflow/fracture_codes.h"
 #include "workflow/drug_list.h"
 #include "workflow/investigation_panel.h"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (config.home.empty()) config.home = FLS_HOME_DEFAULT;
+  if (config.web_dir.empty()) config.web_dir = config.home + "/web/dist";
   // The site's time zone, once, before any thread starts: localtime_r then reads it safely.
   if (!std::filesystem::exists("/usr/share/zoneinfo/" + config.timezone)) {
     server::Log("warn", "time zone not found in /usr/share/zoneinfo; dates are computed in UTC",
@@ -286,6 +288,7 @@ int main(int argc, char** argv) {
   server::RegisterAuthRoutes(router, {clients, *signing_keys, *authenticator, database, config.public_url,
                                       config.token_lifetime_s});
   server::RegisterLoginRoutes(router, {people, &limiter, config.public_url});
+  server::RegisterWebRoutes(router, config.web_dir);
   server::RegisterRoutes(router, {service, *schema, database, kVersion, &engine, config.canonical_base, measures.get(),
                                   fhir::MeasureConfig{config.canonical_base, config.timezone, "dxa", goals},
                                   [p = pseudonyms.get()](const std::string& what) { return p->Of(what); }});
