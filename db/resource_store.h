@@ -213,6 +213,7 @@ class ResourceStore {
   friend class CaseStore;
   friend class AuthStore;
   friend class KpiStore;
+  friend class ExportStore;
   void DeleteIndex(const std::string& type, const std::string& id);
   std::vector<VersionRow> ReadCurrentMany(const std::string& type, const std::vector<std::string>& ids);
 

@@ -22,6 +22,11 @@ std::string CapabilityStatementJson(const SchemaValidator& schema, const SearchP
   kv("date", FormatFhirInstant(NowMicros()).substr(0, 10));
   kv("publisher", "FLS Server");
   kv("kind", "instance");
+  // FHIR Bulk Data export (docs/bulk-export.md).
+  w.Key("instantiates");
+  w.StartArray();
+  str("http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data");
+  w.EndArray();
   w.Key("software");
   w.StartObject();
   kv("name", "FLS Server");

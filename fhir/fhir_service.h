@@ -179,6 +179,10 @@ class FhirService {
   // Read-only statements outside a transaction (db::Database::Read), for the FLS operations
   // (fhir/case_events.cpp...) that read their own tables.
   void ReadStore(const std::function<void(db::ResourceStore&)>& fn) { db_.Read(fn); }
+  // One transaction on the FLS operations' own tables (db::Database::Transact: retried on a
+  // serialization failure, so fn has no effect outside it).
+  void TransactStore(const std::function<void(db::ResourceStore&)>& fn) { db_.Transact(fn); }
+  const std::vector<std::string>& ResourceTypes() const { return schema_.ResourceTypes(); }
 
  private:
   friend class BundleProcessor;

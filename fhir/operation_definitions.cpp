@@ -169,6 +169,10 @@ std::vector<CapabilityInput::Operation> FlsOperations(const std::string& base) {
   }
   // The quality indicators: FHIR's own operation (operations.md section 6).
   out.push_back({"evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure", "Measure"});
+  // FHIR Bulk Data export (docs/bulk-export.md): the IG's own definitions.
+  out.push_back({"export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export", ""});
+  out.push_back({"export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export", "Patient"});
+  out.push_back({"export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export", "Group"});
   return out;
 }
 

@@ -262,6 +262,9 @@ bool RoleMayCall(Role role, std::string_view op) {
   static const std::set<std::string, std::less<>> kQuality = {"evaluate-measure", "fls-extract", "fls-dashboard",
                                                                "fls-projection"};
   if (role == Role::kAdmin) return true;
+  // Bulk export: the warehouse (quality: the types it may read, never patient data) and
+  // administrators; a coordinator works case by case.
+  if (op == "export") return role == Role::kQuality;
   if (role == Role::kCoordinator) return kPathway.count(op) > 0 || kQuality.count(op) > 0;
   if (role == Role::kQuality) return kQuality.count(op) > 0;
   return false;

@@ -7,6 +7,7 @@
 #include "fhir/dashboard.h"
 #include "fhir/call_list.h"
 #include "fhir/operation_definitions.h"
+#include "fhir/bulk_export.h"
 #include "fhir/case_events.h"
 #include "fhir/recommend.h"
 #include "fhir/error.h"
@@ -154,6 +155,65 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     resp.body = fhir::CapabilityStatementJson(schema, svc.registry(), in);
     return resp;
   });
+
+  // FHIR Bulk Data export (docs/bulk-export.md): kick-off, status and manifest, cancel, files.
+  {
+    auto requester = [](const HttpRequest& req) {
+      fhir::ExportRequester r;
+      if (!req.principal) {  // authentication off (loopback only): the local administrator
+        r.key = "local";
+        r.admin = true;
+        r.may_read = [](const std::string&) { return true; };
+        return r;
+      }
+      auto p = req.principal;
+      r.key = p->client_id + "|" + p->subject;
+      r.admin = p->role == Role::kAdmin;
+      r.may_read = [p](const std::string& t) { return p->May(t, kRead); };
+      return r;
+    };
+    auto kick_off = [&svc, requester](HttpRequest& req, const std::string& level) {
+      auto q = Query(req);
+      CheckAccept(req, q);
+      fhir::ExportKickOff k;
+      k.level = level;
+      if (level == "group") k.group_id = req.params["id"];
+      k.query = q;
+      if (const std::string* prefer = req.Header("prefer")) k.prefer = *prefer;
+      std::string path;
+      for (const auto& s : req.segments) path += "/" + s;
+      k.request_url = req.base_url + path + (req.raw_query.empty() ? "" : "?" + req.raw_query);
+      const std::string id = fhir::KickOffExport(svc, k, requester(req));
+      HttpResponse resp;
+      resp.status = 202;
+      resp.headers.emplace_back("Content-Location", req.base_url + "/$export-status/" + id);
+      resp.body = R"({"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational","diagnostics":"export queued: poll the Content-Location"}]})";
+      return resp;
+    };
+    auto answer = [](fhir::ExportAnswer a) {
+      HttpResponse resp;
+      resp.status = a.status;
+      resp.headers = std::move(a.headers);
+      resp.body = std::move(a.body);
+      resp.content_type = a.content_type;
+      return resp;
+    };
+    router.Add("GET", "/$export", "", true, Access::Operation("export", "", 0),
+               [kick_off](HttpRequest& req) { return kick_off(req, "system"); });
+    router.Add("GET", "/Patient/$export", "", false, Access::Operation("export", "Patient", 0),
+               [kick_off](HttpRequest& req) { return kick_off(req, "patient"); });
+    router.Add("GET", "/Group/{id}/$export", "", false, Access::Operation("export", "Group", 0),
+               [kick_off](HttpRequest& req) { return kick_off(req, "group"); });
+    router.Add("GET", "/$export-status/{id}", "", true, Access::Operation("export", "", 0), [&svc, requester, answer](HttpRequest& req) {
+      return answer(fhir::ExportStatus(svc, req.params["id"], requester(req), req.base_url));
+    });
+    router.Add("DELETE", "/$export-status/{id}", "", true, Access::Operation("export", "", 0), [&svc, requester, answer](HttpRequest& req) {
+      return answer(fhir::CancelExport(svc, req.params["id"], requester(req)));
+    });
+    router.Add("GET", "/$export-file/{id}/{vid}", "", true, Access::Operation("export", "", 0), [&svc, requester, answer](HttpRequest& req) {
+      return answer(fhir::ExportFile(svc, req.params["id"], req.params["vid"], requester(req)));
+    });
+  }
 
   // The day's calls of a site or a nurse, for phone platforms that read files and for printing
   // (docs/follow-up.md): CSV unless HTML is asked for (Accept or _format).

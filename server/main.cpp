@@ -1,6 +1,7 @@
 // Builds the object graph on the stack in dependency order (config -> schema -> database ->
 // service -> router -> listener), serves until SIGINT/SIGTERM, and tears down in reverse.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,7 @@
 
 #include "db/database.h"
 #include "fhir/audit.h"
+#include "fhir/bulk_export.h"
 #include "fhir/case_finder.h"
 #include "fhir/fhir_date.h"
 #include "fhir/fhir_service.h"
@@ -332,6 +334,13 @@ int main(int argc, char** argv) {
     });
   }
 
+  // Bulk Data exports: whichever process on the database claims a queued job runs it
+  // (docs/bulk-export.md).
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  fhir::ExportRunner exports(service, {std::string(host) + ":" + std::to_string(getpid())});
+  exports.Start();
+
   int sig = 0;
   sigwait(&signals, &sig);
   server::Log("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
@@ -343,6 +352,7 @@ int main(int argc, char** argv) {
   stop_cv.notify_all();
   if (migrator.joinable()) migrator.join();
   if (timers.joinable()) timers.join();
+  exports.Stop();
   server::Log("info", "stopped");
   return 0;
 }

@@ -235,7 +235,7 @@ TEST(Operations, TheCapabilityStatementListsEachWithItsDefinition) {
     for (const auto& op : cap["rest"][0]["operation"].GetArray()) system.insert(op["name"].GetString());
   }
   EXPECT_EQ(on_case, (std::set<std::string>{"accompany", "contact", "event", "events", "recommend"}));
-  EXPECT_EQ(system, (std::set<std::string>{"call-list", "fls-extract", "fls-dashboard", "fls-projection"}));
+  EXPECT_EQ(system, (std::set<std::string>{"call-list", "fls-extract", "fls-dashboard", "fls-projection", "export"}));
   for (const std::string code : {"event", "events", "recommend", "contact", "accompany", "call-list", "fls-extract", "fls-dashboard",
                                  "fls-projection"}) {
     const std::string id = code.rfind("fls-", 0) == 0 ? code : "fls-" + code;

@@ -178,6 +178,7 @@ TEST_F(RouteMatrix, EveryRouteEveryRoleAndNoToken) {
         else if (route.pattern == "/auth/session") want = 0;  // who am I: any valid token
         else if (route.pattern == "/_history") want = role == Role::kAdmin ? 0 : 403;
         else if (kPathwayOps.count(op)) want = role == Role::kCoordinator || role == Role::kAdmin ? 0 : 403;
+        else if (op.rfind("$export", 0) == 0) want = role == Role::kAdmin || role == Role::kQuality ? 0 : 403;
         else if (op == "$evaluate-measure" || op == "$fls-extract" || op == "$fls-dashboard" || op == "$fls-projection") want = role == Role::kEhr ? 403 : 0;  // quality, coordinators, admins
         else if (generic) want = Expected().at(type).at(role).find(Letter(route)) != std::string::npos ? 0 : 403;
         else ADD_FAILURE() << "no expectation for " << where << ": add it here and to docs/security.md";
