@@ -681,5 +681,177 @@ TEST(Dashboard, ProjectionAndWhatIf) {
   EXPECT_EQ(Get("/$fls-dashboard?periodStart=" + g.p_start + "&periodEnd=" + g.p_end + "&framework=iof").status, 200);
 }
 
+// A local time on `day` in the site's zone (TZ is Europe/Paris in the suites), with its offset
+// as that day has it (winter +01:00, summer +02:00): "2026-03-30T23:30:00+02:00".
+std::string LocalAt(const std::string& day, int hour, int minute) {
+  tm t{};
+  t.tm_year = std::stoi(day.substr(0, 4)) - 1900;
+  t.tm_mon = std::stoi(day.substr(5, 2)) - 1;
+  t.tm_mday = std::stoi(day.substr(8, 2));
+  t.tm_hour = hour;
+  t.tm_min = minute;
+  t.tm_isdst = -1;
+  time_t when = mktime(&t);
+  tm back{};
+  localtime_r(&when, &back);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &back);
+  std::string out = buf;
+  return out.substr(0, out.size() - 2) + ":" + out.substr(out.size() - 2);
+}
+
+void EventAt(const Pushed& c, const std::string& event, const std::string& instant, const std::string& extra = "") {
+  Ok(Event(Port(), c.episode, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":")" + event + "\"}" + extra +
+                                  R"(,{"name":"occurred","valueDateTime":")" + instant + "\"}]}"),
+     event.c_str());
+}
+void EnrolAt(const Pushed& c, const std::string& instant) {
+  std::string body = EnrolBody(Practitioner(Port()));
+  body.insert(body.rfind(']'), R"(,{"name":"occurred","valueDateTime":")" + instant + "\"}");
+  Ok(Event(Port(), c.episode, body), "enrol");
+}
+void Contact(const Pushed& c, const std::string& day, bool reached, std::optional<bool> adherent) {
+  std::string body = R"({"resourceType":"Parameters","parameter":[{"name":"reached","valueBoolean":)" + std::string(reached ? "true" : "false") + "}";
+  if (adherent) body += R"(,{"name":"adherent","valueBoolean":)" + std::string(*adherent ? "true" : "false") + "}";
+  Ok(Http(Port(), "POST", "/EpisodeOfCare/" + c.episode + "/$contact", body + Occurred(day) + "]}"), "contact");
+}
+void Dxa(const Pushed& c, const std::string& day) {
+  Response r = Post("/Observation", R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"imaging"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"38267-1"}]},"subject":{"reference":"Patient/)" +
+                                       c.patient + R"("},"effectiveDateTime":")" + day + R"(","valueQuantity":{"value":-2.6,"unit":"{T-score}","system":"http://unitsofmeasure.org","code":"{T-score}"}})");
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
+// The hand-computed fixture: a region of two sites (A expects 100 fractures a year, B 50), a
+// period of 300 days, P = [d0, d0 + 299] with d0 = 500 days ago (so that the adherence and
+// refracture windows have passed). Offsets are days after each case's own fracture.
+//
+//   a1 A hip       d0       enrol +20, falls +30, DXA result +60, the rest waived +65,
+//                           decide-treatment +70, treatment-started +80, contact reached +100,
+//                           contact reached adherent +300
+//   a2 A vertebra  d0+10    enrol +90 at 23:30 local (day 90: in FLS-DB's 90 days, out of IOF's 84)
+//                           falls +95 (DXA ordered, never resulted)
+//   a3 A wrist     d0+20    enrol +91 at 00:30 local (day 91: out; in UTC it is still day 90 in
+//                           winter, 22:30 or 23:30: a server counting UTC days would count it),
+//                           exercise-started +100
+//   a4 A hip       d0+30    excluded, not a fragility fracture, +5 (out of every denominator)
+//   a5 A hip       d0+40    excluded, declined, +10 (assessed)
+//   a6 A hip       d0-1     enrol +10 (the day before the period: not in the cohort)
+//   a7 A wrist     d0+299   nothing (the last day of the period: in the cohort)
+//   b1 B hip       d0+50    enrol +50, all waived +55, decide-treatment +60, contact reached +105,
+//                           treatment-started +112 (the window's last day), contact reached
+//                           not adherent +350
+//   b2 B vertebra  d0+60    enrol +30, falls +40, exercise-started +113 (a day late)
+//   b3 B hip       d0+300   (the day after the period: not in the cohort)
+//
+// The cohort: a1 a2 a3 a4 a5 a7 b1 b2 (8), a4 the one exclusion (7 counted).
+//   FLS-DB / IOF
+//   1  completeness  a1 a2 a3 a5 b1 b2 (a7 not assessed)          6/7 = 0.8571 (IOF 11 the same)
+//   2  identification 7 / round(150 x 300 / 365.2425) = 7/123 = 0.0569; IOF 1 non-spinal 5/123 = 0.0407
+//   3  spine          a2 b2                                        2/7 = 0.2857 (IOF 2)
+//   4  assessment  90 d: a1 a2 a5 b1 b2 = 5/7 = 0.7143; IOF 3, 84 d: a1 a5 b1 b2 = 4/7 = 0.5714
+//   5  DXA  ordered: a1 a2 a3 b2 (b1 waived); in time: a1 (day 60)  1/4 = 0.25 (IOF 4 the same)
+//   6  falls          a1 a2 b2                                     3/7 = 0.4286 (IOF 5)
+//   7  recommended    decided a1 b1 of enrolled a1 a2 a3 b1 b2     2/5 = 0.4 (IOF 6)
+//   8  strength, non-hip a2 a3 a7 b2: a3 (day 100; b2's 113 late)  1/4 = 0.25 (IOF 7)
+//   9  monitoring     decided a1 b1: contacts days 100, 105        2/2 = 1 (IOF 8)
+//   10 started        a1 day 80, b1 day 112                        2/2 = 1 (IOF 9)
+//   11 adherence      a1 (day 300 adherent), b1 (day 350 not)      1/2 = 0.5 (IOF 10)
+//   medians: assessment 10 20 30 50 90 91 -> 40; DXA 60; treatment 80 112 -> 96
+TEST(Fixture, EveryIndicatorAsComputedByHand) {
+  Org("fx-region", "", 0);
+  Org("fx-a", "fx-region", 100);
+  Org("fx-b", "fx-region", 50);
+  const std::string d0 = T(-500), end = PlusDays(d0, 299);
+  auto at = [](const Pushed& c, int days) { return PlusDays(c.day, days); };
+  Pushed a1 = Fracture("fx-a", d0);
+  EnrolOn(a1, at(a1, 20));
+  Simple(a1, "falls-assessment", at(a1, 30), R"(,{"name":"at-risk","valueBoolean":true})");
+  Dxa(a1, at(a1, 60));
+  WaiveAll(a1, at(a1, 65));
+  Ok(Event(Port(), a1.episode, DrugEvent("decide-treatment", "M05BA04", At(at(a1, 70)))), "decide");
+  Ok(Event(Port(), a1.episode, DrugEvent("treatment-started", "M05BA04", At(at(a1, 80)))), "start");
+  Contact(a1, at(a1, 100), true, std::nullopt);
+  Contact(a1, at(a1, 300), true, true);
+  Pushed a2 = Fracture("fx-a", PlusDays(d0, 10), "S22.0");
+  EnrolAt(a2, LocalAt(at(a2, 90), 23, 30));
+  Simple(a2, "falls-assessment", at(a2, 95), R"(,{"name":"at-risk","valueBoolean":false})");
+  Pushed a3 = Fracture("fx-a", PlusDays(d0, 20), "S52.5");
+  EnrolAt(a3, LocalAt(at(a3, 91), 0, 30));
+  Simple(a3, "exercise-started", at(a3, 100));
+  Pushed a4 = Fracture("fx-a", PlusDays(d0, 30));
+  Simple(a4, "exclude", at(a4, 5), R"(,{"name":"reason","valueCode":"not-fragility"})");
+  Pushed a5 = Fracture("fx-a", PlusDays(d0, 40));
+  Simple(a5, "exclude", at(a5, 10), R"(,{"name":"reason","valueCode":"declined"})");
+  Pushed a6 = Fracture("fx-a", PlusDays(d0, -1));
+  EnrolOn(a6, at(a6, 10));
+  Fracture("fx-a", end, "S52.5");
+  Pushed b1 = Fracture("fx-b", PlusDays(d0, 50));
+  EnrolOn(b1, at(b1, 50));
+  WaiveAll(b1, at(b1, 55));
+  Ok(Event(Port(), b1.episode, DrugEvent("decide-treatment", "M05BA04", At(at(b1, 60)))), "decide");
+  Contact(b1, at(b1, 105), true, std::nullopt);
+  Ok(Event(Port(), b1.episode, DrugEvent("treatment-started", "M05BA04", At(at(b1, 112)))), "start");
+  Contact(b1, at(b1, 350), true, false);
+  Pushed b2 = Fracture("fx-b", PlusDays(d0, 60), "S22.0");
+  EnrolOn(b2, at(b2, 30));
+  Simple(b2, "falls-assessment", at(b2, 40), R"(,{"name":"at-risk","valueBoolean":true})");
+  Simple(b2, "exercise-started", at(b2, 113));
+  Fracture("fx-b", PlusDays(end, 1));
+
+  struct Want {
+    const char* id;
+    int numerator, denominator, exclusion;
+    std::optional<double> score;
+  };
+  const int caseload = static_cast<int>(std::llround(150 * 300 / 365.2425));
+  ASSERT_EQ(caseload, 123);
+  const Want wants[] = {
+      {"fls-db-kpi-1", 6, 8, 1, 6.0 / 7},   {"iof-kpi-11", 6, 8, 1, 6.0 / 7},
+      {"fls-db-kpi-2", 7, 123, 0, 7.0 / 123}, {"iof-kpi-1", 5, 123, 0, 5.0 / 123},
+      {"fls-db-kpi-3", 2, 8, 1, 2.0 / 7},   {"iof-kpi-2", 2, 8, 1, 2.0 / 7},
+      {"fls-db-kpi-4", 5, 8, 1, 5.0 / 7},   {"iof-kpi-3", 4, 8, 1, 4.0 / 7},
+      {"fls-db-kpi-5", 1, 4, 0, 0.25},      {"iof-kpi-4", 1, 4, 0, 0.25},
+      {"fls-db-kpi-6", 3, 8, 1, 3.0 / 7},   {"iof-kpi-5", 3, 8, 1, 3.0 / 7},
+      {"fls-db-kpi-7", 2, 5, 0, 0.4},       {"iof-kpi-6", 2, 5, 0, 0.4},
+      {"fls-db-kpi-8", 1, 4, 0, 0.25},      {"iof-kpi-7", 1, 4, 0, 0.25},
+      {"fls-db-kpi-9", 2, 2, 0, 1.0},       {"iof-kpi-8", 2, 2, 0, 1.0},
+      {"fls-db-kpi-10", 2, 2, 0, 1.0},      {"iof-kpi-9", 2, 2, 0, 1.0},
+      {"fls-db-kpi-11", 1, 2, 0, 0.5},      {"iof-kpi-10", 1, 2, 0, 0.5},
+  };
+  for (const auto& w : wants) {
+    Report r = Evaluate(w.id, d0, end, "Organization/fx-region");
+    ASSERT_EQ(r.status, 200) << w.id << ": " << r.body;
+    EXPECT_EQ(r.count["initial-population"], 8) << w.id;
+    EXPECT_EQ(r.count["numerator"], w.numerator) << w.id;
+    EXPECT_EQ(r.count["denominator"], w.denominator) << w.id;
+    EXPECT_EQ(r.count["denominator-exclusion"], w.exclusion) << w.id;
+    ASSERT_TRUE(r.score) << w.id;
+    EXPECT_NEAR(*r.score, *w.score, 1e-4) << w.id;
+  }
+  struct Median {
+    const char* id;
+    int observations;
+    double days;
+  };
+  for (const auto& m : {Median{"fls-median-days-to-assessment", 6, 40}, Median{"fls-median-days-to-dxa", 1, 60},
+                        Median{"fls-median-days-to-treatment", 2, 96}}) {
+    Report r = Evaluate(m.id, d0, end, "Organization/fx-region");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.count["measure-observation"], m.observations) << m.id;
+    ASSERT_TRUE(r.score) << m.id;
+    EXPECT_DOUBLE_EQ(*r.score, m.days) << m.id;
+  }
+  // The region is its two sites: site A alone, for one indicator of each kind.
+  Report a = Evaluate("fls-db-kpi-4", d0, end, "Organization/fx-a");
+  EXPECT_EQ(a.count["initial-population"], 6) << "a1 a2 a3 a4 a5 a7";
+  EXPECT_NEAR(*a.score, 3.0 / 5, 1e-4) << "a1 a2 a5 of 5 counted";
+  Report b = Evaluate("fls-db-kpi-2", d0, end, "Organization/fx-b");
+  EXPECT_EQ(b.count["denominator"], static_cast<int>(std::llround(50 * 300 / 365.2425)));
+  // The period's edges: one day later at both ends, a1 leaves and the day after the end (b3) joins.
+  Report shifted = Evaluate("fls-db-kpi-1", PlusDays(d0, 1), PlusDays(end, 1), "Organization/fx-region");
+  EXPECT_EQ(shifted.count["initial-population"], 8) << "without a1, with b3";
+  EXPECT_EQ(shifted.count["numerator"], 5) << "a1 was complete, b3 is not assessed";
+}
+
 }  // namespace
 }  // namespace fls::test
