@@ -6,7 +6,8 @@
 # after PostgreSQL restarted, its buffers empty) and warm (the best of 3 calls after).
 # Starts its own PostgreSQL (durable) and server. Prints a table; with APPEND=1 appends it to
 # docs/performance.md with the machine and the command.
-# Usage: bench/kpi.sh   Env: FLS_SERVER_BIN (build/fls-server), CASES (1000000), APPEND
+# Usage: bench/kpi.sh   Env: FLS_SERVER_BIN (build/fls-server), CASES (1000000), APPEND,
+#        HOLD=1 (generate, then keep PostgreSQL and the server running for profiling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -90,6 +91,10 @@ FROM g WHERE r1 >= 0.15 AND r2 < 0.45 AND day + 360 < current_date;
 ANALYZE;
 SQL
 echo "generated $CASES cases in $(($(date +%s) - t0)) s: $("${PSQL[@]}" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"
+if [[ ${HOLD:-} == 1 ]]; then  # for profiling: keep both running until interrupted
+  echo "holding: PostgreSQL on 127.0.0.1:$PGPORT (database bench), the server on $BASE, token in $TMP/auth/dev-token"
+  while sleep 3600; do :; done
+fi
 
 YEAR_END=$(date -d "-31 days" +%F)
 YEAR_START=$(date -d "-395 days" +%F)

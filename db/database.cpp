@@ -59,16 +59,18 @@ Database::Database(DbConfig config) : config_(std::move(config)), slots_(config_
 Database::~Database() = default;
 
 std::string Database::ConnectString() const {
-  // Quiet NOTICEs (cpp-stack.md pitfall 11) and a bounded connect time.
+  // Quiet NOTICEs (cpp-stack.md pitfall 11), a bounded connect time, and no JIT: the server's
+  // statements are short, and PostgreSQL 15 compiles any whose estimated cost passes 100,000,
+  // which took 0.9-1.5 s of a 1.6 s KPI cohort read of 20,000 cases (docs/performance.md).
   const std::string& url = config_.url;
   std::string timeout = std::to_string(config_.statement_timeout_ms);
   std::string extra_kv = "connect_timeout=" + std::to_string(config_.connect_timeout_s) +
-                         " application_name=fls-server options='-c client_min_messages=warning -c statement_timeout=" +
+                         " application_name=fls-server options='-c client_min_messages=warning -c jit=off -c statement_timeout=" +
                          timeout + "'";
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
     std::string sep = url.find('?') == std::string::npos ? "?" : "&";
     return url + sep + "connect_timeout=" + std::to_string(config_.connect_timeout_s) +
-           "&application_name=fls-server&options=-c%20client_min_messages%3Dwarning%20-c%20statement_timeout%3D" +
+           "&application_name=fls-server&options=-c%20client_min_messages%3Dwarning%20-c%20jit%3Doff%20-c%20statement_timeout%3D" +
            timeout;
   }
   return url + " " + extra_kv;

@@ -251,7 +251,7 @@ std::string PopulationDescription(const workflow::KpiDefinition& def, const std:
 }
 
 bool Decrease(const workflow::KpiDefinition& def) {
-  return def.kind == "refracture" || def.kind == "median-days" || def.kind == "hip-vertebral-change";
+  return def.kind == "refracture" || def.kind == "median-days" || def.kind == "hip-vertebral-change" || def.kind == "treatment-gap";
 }
 
 
@@ -346,7 +346,7 @@ JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& f
                                              def.ratio() ? "ratio" : def.proportion() ? "proportion" : "continuous-variable")
       .EndArr().End();
   j.Arr("type").Obj().Arr("coding").Coding("http://terminology.hl7.org/CodeSystem/measure-type",
-                                          def.kind == "refracture" ? "outcome" : "process")
+                                          def.kind == "refracture" || def.kind == "treatment-gap" ? "outcome" : "process")
       .EndArr().End().EndArr();
   j.Key("improvementNotation").Obj().Arr("coding")
       .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(def) ? "decrease" : "increase")

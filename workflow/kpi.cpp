@@ -109,7 +109,7 @@ const std::vector<std::string>& KpiKinds() {
   static const std::vector<std::string> k = {
       "data-completeness", "identification", "spine-identified", "assessment",  "dxa",        "falls-assessment",
       "therapy-recommended", "strength-balance", "monitoring", "treatment-started", "adherence", "median-days",
-      "refracture", "active-sites", "hip-vertebral-change"};
+      "refracture", "active-sites", "hip-vertebral-change", "treatment-gap"};
   return k;
 }
 
@@ -187,7 +187,7 @@ KpiFramework ParseKpiFramework(const std::string& text) {
         k.milestone != "treatment") {
       throw std::invalid_argument(where + ": median-days needs \"milestone\": identification, assessment, dxa or treatment");
     }
-    k.bands = o.HasMember("bands") ? Bands(o["bands"], where) : (k.proportion() && k.kind != "refracture" ? default_bands
+    k.bands = o.HasMember("bands") ? Bands(o["bands"], where) : (k.proportion() && k.kind != "refracture" && k.kind != "treatment-gap" ? default_bands
                                                                                                       : std::vector<KpiDefinition::Band>{});
     f.measures.push_back(std::move(k));
   }
@@ -248,6 +248,8 @@ KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>&
       in_denominator = First(c, "treatment-started").has_value() && c.index_day + def.at_days <= ctx.evaluation_day;
     } else if (kind == "refracture") {
       in_denominator = c.index_day + def.window_days <= ctx.evaluation_day;
+    } else if (kind == "treatment-gap" && def.window_days) {
+      in_denominator = c.index_day + def.window_days <= ctx.evaluation_day;  // followed the whole window
     }
     if (!in_denominator) continue;
     out.denominator.push_back(c.episode_id);
@@ -281,6 +283,10 @@ KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>&
       met = Adherent(c, def);
     } else if (kind == "refracture") {
       for (int64_t d : c.later_fracture_days) met = met || (d > c.index_day && d - c.index_day <= def.window_days);
+    } else if (kind == "treatment-gap") {
+      // No treatment started (within the window, when there is one): the gap an FLS closes.
+      auto d = First(c, "treatment-started");
+      met = !(d && InWindow(*d, c.index_day, def.window_days));
     }
     if (met) out.numerator.push_back(c.episode_id);
   }

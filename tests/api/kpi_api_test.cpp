@@ -205,7 +205,8 @@ TEST(Measures, OnePerIndicatorAndFramework) {
     EXPECT_TRUE(ids.count("iof-kpi-" + std::to_string(i))) << i;
   }
   for (const char* id : {"fls-median-days-to-assessment", "fls-median-days-to-dxa", "fls-median-days-to-treatment",
-                         "fls-refracture-12m", "fls-refracture-24m"}) {
+                         "fls-refracture-12m", "fls-refracture-24m", "fls-treatment-gap", "ctf-active-sites",
+                         "ctf-hip-vertebral-change"}) {
     EXPECT_TRUE(ids.count(id)) << id;
   }
   auto m = Get("/Measure/fls-db-kpi-4").Json();

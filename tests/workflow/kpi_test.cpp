@@ -292,6 +292,22 @@ TEST(Kpi, MediansAndRefractures) {
   Check(Fls(), {{"not followed 12 months yet", "fls-refracture-12m", within, false, false, false}}, kIndex + 364);
 }
 
+TEST(Kpi, TheTreatmentGap) {
+  KpiCase excluded = Case("x", {{"exclude", 5}});
+  excluded.exclude_reason = "pathological";
+  Check(Fls(), {
+      {"started on day 100", "fls-treatment-gap", Case("t1", {{"treatment-started", 100}}), true, false, false},
+      {"started on day 365, the window's last", "fls-treatment-gap", Case("t2", {{"treatment-started", 365}}), true, false, false},
+      {"started on day 366: a year untreated", "fls-treatment-gap", Case("t3", {{"treatment-started", 366}}), true, false, true},
+      {"decided, never started", "fls-treatment-gap", Case("t4", {{"decide-treatment", 30}}), true, false, true},
+      {"nothing done", "fls-treatment-gap", Case("t5"), true, false, true},
+      {"pathological: out of the gap", "fls-treatment-gap", excluded, true, true, false},
+  });
+  // A case not yet a year old is not in the gap's denominator: it still has time.
+  Check(Fls(), {{"not followed a year yet", "fls-treatment-gap", Case("t6"), false, false, false}}, kIndex + 364);
+  EXPECT_EQ(Def(Fls(), "fls-treatment-gap").bands.size(), 0u) << "no benchmark band for the gap";
+}
+
 TEST(Kpi, BrokenFrameworkLinesAreRefusedWithTheirPlace) {
   struct Case {
     const char* why;
