@@ -2,6 +2,8 @@
 
 #include <soci/soci.h>
 
+#include <stdexcept>
+
 namespace fls::db {
 
 namespace {
@@ -24,45 +26,25 @@ std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, con
                                                 const std::string& dxa_item) {
   const int all = all_sites ? 1 : 0;
   const std::string site_list = Join(sites);
-  // The time zone is bound like any value: AT TIME ZONE takes an expression.
+  if (dxa_item != "dxa") throw std::invalid_argument("the per-case facts (migration 014) read the investigation item dxa");
+  // One narrow row per case (fls_case_kpi, kept by triggers; migration 014); the time zone is bound
+  // like any value: AT TIME ZONE takes an expression.
   soci::rowset<soci::row> rs =
       (sql_.prepare
-           << "WITH cohort AS ("
-              " SELECT c.episode_id, c.patient_id, coalesce(c.site_org, '') AS site, c.index_site,"
-              "  (c.index_day - DATE '1970-01-01') AS iday,"
-              "  ((c.opened_at AT TIME ZONE :tz1)::date - DATE '1970-01-01') AS oday,"
-              "  (coalesce(c.phone, '') <> '')::int AS has_phone,"
-              "  (coalesce(c.referring_physician, '') <> '')::int AS has_ref, c.stage,"
-              "  coalesce(c.decided_drug, '') AS decided_drug, coalesce(c.current_drug, '') AS current_drug"
-              " FROM fls_case c"
-              " WHERE NOT c.voided AND c.index_day BETWEEN :from::date AND :to::date"
-              "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' '))))"
-              " SELECT k.episode_id, k.site, k.index_site, k.iday, k.oday, k.has_phone, k.has_ref,"
-              "  coalesce((SELECT reason FROM fls_case_event WHERE episode_id = k.episode_id AND event = 'exclude'"
-              "            ORDER BY seq LIMIT 1), ''),"
-              "  coalesce((SELECT string_agg(e.event || ':' || e.d, ' ') FROM"
-              "            (SELECT event, min((at AT TIME ZONE :tz2)::date - DATE '1970-01-01') AS d FROM fls_case_event"
-              "             WHERE episode_id = k.episode_id GROUP BY event) e), ''),"
-              "  coalesce((SELECT status FROM fls_case_item WHERE episode_id = k.episode_id AND item = :dxa), ''),"
-              "  coalesce((SELECT (result_day - DATE '1970-01-01')::bigint FROM fls_case_item"
-              "            WHERE episode_id = k.episode_id AND item = :dxa2), -1),"
-              "  coalesce((SELECT string_agg((occurred_day - DATE '1970-01-01') || ':' || reached::int || ':' ||"
-              "            coalesce(adherent::int::text, '-'), ' ') FROM fls_contact WHERE episode_id = k.episode_id), ''),"
-              "  coalesce((SELECT string_agg((day - DATE '1970-01-01') || ':' || coalesce(days_supply, 0), ' ')"
-              "            FROM fls_dispense WHERE episode_id = k.episode_id), ''),"
-              "  coalesce((SELECT string_agg(DISTINCT (f.fracture_day - DATE '1970-01-01')::text, ' ')"
-              "            FROM fls_case c2 JOIN fls_case_fracture f ON f.episode_id = c2.episode_id"
-              "            WHERE c2.patient_id = k.patient_id AND NOT c2.voided AND NOT c2.high_energy"
-              "             AND f.fracture_day > DATE '1970-01-01' + k.iday::int"
-              "             AND NOT (f.episode_id = k.episode_id AND f.role = 'index-fracture')), ''),"
-              "  k.patient_id, coalesce(pv.content->>'birthDate', ''), coalesce(pv.content->>'gender', ''), k.stage,"
-              "  k.decided_drug, k.current_drug"
-              " FROM cohort k"
+           << "SELECT k.episode_id, coalesce(k.site, ''), k.index_site, (k.index_day - DATE '1970-01-01'),"
+              "  ((k.opened_at AT TIME ZONE :tz1)::date - DATE '1970-01-01'), k.has_phone::int, k.has_ref::int, k.exclude_reason,"
+              "  coalesce((SELECT string_agg(u.e || ':' || ((u.t AT TIME ZONE :tz2)::date - DATE '1970-01-01'), ' ')"
+              "            FROM unnest(k.event_names, k.event_firsts) AS u(e, t)), ''),"
+              "  k.dxa_status, coalesce((k.dxa_result_day - DATE '1970-01-01')::bigint, -1), k.contacts, k.dispenses,"
+              "  k.later_fractures, k.patient_id, coalesce(pv.content->>'birthDate', ''), coalesce(pv.content->>'gender', ''),"
+              "  k.stage, k.decided_drug, k.current_drug"
+              " FROM fls_case_kpi k"
               " LEFT JOIN resource p ON p.res_type = 'Patient' AND p.res_id = k.patient_id AND NOT p.deleted"
               " LEFT JOIN resource_version pv ON pv.res_type = p.res_type AND pv.res_id = p.res_id AND pv.version_id = p.version_id"
-              " ORDER BY k.iday, k.episode_id",
-       soci::use(time_zone), soci::use(from_day), soci::use(to_day), soci::use(all), soci::use(site_list),
-       soci::use(time_zone), soci::use(dxa_item), soci::use(dxa_item));
+              " WHERE NOT k.voided AND k.index_day BETWEEN :from::date AND :to::date"
+              "  AND (:all = 1 OR k.site = ANY(string_to_array(:sites, ' ')))"
+              " ORDER BY k.index_day, k.episode_id",
+       soci::use(time_zone), soci::use(time_zone), soci::use(from_day), soci::use(to_day), soci::use(all), soci::use(site_list));
   std::vector<CaseRow> out;
   for (const auto& r : rs) {
     CaseRow c;
