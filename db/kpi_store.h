@@ -33,7 +33,8 @@ class KpiStore {
     std::string patient_id, birth_date, gender, stage, decided_drug, current_drug;
   };
   // The cases (not voided) whose index fracture day is in [from_day, to_day] ("YYYY-MM-DD"), of
-  // `sites` (Organization ids) unless `all_sites`.
+  // `sites` (Organization ids) unless `all_sites`, from the per-case facts (fls_case_kpi, kept by
+  // triggers: migration 014), which hold the DXA item only (`dxa_item` must be "dxa").
   std::vector<CaseRow> Cohort(const std::string& from_day, const std::string& to_day, bool all_sites,
                               const std::vector<std::string>& sites, const std::string& time_zone,
                               const std::string& dxa_item);

@@ -333,9 +333,7 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
     Str(w, "title", d->title);
     Str(w, "description", d->description);
     Str(w, "scoring", d->ratio() ? "ratio" : d->proportion() ? "proportion" : "continuous-variable");
-    const bool decrease =
-        d->kind == "refracture" || d->kind == "median-days" || d->kind == "hip-vertebral-change" || d->kind == "treatment-gap";
-    Str(w, "improvement", decrease ? "decrease" : "increase");
+    Str(w, "improvement", d->decrease() ? "decrease" : "increase");
     w.Key("bands");
     w.StartArray();
     for (const auto& b : d->bands) {

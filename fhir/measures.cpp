@@ -250,9 +250,6 @@ std::string PopulationDescription(const workflow::KpiDefinition& def, const std:
   return "See the description: what is counted.";
 }
 
-bool Decrease(const workflow::KpiDefinition& def) {
-  return def.kind == "refracture" || def.kind == "median-days" || def.kind == "hip-vertebral-change" || def.kind == "treatment-gap";
-}
 
 
 }  // namespace
@@ -349,7 +346,7 @@ JsonDoc MeasureResource(const workflow::KpiDefinition& def, const std::string& f
                                           def.kind == "refracture" || def.kind == "treatment-gap" ? "outcome" : "process")
       .EndArr().End().EndArr();
   j.Key("improvementNotation").Obj().Arr("coding")
-      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(def) ? "decrease" : "increase")
+      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", def.decrease() ? "decrease" : "increase")
       .EndArr().End();
   j.Arr("group").Obj().Arr("population");
   std::vector<std::string> codes = def.ratio() ? std::vector<std::string>{"initial-population", "numerator", "denominator"}
@@ -474,7 +471,7 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
   if (!subject_id.empty()) j.Ref("reporter", "Organization/" + subject_id);
   j.Key("period").Obj().S("start", req.period_start).S("end", req.period_end).End();
   j.Key("improvementNotation").Obj().Arr("coding")
-      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", Decrease(*def) ? "decrease" : "increase")
+      .Coding("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", def->decrease() ? "decrease" : "increase")
       .EndArr().End();
   j.Arr("group").Obj();
   j.Arr("population");

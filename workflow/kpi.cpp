@@ -115,6 +115,9 @@ const std::vector<std::string>& KpiKinds() {
 
 bool KpiDefinition::proportion() const { return kind != "median-days" && !ratio(); }
 bool KpiDefinition::ratio() const { return kind == "active-sites" || kind == "hip-vertebral-change"; }
+bool KpiDefinition::decrease() const {
+  return kind == "refracture" || kind == "median-days" || kind == "hip-vertebral-change" || kind == "treatment-gap";
+}
 
 std::vector<std::string> ActiveSites(const std::vector<KpiCase>& cases, int minimum_cases) {
   std::map<std::string, int> per_site;

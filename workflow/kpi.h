@@ -67,6 +67,7 @@ struct KpiDefinition {
   std::vector<Band> bands;  // best first; the first whose bound the score reaches
   bool proportion() const;  // false: continuous variable (a median of days) or a ratio
   bool ratio() const;       // the Capture the Fracture goals: the period against a baseline period
+  bool decrease() const;    // less is better: delays, refractures, fractures, the treatment gap
 };
 
 // The kinds the engine computes (each documented in docs/kpis.md).
