@@ -92,6 +92,7 @@ INSERT INTO fls_contact (episode_id, occurred, occurred_day, direction, reached,
 SELECT ep, (day + 360)::timestamptz, day + 360, 'outbound', r4 < 0.7, CASE WHEN r4 < 0.7 THEN r3 < 0.6 END, 'bench-k2-' || i
 FROM g WHERE r1 >= 0.15 AND r2 < 0.45 AND day + 360 < current_date;
 SET session_replication_role = origin;
+ANALYZE;
 TRUNCATE fls_case_kpi;
 INSERT INTO fls_case_kpi SELECT * FROM fls_case_kpi_full;
 ANALYZE;
