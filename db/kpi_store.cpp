@@ -159,11 +159,11 @@ std::vector<KpiStore::FractureRow> KpiStore::Fractures(const std::string& from_d
       (sql_.prepare << "SELECT f.condition_id, f.episode_id, coalesce(c.site_org, ''), f.site,"
                        "  (f.fracture_day - DATE '1970-01-01')::bigint"
                        " FROM fls_case_fracture f JOIN fls_case c ON c.episode_id = f.episode_id"
+                       " JOIN fls_case_kpi k ON k.episode_id = f.episode_id"  // the case's exclusion (migration 014)
                        " WHERE NOT c.voided AND NOT c.high_energy AND f.fracture_day BETWEEN :from::date AND :to::date"
                        "  AND f.site = ANY(string_to_array(:kinds, ' '))"
                        "  AND (:all = 1 OR c.site_org = ANY(string_to_array(:sites, ' ')))"
-                       "  AND NOT EXISTS (SELECT 1 FROM fls_case_event e WHERE e.episode_id = c.episode_id"
-                       "   AND e.event = 'exclude' AND e.reason IN ('not-fragility', 'pathological'))"
+                       "  AND k.exclude_reason NOT IN ('not-fragility', 'pathological')"
                        " ORDER BY f.fracture_day, f.condition_id",
        soci::use(from_day), soci::use(to_day), soci::use(kinds), soci::use(all), soci::use(site_list));
   for (const auto& r : rs) {
