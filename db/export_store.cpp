@@ -2,30 +2,11 @@
 
 #include <soci/soci.h>
 
+#include "db/sql_words.h"
+
 namespace fls::db {
 
 namespace {
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) {
-    if (s.empty() || s.find(' ') != std::string::npos) continue;
-    out += (out.empty() ? "" : " ") + s;
-  }
-  return out;
-}
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = s.find(' ', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
 
 const char* kJobColumns =
     "id, status, level, coalesce(group_id, ''), array_to_string(types, ' '),"
@@ -41,7 +22,7 @@ ExportStore::Job ToJob(const soci::row& r) {
   j.status = r.get<std::string>(1);
   j.level = r.get<std::string>(2);
   j.group_id = r.get<std::string>(3);
-  j.types = Split(r.get<std::string>(4));
+  j.types = SplitWords(r.get<std::string>(4));
   j.since_us = r.get<long long>(5);
   j.requester = r.get<std::string>(6);
   j.request_url = r.get<std::string>(7);
@@ -59,7 +40,7 @@ ExportStore::Job ToJob(const soci::row& r) {
 ExportStore::ExportStore(ResourceStore& store) : sql_(store.sql_) {}
 
 void ExportStore::Create(const Job& j) {
-  const std::string types = Join(j.types);
+  const std::string types = JoinWords(j.types);
   const long long since = j.since_us;
   sql_ << "INSERT INTO fls_export_job (id, status, level, group_id, types, since, requester, request_url)"
           " VALUES (:id, 'queued', :level, nullif(:g, ''), string_to_array(:types, ' '),"
@@ -175,7 +156,7 @@ ExportStore::Page ExportStore::Read(const std::string& type, const std::string& 
   Page out;
   const int filter = patients ? 1 : any_patient ? 2 : 0;
   const int is_patient = type == "Patient" ? 1 : 0;
-  const std::string list = patients ? Join(*patients) : "";
+  const std::string list = patients ? JoinWords(*patients) : "";
   soci::rowset<soci::row> rs =
       (sql_.prepare
            << "SELECT r.res_id, v.content::text FROM resource r"

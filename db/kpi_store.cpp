@@ -4,20 +4,9 @@
 
 #include <stdexcept>
 
+#include "db/sql_words.h"
+
 namespace fls::db {
-
-namespace {
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) {
-    if (s.empty() || s.find(' ') != std::string::npos) continue;
-    out += (out.empty() ? "" : " ") + s;
-  }
-  return out;
-}
-
-}  // namespace
 
 KpiStore::KpiStore(ResourceStore& store) : sql_(store.sql_) {}
 
@@ -25,7 +14,7 @@ std::vector<KpiStore::CaseRow> KpiStore::Cohort(const std::string& from_day, con
                                                 const std::vector<std::string>& sites, const std::string& time_zone,
                                                 const std::string& dxa_item) {
   const int all = all_sites ? 1 : 0;
-  const std::string site_list = Join(sites);
+  const std::string site_list = JoinWords(sites);
   if (dxa_item != "dxa") throw std::invalid_argument("the per-case facts (migration 014) read the investigation item dxa");
   // One narrow row per case (fls_case_kpi, kept by triggers; migration 014); the time zone is bound
   // like any value: AT TIME ZONE takes an expression.
@@ -96,21 +85,10 @@ bool KpiStore::OrganizationExists(const std::string& org_id) {
 KpiStore::Caseload KpiStore::ExpectedCaseload(bool all_sites, const std::vector<std::string>& sites,
                                               const std::string& extension_url) {
   Caseload out;
-  const int all = all_sites ? 1 : 0;
-  const std::string site_list = Join(sites);
-  long long sum = 0;
-  int n = 0;
-  sql_ << "SELECT coalesce(sum((ext->>'valueInteger')::bigint), 0)::bigint, count(*)::int"
-          " FROM resource r JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id"
-          "  AND v.version_id = r.version_id,"
-          " jsonb_array_elements(CASE WHEN jsonb_typeof(v.content->'extension') = 'array' THEN v.content->'extension'"
-          "  ELSE '[]'::jsonb END) ext"
-          " WHERE r.res_type = 'Organization' AND NOT r.deleted AND ext->>'url' = :u"
-          "  AND jsonb_typeof(ext->'valueInteger') = 'number'"
-          "  AND (:all = 1 OR r.res_id = ANY(string_to_array(:sites, ' ')))",
-      soci::use(extension_url), soci::use(all), soci::use(site_list), soci::into(sum), soci::into(n);
-  out.per_year = sum;
-  out.sites_with_value = n;
+  for (const auto& [site, per_year] : ExpectedCaseloads(all_sites, sites, extension_url)) {
+    out.per_year += per_year;
+    ++out.sites_with_value;
+  }
   return out;
 }
 
@@ -118,7 +96,7 @@ std::map<std::string, long long> KpiStore::ExpectedCaseloads(bool all_sites, con
                                                               const std::string& extension_url) {
   std::map<std::string, long long> out;
   const int all = all_sites ? 1 : 0;
-  const std::string site_list = Join(sites);
+  const std::string site_list = JoinWords(sites);
   soci::rowset<soci::row> rs =
       (sql_.prepare << "SELECT r.res_id, sum((ext->>'valueInteger')::bigint)::bigint"
                        " FROM resource r JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id"
@@ -138,7 +116,7 @@ std::map<std::string, long long> KpiStore::CasesPerSite(const std::string& from_
                                                         const std::vector<std::string>& sites) {
   std::map<std::string, long long> out;
   const int all = all_sites ? 1 : 0;
-  const std::string site_list = Join(sites);
+  const std::string site_list = JoinWords(sites);
   soci::rowset<soci::row> rs =
       (sql_.prepare << "SELECT c.site_org, count(*)::bigint FROM fls_case c"
                        " WHERE NOT c.voided AND c.site_org IS NOT NULL AND c.index_day BETWEEN :from::date AND :to::date"
@@ -154,7 +132,7 @@ std::vector<KpiStore::FractureRow> KpiStore::Fractures(const std::string& from_d
                                                        const std::vector<std::string>& fracture_sites) {
   std::vector<FractureRow> out;
   const int all = all_sites ? 1 : 0;
-  const std::string site_list = Join(sites), kinds = Join(fracture_sites);
+  const std::string site_list = JoinWords(sites), kinds = JoinWords(fracture_sites);
   soci::rowset<soci::row> rs =
       (sql_.prepare << "SELECT f.condition_id, f.episode_id, coalesce(c.site_org, ''), f.site,"
                        "  (f.fracture_day - DATE '1970-01-01')::bigint"
@@ -180,7 +158,7 @@ std::vector<KpiStore::FractureRow> KpiStore::Fractures(const std::string& from_d
 
 std::map<std::string, std::string> KpiStore::OrganizationNames(const std::vector<std::string>& ids) {
   std::map<std::string, std::string> out;
-  const std::string list = Join(ids);
+  const std::string list = JoinWords(ids);
   soci::rowset<soci::row> rs =
       (sql_.prepare << "SELECT r.res_id, coalesce(v.content->>'name', '') FROM resource r"
                        " JOIN resource_version v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version_id = r.version_id"

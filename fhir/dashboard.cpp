@@ -226,6 +226,16 @@ void WriteProjection(Writer& w, const workflow::ProjectionConfig& pc, const work
   w.EndObject();
 }
 
+// The answer's first members: the period and, when there is one, the subject.
+void PeriodAndSubject(Writer& w, const std::string& start, const std::string& end, const std::string& subject) {
+  w.Key("period");
+  w.StartObject();
+  Str(w, "start", start);
+  Str(w, "end", end);
+  w.EndObject();
+  if (!subject.empty()) Str(w, "subject", subject);
+}
+
 const workflow::GoalsConfig& Goals(const MeasureConfig& config) {
   if (!config.goals) throw FhirError(ErrorCode::kNotFound, "the Capture the Fracture goals are not configured");
   return *config.goals;
@@ -307,13 +317,8 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
   rapidjson::StringBuffer sb;
   Writer w(sb);
   w.StartObject();
-  w.Key("period");
-  w.StartObject();
-  Str(w, "start", req.period_start);
-  Str(w, "end", req.period_end);
-  w.EndObject();
+  PeriodAndSubject(w, req.period_start, req.period_end, req.subject);
   if (!req.subject.empty()) {
-    Str(w, "subject", req.subject);
     auto n = cohort.names.find(req.subject.substr(13));
     if (n != cohort.names.end()) Str(w, "subjectName", n->second);
   }
@@ -533,12 +538,7 @@ std::string FlsProjection(FhirService& service, const MeasureCatalog& catalog, c
   rapidjson::StringBuffer sb;
   Writer w(sb);
   w.StartObject();
-  w.Key("period");
-  w.StartObject();
-  Str(w, "start", req.period_start);
-  Str(w, "end", req.period_end);
-  w.EndObject();
-  if (!req.subject.empty()) Str(w, "subject", req.subject);
+  PeriodAndSubject(w, req.period_start, req.period_end, req.subject);
   WriteProjection(w, pc, Measured(pc, whole, e), what_if);
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
