@@ -33,6 +33,12 @@ void RequireJsonBody(const HttpRequest& req) {
 }
 
 // Accept: a request that only takes XML gets 406.
+void CheckAccept(const HttpRequest& req, const std::vector<fhir::QueryParam>& query);
+
+// The query of a JSON operation with its own parameters: Accept and _format checked, then _format
+// and _pretty taken out (the operation refuses any parameter it does not know).
+std::vector<fhir::QueryParam> OperationQuery(const HttpRequest& req);
+
 void CheckAccept(const HttpRequest& req, const std::vector<fhir::QueryParam>& query) {
   for (const auto& p : query) {
     if (p.name == "_format") {
@@ -114,6 +120,14 @@ HttpResponse ToResponse(const fhir::Outcome& o, const fhir::RequestInfo& info, b
 }
 
 std::vector<fhir::QueryParam> Query(const HttpRequest& req) { return fhir::ParseQueryString(req.raw_query); }
+
+std::vector<fhir::QueryParam> OperationQuery(const HttpRequest& req) {
+  auto q = Query(req);
+  CheckAccept(req, q);
+  q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
+          q.end());
+  return q;
+}
 
 // The FLS operations act on one case: a site's coordinator reaches only its own sites' (404, as
 // for a case that does not exist, so that another site's cases are not even confirmed).
@@ -385,10 +399,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     const fhir::MeasureCatalog& catalog = *ctx.measures;
     router.Add("GET", "/Measure/{id}/$evaluate-measure", "", false, Access::Operation("evaluate-measure", "Measure", kRead),
                [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
-                 auto q = Query(req);
-                 CheckAccept(req, q);
-                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
-                         q.end());
+                 auto q = OperationQuery(req);
                  auto request = fhir::ParseEvaluateRequest(req.params["id"], q);
                  std::vector<std::string> cases;
                  HttpResponse resp;
@@ -407,10 +418,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
     const fhir::MeasureCatalog& catalog = *ctx.measures;
     router.Add("GET", "/$fls-dashboard", "", true, Access::Operation("fls-dashboard", "Measure", kRead),
                [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
-                 auto q = Query(req);
-                 CheckAccept(req, q);
-                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
-                         q.end());
+                 auto q = OperationQuery(req);
                  auto request = fhir::ParseDashboardRequest(catalog, q);
                  HttpResponse resp;
                  resp.content_type = "application/json; charset=utf-8";
@@ -420,10 +428,7 @@ void RegisterRoutes(Router& router, const HandlerContext& ctx) {
                });
     router.Add("GET", "/$fls-projection", "", true, Access::Operation("fls-projection", "Measure", kRead),
                [&svc, &catalog, mc = ctx.measure_config](HttpRequest& req) {
-                 auto q = Query(req);
-                 CheckAccept(req, q);
-                 q.erase(std::remove_if(q.begin(), q.end(), [](const fhir::QueryParam& p) { return p.name == "_format" || p.name == "_pretty"; }),
-                         q.end());
+                 auto q = OperationQuery(req);
                  auto request = fhir::ParseProjectionRequest(q);
                  HttpResponse resp;
                  resp.content_type = "application/json; charset=utf-8";

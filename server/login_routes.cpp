@@ -40,16 +40,8 @@ std::string JsonString(std::string_view s) {
 
 // What every page of ours says to the browser: nothing cached, no framing, no referrer, no script.
 void PageHeaders(HttpResponse& r) {
-  r.content_type = "text/html; charset=utf-8";
-  r.headers.emplace_back("Cache-Control", "no-store");
-  r.headers.emplace_back("Content-Security-Policy",
-                         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
-                         "base-uri 'none'");
-  r.headers.emplace_back("X-Frame-Options", "DENY");
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  // Not no-referrer: under it a browser sends "Origin: null" with the page's form posts and
-  // fetches, which the Origin check (our own origin only) then refuses.
-  r.headers.emplace_back("Referrer-Policy", "same-origin");
+  HtmlPageHeaders(r, "no-store",
+                  "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
 }
 
 struct Texts {
@@ -116,6 +108,17 @@ std::string Page(const Texts& t, const std::string& body, const std::string& hea
 }
 
 }  // namespace
+
+void HtmlPageHeaders(HttpResponse& r, const std::string& cache_control, const std::string& csp) {
+  r.content_type = "text/html; charset=utf-8";
+  r.headers.emplace_back("Cache-Control", cache_control);
+  r.headers.emplace_back("Content-Security-Policy", csp);
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  // Not no-referrer: under it a browser sends "Origin: null" with the page's form posts and
+  // fetches, which the Origin check (our own origin only) then refuses.
+  r.headers.emplace_back("Referrer-Policy", "same-origin");
+}
 
 std::string SafeNextPath(const std::string& next) {
   if (next.empty() || next.size() > 512 || next[0] != '/') return "/login";

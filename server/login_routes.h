@@ -25,6 +25,10 @@ struct LoginRoutesContext {
 // REQUIRES: the objects the context refers to outlive the router.
 void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx);
 
+// The headers of every HTML page of ours (the login page, the built pages): its caching and
+// Content-Security-Policy, no framing, no sniffing, a same-origin referrer.
+void HtmlPageHeaders(HttpResponse& r, const std::string& cache_control, const std::string& csp);
+
 // A `next` parameter made safe: a path on this server ("/..."), never "//host" or a URL; "/login"
 // when it is not one.
 std::string SafeNextPath(const std::string& next);

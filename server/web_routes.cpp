@@ -7,6 +7,7 @@
 
 #include "fhir/error.h"
 #include "server/log.h"
+#include "server/login_routes.h"
 
 namespace fls::server {
 
@@ -33,16 +34,9 @@ std::string ContentType(const std::string& ext) {
 // Our own scripts, styles and API only; Chart.js draws on a canvas (no inline script or style
 // attribute is needed: Preact and Chart.js set styles through the CSSOM).
 void PageHeaders(HttpResponse& r) {
-  r.content_type = "text/html; charset=utf-8";
-  r.headers.emplace_back("Cache-Control", "no-cache");
-  r.headers.emplace_back("Content-Security-Policy",
-                         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-                         "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-  r.headers.emplace_back("X-Frame-Options", "DENY");
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  // Not no-referrer: under it a browser sends "Origin: null" with the page's form posts and
-  // fetches, which the Origin check (our own origin only) then refuses.
-  r.headers.emplace_back("Referrer-Policy", "same-origin");
+  HtmlPageHeaders(r, "no-cache",
+                  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+                  "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
 }
 
 }  // namespace
