@@ -95,6 +95,8 @@ SET session_replication_role = origin;
 ANALYZE;
 TRUNCATE fls_case_kpi;
 INSERT INTO fls_case_kpi SELECT * FROM fls_case_kpi_full;
+TRUNCATE fls_fracture_kpi;
+INSERT INTO fls_fracture_kpi SELECT * FROM fls_fracture_kpi_full;
 ANALYZE;
 SQL
 echo "generated $CASES cases in $(($(date +%s) - t0)) s: $("${PSQL[@]}" -c "SELECT pg_size_pretty(pg_database_size('bench'))")"

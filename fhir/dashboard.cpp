@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "fhir/error.h"
@@ -86,16 +88,16 @@ std::vector<Quarter> Quarters(int64_t from, int64_t to) {
 void Value(Writer& w, const workflow::KpiDefinition& def, const workflow::KpiPopulations& p) {
   w.StartObject();
   if (def.ratio()) {
-    Count(w, "numerator", static_cast<int64_t>(p.numerator.size()));
-    Count(w, "denominator", static_cast<int64_t>(p.denominator.size()));
+    Count(w, "numerator", p.numerator_count);
+    Count(w, "denominator", p.denominator_cases);
   } else if (def.proportion()) {
-    Count(w, "initial", static_cast<int64_t>(p.initial.size()));
-    Count(w, "numerator", static_cast<int64_t>(p.numerator.size()));
+    Count(w, "initial", p.initial_count);
+    Count(w, "numerator", p.numerator_count);
     Count(w, "denominator", def.kind == "identification" ? p.denominator_count.value_or(0)
-                                                         : static_cast<int64_t>(p.denominator.size()));
-    Count(w, "exclusion", static_cast<int64_t>(p.exclusion.size()));
+                                                         : p.denominator_cases);
+    Count(w, "exclusion", p.exclusion_count);
   } else {
-    Count(w, "initial", static_cast<int64_t>(p.initial.size()));
+    Count(w, "initial", p.initial_count);
     Count(w, "observations", static_cast<int64_t>(p.observations.size()));
   }
   Number(w, "score", p.score, def.proportion() || def.ratio() ? 4 : 1);
@@ -112,12 +114,6 @@ struct Evaluated {
     return it == by_id.end() ? std::nullopt : it->second.score;
   }
 };
-
-Evaluated EvaluateAll(const std::vector<const workflow::KpiDefinition*>& defs, const Slice& slice, int64_t today) {
-  Evaluated e;
-  for (const auto* d : defs) e.by_id.emplace(d->id, kpi_detail::EvaluateOn(*d, slice, today));
-  return e;
-}
 
 void Values(Writer& w, const std::vector<const workflow::KpiDefinition*>& defs, const Evaluated& e) {
   w.Key("values");
@@ -153,9 +149,7 @@ void Levels(Writer& w, const workflow::GoalsConfig& goals, const Evaluated& e) {
 // The patients the FLS reached in the slice, per year: its cases less the exclusions as not a
 // fragility fracture or pathological.
 double PatientsPerYear(const Slice& s) {
-  int64_t n = 0;
-  for (const auto& c : s.cases) n += workflow::ExcludedFromDenominators(c) ? 0 : 1;
-  return s.days > 0 ? static_cast<double>(n) * 365.2425 / static_cast<double>(s.days) : 0;
+  return s.days > 0 ? static_cast<double>(s.reached) * 365.2425 / static_cast<double>(s.days) : 0;
 }
 
 workflow::ProjectionInput Measured(const workflow::ProjectionConfig& pc, const Slice& s, const Evaluated& e) {
@@ -306,13 +300,118 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
   wants.baseline_start = baseline.start;
   wants.baseline_end = baseline.end;
   wants.fracture_sites = goals.hip_vertebral_sites;
-  const kpi_detail::Cohort cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
   const int64_t from = *DayOf(req.period_start), to = *DayOf(req.period_end);
   const int64_t baseline_days = *DayOf(baseline.end) - *DayOf(baseline.start) + 1;
   const int64_t today = LocalDay(NowMicros() / 1000000);
   const int min_cases = goals.active_site_minimum_cases;
-  const Slice whole = kpi_detail::WholeCohort(cohort, to - from + 1, baseline_days, min_cases);
-  const Evaluated overall = EvaluateAll(computed, whole, today);
+  const std::vector<Quarter> quarters = Quarters(from, to);
+
+  // The parts the cases are counted in as they are read, none kept: overall, each quarter (its
+  // cases against the whole baseline) and each site's own cases (a region shows as its sites).
+  struct Part {
+    Slice slice;
+    std::optional<workflow::KpiEvaluator> counter;
+    std::vector<int64_t> by_quarter;  // a site's part: its cases in each quarter
+    int64_t cases = 0;
+    void Add(const workflow::KpiCase& c, bool excluded) {
+      counter->Add(c, excluded);
+      slice.reached += excluded ? 0 : 1;
+      ++cases;
+    }
+    Evaluated Finish(const std::vector<const workflow::KpiDefinition*>& ds, int64_t day) {
+      Evaluated e;
+      std::vector<workflow::KpiPopulations> counted = counter->Finish();
+      size_t next = 0;
+      for (const auto* d : ds) {
+        if (d->ratio()) e.by_id.emplace(d->id, kpi_detail::EvaluateOn(*d, slice, day));
+        else e.by_id.emplace(d->id, std::move(counted[next++]));
+      }
+      return e;
+    }
+  };
+  auto per_case = [](const std::vector<const workflow::KpiDefinition*>& ds) {
+    std::vector<const workflow::KpiDefinition*> out;
+    for (const auto* d : ds) {
+      if (!d->ratio()) out.push_back(d);
+    }
+    return out;
+  };
+  Part whole;
+  std::vector<Part> by_quarter(quarters.size());
+  std::map<std::string, Part> by_site;
+  auto start_part = [&](Part& part, const std::vector<const workflow::KpiDefinition*>& ds) {
+    part.counter.emplace(per_case(ds), kpi_detail::ContextOn(workflow::KpiDefinition{}, part.slice, today), false);
+  };
+  const kpi_detail::Cohort cohort = kpi_detail::LoadCohort(
+      service, config, req.period_start, req.period_end, req.subject, info, wants, [&](const kpi_detail::Cohort& figures) {
+        whole.slice = kpi_detail::WholeCohort(figures, to - from + 1, baseline_days, min_cases);
+        start_part(whole, computed);
+        for (size_t i = 0; i < quarters.size(); ++i) {
+          Slice& s = by_quarter[i].slice;
+          s.days = quarters[i].to - quarters[i].from + 1;
+          s.baseline_days = baseline_days;
+          s.caseload_per_year = whole.slice.caseload_per_year;
+          s.baseline_active_sites = whole.slice.baseline_active_sites;
+          for (const auto& f : figures.fractures) {
+            if (f.day >= quarters[i].from && f.day <= quarters[i].to) s.fractures.push_back(f.condition_id);
+          }
+          s.baseline_fractures = whole.slice.baseline_fractures;
+          start_part(by_quarter[i], defs);
+        }
+        // A site's part, made when it is first met (a site with cases but no caseload or baseline
+        // is only known from its cases).
+        auto fractures = std::make_shared<std::map<std::string, std::vector<std::string>>>();
+        auto baseline_fractures = std::make_shared<std::map<std::string, std::vector<std::string>>>();
+        for (const auto& f : figures.fractures) (*fractures)[f.site].push_back(f.condition_id);
+        for (const auto& f : figures.baseline_fractures) (*baseline_fractures)[f.site].push_back(f.condition_id);
+        auto site_part = [&figures, &by_site, &start_part, &computed, &quarters, baseline_days, min_cases, fractures,
+                          baseline_fractures, days = whole.slice.days](const std::string& id) -> Part& {
+          auto [it, made] = by_site.try_emplace(id);
+          if (!made) return it->second;
+          Slice& s = it->second.slice;
+          s.days = days;
+          s.baseline_days = baseline_days;
+          if (auto c = figures.site_caseloads.find(id); c != figures.site_caseloads.end()) s.caseload_per_year = c->second;
+          if (auto b = figures.baseline_cases.find(id); b != figures.baseline_cases.end() && b->second >= min_cases) {
+            s.baseline_active_sites.push_back(id);
+          }
+          if (auto f = fractures->find(id); f != fractures->end()) s.fractures = f->second;
+          if (auto f = baseline_fractures->find(id); f != baseline_fractures->end()) s.baseline_fractures = f->second;
+          start_part(it->second, computed);
+          it->second.by_quarter.assign(quarters.size(), 0);
+          return it->second;
+        };
+        for (const auto& [site, n] : figures.baseline_cases) site_part(site);
+        for (const auto& [site, n] : figures.site_caseloads) site_part(site);
+        // Each site's part by its id (hashed: a case's site is looked up for every case).
+        auto index = std::make_shared<std::unordered_map<std::string, Part*>>();
+        for (auto& [id, part] : by_site) index->emplace(id, &part);
+        return [&whole, &by_quarter, &quarters, site_part, index](const workflow::KpiCase& c) {
+          const bool excluded = workflow::ExcludedFromDenominators(c);
+          whole.Add(c, excluded);
+          auto q = std::upper_bound(quarters.begin(), quarters.end(), c.index_day,
+                                    [](int64_t day, const Quarter& x) { return day < x.from; });
+          const bool in_quarter = q != quarters.begin() && c.index_day <= (q - 1)->to;
+          const size_t qi = in_quarter ? static_cast<size_t>(q - quarters.begin()) - 1 : 0;
+          if (in_quarter) by_quarter[qi].Add(c, excluded);
+          if (c.site.empty()) return;
+          auto it = index->find(c.site);
+          if (it == index->end()) it = index->emplace(c.site, &site_part(c.site)).first;
+          it->second->Add(c, excluded);
+          if (in_quarter) ++it->second->by_quarter[qi];
+        };
+      });
+  // The active sites: of the period, and of each quarter (a site's cases in it).
+  for (const auto& [id, part] : by_site) {
+    if (part.cases >= min_cases) whole.slice.active_sites.push_back(id);
+    for (size_t i = 0; i < quarters.size(); ++i) {
+      if (part.by_quarter[i] >= min_cases) by_quarter[i].slice.active_sites.push_back(id);
+    }
+  }
+  for (auto& [id, part] : by_site) {
+    if (part.cases >= min_cases) part.slice.active_sites = {id};
+  }
+  const Evaluated overall = whole.Finish(computed, today);
 
   rapidjson::StringBuffer sb;
   Writer w(sb);
@@ -360,62 +459,23 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
   Levels(w, goals, overall);
   w.EndObject();
 
-  // By quarter: each quarter's cases against the whole baseline.
   w.Key("quarters");
   w.StartArray();
-  for (const auto& q : Quarters(from, to)) {
-    Slice s;
-    s.days = q.to - q.from + 1;
-    s.baseline_days = baseline_days;
-    s.caseload_per_year = whole.caseload_per_year;
-    for (const auto& c : whole.cases) {
-      if (c.index_day >= q.from && c.index_day <= q.to) s.cases.push_back(c);
-    }
-    s.active_sites = workflow::ActiveSites(s.cases, min_cases);
-    s.baseline_active_sites = whole.baseline_active_sites;
-    for (const auto& f : cohort.fractures) {
-      if (f.day >= q.from && f.day <= q.to) s.fractures.push_back(f.condition_id);
-    }
-    s.baseline_fractures = whole.baseline_fractures;
+  for (size_t i = 0; i < quarters.size(); ++i) {
+    const Evaluated e = by_quarter[i].Finish(defs, today);
     w.StartObject();
-    Str(w, "start", DayText(q.from));
-    Str(w, "end", DayText(q.to));
-    Values(w, defs, EvaluateAll(defs, s, today));
+    Str(w, "start", DayText(quarters[i].from));
+    Str(w, "end", DayText(quarters[i].to));
+    Values(w, defs, e);
     w.EndObject();
   }
   w.EndArray();
 
-  // By site: the cases of each site itself (a region shows as its sites).
-  std::set<std::string> site_ids;
-  for (const auto& c : whole.cases) {
-    if (!c.site.empty()) site_ids.insert(c.site);
-  }
-  for (const auto& [site, n] : cohort.baseline_cases) site_ids.insert(site);
-  for (const auto& [site, n] : cohort.site_caseloads) site_ids.insert(site);
-  std::map<std::string, Slice> by_site;
-  for (const auto& id : site_ids) {
-    Slice& s = by_site[id];
-    s.days = whole.days;
-    s.baseline_days = baseline_days;
-    if (auto it = cohort.site_caseloads.find(id); it != cohort.site_caseloads.end()) s.caseload_per_year = it->second;
-    if (auto it = cohort.baseline_cases.find(id); it != cohort.baseline_cases.end() && it->second >= min_cases) {
-      s.baseline_active_sites.push_back(id);
-    }
-  }
-  for (const auto& c : whole.cases) {
-    if (!c.site.empty()) by_site[c.site].cases.push_back(c);
-  }
-  for (const auto& f : cohort.fractures) {
-    if (by_site.count(f.site)) by_site[f.site].fractures.push_back(f.condition_id);
-  }
-  for (const auto& f : cohort.baseline_fractures) {
-    if (by_site.count(f.site)) by_site[f.site].baseline_fractures.push_back(f.condition_id);
-  }
   w.Key("sites");
   w.StartArray();
-  for (auto& [id, s] : by_site) {
-    s.active_sites = workflow::ActiveSites(s.cases, min_cases);
-    const Evaluated e = EvaluateAll(computed, s, today);
+  for (auto& [id, part] : by_site) {
+    const Evaluated e = part.Finish(computed, today);
+    const Slice& s = part.slice;
     w.StartObject();
     Str(w, "id", id);
     auto n = cohort.names.find(id);
@@ -451,16 +511,16 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
   w.EndObject();
   w.Key("activeSites");
   w.StartObject();
-  Count(w, "period", static_cast<int64_t>(whole.active_sites.size()));
-  Count(w, "baseline", static_cast<int64_t>(whole.baseline_active_sites.size()));
+  Count(w, "period", static_cast<int64_t>(whole.slice.active_sites.size()));
+  Count(w, "baseline", static_cast<int64_t>(whole.slice.baseline_active_sites.size()));
   Number(w, "ratio", overall.Score("ctf-active-sites"));
   Number(w, "target", goals.active_sites_target);
   Str(w, "source", goals.active_sites_source);
   w.EndObject();
   w.Key("hipVertebral");
   w.StartObject();
-  Count(w, "period", static_cast<int64_t>(whole.fractures.size()));
-  Count(w, "baseline", static_cast<int64_t>(whole.baseline_fractures.size()));
+  Count(w, "period", static_cast<int64_t>(whole.slice.fractures.size()));
+  Count(w, "baseline", static_cast<int64_t>(whole.slice.baseline_fractures.size()));
   const auto ratio = overall.Score("ctf-hip-vertebral-change");
   Number(w, "ratio", ratio);
   Number(w, "change", ratio ? std::optional<double>(*ratio - 1.0) : std::nullopt);
@@ -496,7 +556,7 @@ std::string FlsDashboard(FhirService& service, const MeasureCatalog& catalog, co
   w.EndArray();
   w.EndObject();
 
-  WriteProjection(w, goals.projection, Measured(goals.projection, whole, overall), {});
+  WriteProjection(w, goals.projection, Measured(goals.projection, whole.slice, overall), {});
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
 }
@@ -527,10 +587,24 @@ std::string FlsProjection(FhirService& service, const MeasureCatalog& catalog, c
   }
   kpi_detail::CohortWants wants;
   wants.caseload = true;
-  const kpi_detail::Cohort cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
   const int64_t days = *DayOf(req.period_end) - *DayOf(req.period_start) + 1;
-  const Slice whole = kpi_detail::WholeCohort(cohort, days, 0, goals.active_site_minimum_cases);
-  const Evaluated e = EvaluateAll(defs, whole, LocalDay(NowMicros() / 1000000));
+  const int64_t today = LocalDay(NowMicros() / 1000000);
+  // The cases counted as they are read, none kept.
+  Slice whole;
+  std::optional<workflow::KpiEvaluator> counter;
+  kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants,
+                         [&](const kpi_detail::Cohort& figures) -> kpi_detail::CaseSink {
+                           whole = kpi_detail::WholeCohort(figures, days, 0, goals.active_site_minimum_cases);
+                           counter.emplace(defs, kpi_detail::ContextOn(workflow::KpiDefinition{}, whole, today), false);
+                           return [&](const workflow::KpiCase& c) {
+                             const bool excluded = workflow::ExcludedFromDenominators(c);
+                             whole.reached += excluded ? 0 : 1;
+                             counter->Add(c, excluded);
+                           };
+                         });
+  Evaluated e;
+  std::vector<workflow::KpiPopulations> counted = counter->Finish();
+  for (size_t i = 0; i < defs.size(); ++i) e.by_id.emplace(defs[i]->id, std::move(counted[i]));
   workflow::ProjectionInput what_if;
   what_if.capture = req.capture;
   what_if.treatment = req.treatment;

@@ -170,6 +170,28 @@ int64_t LocalDay(int64_t epoch_seconds) {
                             static_cast<unsigned>(local.tm_mday));
 }
 
+namespace {
+constexpr long kMixed = 1L << 40;
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+long OffsetAt(int64_t epoch_seconds) {
+  time_t t = static_cast<time_t>(epoch_seconds);
+  tm local{};
+  localtime_r(&t, &local);
+  return local.tm_gmtoff;
+}
+}  // namespace
+
+int64_t LocalDays::operator()(int64_t epoch_seconds) {
+  const int64_t hour = FloorDiv(epoch_seconds, 3600);
+  auto it = offsets_.find(hour);
+  if (it == offsets_.end()) {
+    const long first = OffsetAt(hour * 3600), last = OffsetAt(hour * 3600 + 3599);
+    it = offsets_.emplace(hour, first == last ? first : kMixed).first;
+  }
+  if (it->second == kMixed) return LocalDay(epoch_seconds);
+  return FloorDiv(epoch_seconds + it->second, 86400);
+}
+
 std::string DayText(int64_t day) { return FormatPgInstant(day * kUsPerDay).substr(0, 10); }
 
 int64_t LocalMidnightUs(int64_t day) {

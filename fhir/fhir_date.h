@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace fls::fhir {
 
@@ -41,6 +42,16 @@ std::optional<int64_t> DayOf(std::string_view text);
 // The civil day of an instant in the process's time zone (TZ, set once at start-up to the FLS
 // site's zone, fhir-contract.md: "due on the 3rd" means the site's 3rd).
 int64_t LocalDay(int64_t epoch_seconds);
+// LocalDay for many instants (a cohort's events): the UTC offset of each hour is looked up once.
+// An hour whose first and last seconds have the same offset has it throughout (no zone changes
+// its offset twice within an hour); an hour with a change in it falls back to LocalDay per instant.
+class LocalDays {
+ public:
+  int64_t operator()(int64_t epoch_seconds);
+
+ private:
+  std::unordered_map<int64_t, long> offsets_;  // UTC hour -> offset in seconds, or kMixed
+};
 // A civil day as YYYY-MM-DD.
 std::string DayText(int64_t day);
 // The instant local midnight starts `day` in the process's zone (TZ), daylight saving included:

@@ -1,11 +1,14 @@
 #include "fhir/measures.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <fstream>
 #include <set>
+#include <unordered_set>
 #include <sstream>
 
 #include "db/kpi_store.h"
@@ -31,62 +34,84 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// "a:1 b:2" -> pairs.
-std::vector<std::vector<std::string>> Fields(const std::string& text) {
-  std::vector<std::vector<std::string>> out;
+// Calls f(parts, n) for each space-separated item of "a:1:x b:2:y", its colon-separated parts
+// (at most 3: an item with more is skipped) viewed in place.
+template <typename F>
+void ForEachItem(std::string_view text, F&& f) {
   size_t i = 0;
   while (i < text.size()) {
     size_t j = text.find(' ', i);
-    if (j == std::string::npos) j = text.size();
-    std::vector<std::string> parts;
-    std::string item = text.substr(i, j - i);
-    size_t k = 0;
-    while (k <= item.size()) {
+    if (j == std::string_view::npos) j = text.size();
+    const std::string_view item = text.substr(i, j - i);
+    std::string_view parts[3];
+    size_t n = 0, k = 0;
+    bool ok = !item.empty();
+    while (ok && k <= item.size()) {
       size_t c = item.find(':', k);
-      if (c == std::string::npos) c = item.size();
-      parts.push_back(item.substr(k, c - k));
+      if (c == std::string_view::npos) c = item.size();
+      if (n == 3) ok = false;
+      else parts[n++] = item.substr(k, c - k);
       k = c + 1;
     }
-    if (!item.empty()) out.push_back(std::move(parts));
+    if (ok) f(parts, n);
     i = j + 1;
   }
-  return out;
+}
+
+std::optional<int64_t> Whole(std::string_view s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
 }
 
 }  // namespace
 
 namespace kpi_detail {
 
-workflow::KpiCase ToCase(const db::KpiStore::CaseRow& r) {
+workflow::KpiCase ToCase(const db::KpiStore::CaseRow& r, LocalDays& local_day) {
   workflow::KpiCase c;
+  ToCaseInto(r, local_day, c);
+  return c;
+}
+
+void ToCaseInto(const db::KpiStore::CaseRow& r, LocalDays& local_day, workflow::KpiCase& c) {
+  c.first_event_day.Clear();
+  c.dxa_result_day.reset();
+  c.contacts.clear();
+  c.dispenses.clear();
+  c.later_fracture_days.clear();
   c.episode_id = r.episode_id;
   c.site = r.site;
   c.index_day = r.index_day;
   c.index_site = r.index_site;
-  c.identified_day = r.identified_day;
+  c.identified_day = local_day(r.opened_at);
   c.exclude_reason = r.exclude_reason;
   c.has_phone = r.has_phone;
   c.has_referring_physician = r.has_referring_physician;
-  for (const auto& f : Fields(r.first_events)) {
-    if (f.size() == 2) c.first_event_day[f[0]] = std::stoll(f[1]);
+  for (size_t i = 0; i < r.event_names.size() && i < r.event_firsts.size(); ++i) {
+    c.first_event_day.Set(r.event_names[i], local_day(r.event_firsts[i]));
   }
   c.dxa_ordered = r.dxa_status == "ordered" || r.dxa_status == "resulted";
   if (r.dxa_status == "resulted" && r.dxa_result_day >= 0) c.dxa_result_day = r.dxa_result_day;
-  for (const auto& f : Fields(r.contacts)) {
-    if (f.size() != 3) continue;
+  ForEachItem(r.contacts, [&](const std::string_view* f, size_t n) {
+    auto day = n == 3 ? Whole(f[0]) : std::nullopt;
+    if (!day) return;
     workflow::KpiCase::Contact k;
-    k.day = std::stoll(f[0]);
+    k.day = *day;
     k.reached = f[1] == "1";
     if (f[2] != "-") k.adherent = f[2] == "1";
     c.contacts.push_back(k);
-  }
-  for (const auto& f : Fields(r.dispenses)) {
-    if (f.size() == 2) c.dispenses.push_back({std::stoll(f[0]), std::stoi(f[1])});
-  }
-  for (const auto& f : Fields(r.later_fracture_days)) {
-    if (f.size() == 1) c.later_fracture_days.push_back(std::stoll(f[0]));
-  }
-  return c;
+  });
+  ForEachItem(r.dispenses, [&](const std::string_view* f, size_t n) {
+    auto day = n == 2 ? Whole(f[0]) : std::nullopt;
+    auto supply = n == 2 ? Whole(f[1]) : std::nullopt;
+    if (day && supply) c.dispenses.push_back({*day, static_cast<int>(*supply)});
+  });
+  ForEachItem(r.later_fracture_days, [&](const std::string_view* f, size_t n) {
+    if (n != 1) return;
+    if (auto day = Whole(f[0])) c.later_fracture_days.push_back(*day);
+  });
 }
 
 
@@ -95,8 +120,13 @@ int64_t Prorated(long long per_year, int64_t days) {
 }
 
 Cohort LoadCohort(FhirService& service, const MeasureConfig& config, const std::string& start, const std::string& end,
-                  const std::string& subject, const RequestInfo& info, const CohortWants& wants) {
+                  const std::string& subject, const RequestInfo& info, const CohortWants& wants,
+                  const std::function<CaseSink(const Cohort&)>& stream) {
   Cohort out;
+  // The instants become days by the process's zone (LocalDays), which main sets to the sites'.
+  if (const char* tz = std::getenv("TZ"); tz != nullptr && config.time_zone != tz) {
+    throw std::logic_error("the measures' time zone " + config.time_zone + " is not the process's (TZ=" + tz + ")");
+  }
   const std::string subject_id = subject.empty() ? "" : subject.substr(13);
   out.all_sites = subject_id.empty() && !info.sites;
   service.ReadStore([&](db::ResourceStore& st) {
@@ -117,18 +147,38 @@ Cohort LoadCohort(FhirService& service, const MeasureConfig& config, const std::
         }
       }
     }
-    out.rows = k.Cohort(start, end, out.all_sites, out.sites, config.time_zone, config.dxa_item);
     const std::string ext = ExpectedCaseloadExtension(config.canonical_base);
     if (wants.caseload) out.caseload = k.ExpectedCaseload(out.all_sites, out.sites, ext);
     if (wants.site_caseloads) out.site_caseloads = k.ExpectedCaseloads(out.all_sites, out.sites, ext);
     if (wants.goals) {
+      if (!wants.cases) out.period_cases = k.CasesPerSite(start, end, out.all_sites, out.sites);
       out.baseline_cases = k.CasesPerSite(wants.baseline_start, wants.baseline_end, out.all_sites, out.sites);
-      out.fractures = k.Fractures(start, end, out.all_sites, out.sites, wants.fracture_sites);
-      out.baseline_fractures = k.Fractures(wants.baseline_start, wants.baseline_end, out.all_sites, out.sites, wants.fracture_sites);
+      if (wants.fractures) {
+        out.fractures = k.Fractures(start, end, out.all_sites, out.sites, wants.fracture_sites);
+        out.baseline_fractures = k.Fractures(wants.baseline_start, wants.baseline_end, out.all_sites, out.sites, wants.fracture_sites);
+      }
+    }
+    // The cases last: a stream's sink is made with the figures above.
+    LocalDays local_day;
+    std::unordered_set<std::string> case_sites;
+    if (wants.cases && stream) {
+      const CaseSink sink = stream(out);
+      workflow::KpiCase c;  // one case reused: its vectors keep their room
+      k.ForEachCase(start, end, out.all_sites, out.sites, config.dxa_item, false, [&](const db::KpiStore::CaseRow& row) {
+        ToCaseInto(row, local_day, c);
+        if (wants.names) case_sites.insert(c.site);
+        sink(c);
+      });
+    } else if (wants.cases) {
+      k.ForEachCase(start, end, out.all_sites, out.sites, config.dxa_item, wants.rows, [&](const db::KpiStore::CaseRow& row) {
+        out.cases.push_back(ToCase(row, local_day));
+        if (wants.rows) out.rows.push_back(row);
+      });
+      for (const auto& c : out.cases) case_sites.insert(c.site);
     }
     if (wants.names) {
       std::set<std::string> ids(out.sites.begin(), out.sites.end());
-      for (const auto& r : out.rows) ids.insert(r.site);
+      ids.insert(case_sites.begin(), case_sites.end());
       for (const auto& [site, n] : out.baseline_cases) ids.insert(site);
       for (const auto& [site, n] : out.site_caseloads) ids.insert(site);
       out.names = k.OrganizationNames(std::vector<std::string>(ids.begin(), ids.end()));
@@ -174,8 +224,11 @@ Slice WholeCohort(const Cohort& cohort, int64_t days, int64_t baseline_days, int
   Slice s;
   s.days = days;
   s.baseline_days = baseline_days;
-  s.cases.reserve(cohort.rows.size());
-  for (const auto& r : cohort.rows) s.cases.push_back(ToCase(r));
+  s.cases.reserve(cohort.cases.size());
+  for (const auto& c : cohort.cases) {
+    s.cases.push_back(&c);
+    s.reached += workflow::ExcludedFromDenominators(c) ? 0 : 1;
+  }
   if (cohort.caseload.sites_with_value > 0) s.caseload_per_year = cohort.caseload.per_year;
   if (!cohort.site_caseloads.empty()) {
     long long sum = 0;
@@ -183,6 +236,9 @@ Slice WholeCohort(const Cohort& cohort, int64_t days, int64_t baseline_days, int
     s.caseload_per_year = sum;
   }
   s.active_sites = workflow::ActiveSites(s.cases, minimum_cases);
+  for (const auto& [site, n] : cohort.period_cases) {
+    if (n >= minimum_cases) s.active_sites.push_back(site);  // (read instead of the cases)
+  }
   for (const auto& [site, n] : cohort.baseline_cases) {
     if (n >= minimum_cases) s.baseline_active_sites.push_back(site);
   }
@@ -191,20 +247,25 @@ Slice WholeCohort(const Cohort& cohort, int64_t days, int64_t baseline_days, int
   return s;
 }
 
-workflow::KpiPopulations EvaluateOn(const workflow::KpiDefinition& def, const Slice& slice, int64_t today) {
+// The context of one Measure on a slice (the ratios' units are its kind's).
+workflow::KpiContext ContextOn(const workflow::KpiDefinition& def, const Slice& slice, int64_t today) {
   workflow::KpiContext ctx;
   ctx.evaluation_day = today;
   if (slice.caseload_per_year) ctx.expected_caseload = Prorated(*slice.caseload_per_year, slice.days);
   if (def.kind == "active-sites") {
-    ctx.period_units = slice.active_sites;
-    ctx.baseline_units = slice.baseline_active_sites;
+    ctx.period_units.assign(slice.active_sites.begin(), slice.active_sites.end());
+    ctx.baseline_units.assign(slice.baseline_active_sites.begin(), slice.baseline_active_sites.end());
   } else if (def.kind == "hip-vertebral-change") {
-    ctx.period_units = slice.fractures;
-    ctx.baseline_units = slice.baseline_fractures;
+    ctx.period_units.assign(slice.fractures.begin(), slice.fractures.end());
+    ctx.baseline_units.assign(slice.baseline_fractures.begin(), slice.baseline_fractures.end());
   }
   ctx.period_days = slice.days;
   ctx.baseline_days = slice.baseline_days;
-  return workflow::EvaluateKpi(def, slice.cases, ctx);
+  return ctx;
+}
+
+workflow::KpiPopulations EvaluateOn(const workflow::KpiDefinition& def, const Slice& slice, int64_t today) {
+  return workflow::EvaluateKpi(def, slice.cases, ContextOn(def, slice, today));
 }
 
 Baseline BaselineOf(const MeasureConfig& config, const std::string& start, const std::string& end) {
@@ -415,15 +476,44 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
     wants.baseline_start = baseline.start;
     wants.baseline_end = baseline.end;
     if (config.goals) wants.fracture_sites = config.goals->hip_vertebral_sites;
+    wants.cases = false;  // sites or fractures are counted, not cases
+    wants.fractures = def->kind == "hip-vertebral-change";
   }
-  const kpi_detail::Cohort cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
   const int64_t days = *DayOf(req.period_end) - *DayOf(req.period_start) + 1;
   const int64_t baseline_days = def->ratio() ? *DayOf(baseline.end) - *DayOf(baseline.start) + 1 : 0;
-  const kpi_detail::Slice slice =
-      kpi_detail::WholeCohort(cohort, days, baseline_days, config.goals ? config.goals->active_site_minimum_cases : 1);
-  workflow::KpiPopulations p = kpi_detail::EvaluateOn(*def, slice, LocalDay(NowMicros() / 1000000));
-
+  const int minimum_cases = config.goals ? config.goals->active_site_minimum_cases : 1;
+  const int64_t today = LocalDay(NowMicros() / 1000000);
   const bool list = req.report_type == "subject-list";
+  kpi_detail::Cohort cohort;
+  kpi_detail::Slice slice;     // what the populations' lists view: lives as long as they do
+  workflow::KpiPopulations p;
+  if (list || def->ratio()) {
+    // The lists name the cases: kept, in index fracture order.
+    cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
+    for (auto* fractures : {&cohort.fractures, &cohort.baseline_fractures}) {
+      std::sort(fractures->begin(), fractures->end(), [](const db::KpiStore::FractureRow& a, const db::KpiStore::FractureRow& b) {
+        return a.day != b.day ? a.day < b.day : a.condition_id < b.condition_id;
+      });
+    }
+    slice = kpi_detail::WholeCohort(cohort, days, baseline_days, minimum_cases);
+    std::sort(slice.cases.begin(), slice.cases.end(), [](const workflow::KpiCase* a, const workflow::KpiCase* b) {
+      return a->index_day != b->index_day ? a->index_day < b->index_day : a->episode_id < b->episode_id;
+    });
+    p = kpi_detail::EvaluateOn(*def, slice, today);
+  } else {
+    // A summary counts each case as it is read, and keeps none.
+    std::optional<workflow::KpiEvaluator> counter;
+    cohort = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants,
+                                    [&](const kpi_detail::Cohort& figures) -> kpi_detail::CaseSink {
+                                      const kpi_detail::Slice s = kpi_detail::WholeCohort(figures, days, baseline_days, minimum_cases);
+                                      counter.emplace(std::vector<const workflow::KpiDefinition*>{def},
+                                                      kpi_detail::ContextOn(*def, s, today), false);
+                                      return [&](const workflow::KpiCase& c) { counter->Add(c); };
+                                    });
+    if (!counter) throw std::logic_error("the cohort was not streamed");
+    p = std::move(counter->Finish()[0]);
+  }
+
   const std::string& base = config.canonical_base;
   // What the lists name: cases, or for the goals sites and fractures.
   const std::string unit_type = def->kind == "active-sites" ? "Organization/" : def->kind == "hip-vertebral-change" ? "Condition/" : "EpisodeOfCare/";
@@ -431,10 +521,10 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
   j.Obj().S("resourceType", "MeasureReport");
   if (list) {
     j.Arr("contained");
-    auto add_list = [&](const char* id, const std::vector<std::string>& members) {
+    auto add_list = [&](const char* id, const std::vector<std::string_view>& members) {
       j.Obj().S("resourceType", "List").S("id", id).S("status", "current").S("mode", "snapshot");
       j.Arr("entry");
-      for (const auto& m : members) j.Obj().Ref("item", unit_type + m).End();
+      for (const auto& m : members) j.Obj().Ref("item", unit_type + std::string(m)).End();
       j.EndArr().End();
     };
     add_list("initial-population", p.initial);
@@ -449,7 +539,7 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
     j.EndArr();
     if (cases_reached) {
       if (!def->ratio()) {
-        *cases_reached = p.initial;
+        cases_reached->assign(p.initial.begin(), p.initial.end());
       } else if (def->kind == "hip-vertebral-change") {
         for (const auto& f : cohort.fractures) cases_reached->push_back(f.episode_id);
         for (const auto& f : cohort.baseline_fractures) cases_reached->push_back(f.episode_id);
@@ -481,22 +571,22 @@ std::string EvaluateMeasure(FhirService& service, const MeasureCatalog& catalog,
     if (list && list_id) j.Key("subjectResults").Obj().S("reference", std::string("#") + list_id).End();
     j.End();
   };
-  population("initial-population", static_cast<int64_t>(p.initial.size()), "initial-population");
+  population("initial-population", p.initial_count, "initial-population");
   if (def->ratio()) {
-    population("numerator", static_cast<int64_t>(p.numerator.size()), "numerator");
-    population("denominator", static_cast<int64_t>(p.denominator.size()), "denominator");
+    population("numerator", p.numerator_count, "numerator");
+    population("denominator", p.denominator_cases, "denominator");
   } else if (def->proportion()) {
     if (def->kind == "identification") {
       population("denominator", p.denominator_count.value_or(0), nullptr);
       population("denominator-exclusion", 0, nullptr);
     } else {
-      population("denominator", static_cast<int64_t>(p.denominator.size()), "denominator");
-      population("denominator-exclusion", static_cast<int64_t>(p.exclusion.size()), "denominator-exclusion");
+      population("denominator", p.denominator_cases, "denominator");
+      population("denominator-exclusion", p.exclusion_count, "denominator-exclusion");
     }
-    population("numerator", static_cast<int64_t>(p.numerator.size()), "numerator");
+    population("numerator", p.numerator_count, "numerator");
   } else {
-    population("measure-population", static_cast<int64_t>(p.denominator.size()), "measure-population");
-    population("measure-population-exclusion", static_cast<int64_t>(p.exclusion.size()), "measure-population-exclusion");
+    population("measure-population", p.denominator_cases, "measure-population");
+    population("measure-population-exclusion", p.exclusion_count, "measure-population-exclusion");
     population("measure-observation", static_cast<int64_t>(p.observations.size()), nullptr);
   }
   j.EndArr();
@@ -561,7 +651,9 @@ std::string FlsExtractCsv(FhirService& service, const MeasureCatalog& catalog, c
                           const ExtractRequest& req, const RequestInfo& info, bool identified,
                           const std::function<std::string(const std::string&)>& pseudonym,
                           std::vector<std::string>* patients_reached) {
-  const kpi_detail::Cohort loaded = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, {});
+  kpi_detail::CohortWants wants;
+  wants.rows = true;
+  const kpi_detail::Cohort loaded = kpi_detail::LoadCohort(service, config, req.period_start, req.period_end, req.subject, info, wants);
   // The windows of the 12-month adherence and the refracture columns: the framework files'.
   int at = 364, from = 280, to = 448, r12 = 365, r24 = 730;
   for (const auto& f : catalog.frameworks()) {
@@ -579,13 +671,11 @@ std::string FlsExtractCsv(FhirService& service, const MeasureCatalog& catalog, c
   std::string out;
   for (size_t i = 0; i < ExtractColumns().size(); ++i) out += (i ? "," : "") + ExtractColumns()[i];
   out += "\r\n";
-  for (const auto& row : loaded.rows) {
-    const workflow::KpiCase c = ToCase(row);
+  for (size_t n = 0; n < loaded.rows.size(); ++n) {
+    const db::KpiStore::CaseRow& row = loaded.rows[n];
+    const workflow::KpiCase& c = loaded.cases[n];
     if (patients_reached && !row.patient_id.empty()) patients_reached->push_back("Patient/" + row.patient_id);
-    auto first = [&](const char* e) -> std::optional<int64_t> {
-      auto it = c.first_event_day.find(e);
-      return it == c.first_event_day.end() ? std::nullopt : std::optional<int64_t>(it->second);
-    };
+    auto first = [&](const char* e) { return c.first_event_day.Find(e); };
     std::optional<int64_t> contact;
     for (const auto& k : c.contacts) {
       if (k.reached && k.day >= c.index_day && (!contact || k.day < *contact)) contact = k.day;

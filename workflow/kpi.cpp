@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 
@@ -57,24 +58,72 @@ bool InWindow(int64_t day, int64_t index_day, int window_days) {
   return d >= 0 && (window_days == 0 || d <= window_days);
 }
 
-std::optional<int64_t> First(const KpiCase& c, const char* event) {
-  auto it = c.first_event_day.find(event);
-  if (it == c.first_event_day.end()) return std::nullopt;
-  return it->second;
+// The events the indicators read, interned once.
+const std::string_view kEnrol = EventDays::Intern("enrol"), kExclude = EventDays::Intern("exclude"),
+                       kFalls = EventDays::Intern("falls-assessment"), kExercise = EventDays::Intern("exercise-started"),
+                       kDecideTreatment = EventDays::Intern("decide-treatment"),
+                       kTreatmentStarted = EventDays::Intern("treatment-started");
+
+std::optional<int64_t> First(const KpiCase& c, std::string_view interned) { return c.first_event_day.FindInterned(interned); }
+
+enum class Milestone { kIdentification, kAssessment, kDxa, kTreatment, kNone };
+Milestone MilestoneOf(const std::string& m) {
+  if (m == "identification") return Milestone::kIdentification;
+  if (m == "assessment") return Milestone::kAssessment;
+  if (m == "dxa") return Milestone::kDxa;
+  if (m == "treatment") return Milestone::kTreatment;
+  return Milestone::kNone;
 }
 
-std::optional<int64_t> MilestoneDay(const KpiCase& c, const std::string& milestone) {
-  if (milestone == "identification") return c.identified_day ? std::optional<int64_t>(c.identified_day) : std::nullopt;
-  if (milestone == "assessment") return AssessedDay(c);
-  if (milestone == "dxa") return c.dxa_result_day;
-  if (milestone == "treatment") return First(c, "treatment-started");
+std::optional<int64_t> MilestoneDay(const KpiCase& c, Milestone milestone) {
+  switch (milestone) {
+    case Milestone::kIdentification: return c.identified_day ? std::optional<int64_t>(c.identified_day) : std::nullopt;
+    case Milestone::kAssessment: return AssessedDay(c);
+    case Milestone::kDxa: return c.dxa_result_day;
+    case Milestone::kTreatment: return First(c, kTreatmentStarted);
+    case Milestone::kNone: break;
+  }
   return std::nullopt;
 }
 
 }  // namespace
 
+void EventDays::Set(std::string_view event, int64_t day) {
+  for (auto& [name, d] : days_) {
+    if (name == event) {
+      d = day;
+      return;
+    }
+  }
+  days_.emplace_back(Intern(event), day);
+}
+
+// The event names seen by this process, each stored once (the pathway's event codes: a few dozen).
+std::string_view EventDays::Intern(std::string_view name) {
+  static std::mutex mutex;
+  static std::set<std::string, std::less<>> names;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = names.find(name);
+  if (it == names.end()) it = names.emplace(name).first;
+  return *it;
+}
+
+std::optional<int64_t> EventDays::FindInterned(std::string_view interned) const {
+  for (const auto& [name, d] : days_) {
+    if (name.data() == interned.data()) return d;
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> EventDays::Find(std::string_view event) const {
+  for (const auto& [name, d] : days_) {
+    if (name == event) return d;
+  }
+  return std::nullopt;
+}
+
 std::optional<int64_t> AssessedDay(const KpiCase& c) {
-  auto e = First(c, "enrol"), x = First(c, "exclude");
+  auto e = First(c, kEnrol), x = First(c, kExclude);
   if (e && x) return std::min(*e, *x);
   return e ? e : x;
 }
@@ -82,7 +131,7 @@ std::optional<int64_t> AssessedDay(const KpiCase& c) {
 bool KeyFieldsFilled(const KpiCase& c) {
   if (c.index_day == 0 || c.site.empty() || c.index_site.empty() || c.index_site == "unspecified") return false;
   if (!AssessedDay(c)) return false;
-  if (First(c, "enrol") && (!c.has_phone || !c.has_referring_physician)) return false;
+  if (First(c, kEnrol) && (!c.has_phone || !c.has_referring_physician)) return false;
   return true;
 }
 
@@ -119,14 +168,31 @@ bool KpiDefinition::decrease() const {
   return kind == "refracture" || kind == "median-days" || kind == "hip-vertebral-change" || kind == "treatment-gap";
 }
 
+namespace {
+std::vector<const KpiCase*> Pointers(const std::vector<KpiCase>& cases) {
+  std::vector<const KpiCase*> out;
+  out.reserve(cases.size());
+  for (const auto& c : cases) out.push_back(&c);
+  return out;
+}
+}  // namespace
+
 std::vector<std::string> ActiveSites(const std::vector<KpiCase>& cases, int minimum_cases) {
-  std::map<std::string, int> per_site;
-  for (const auto& c : cases) {
-    if (!c.site.empty()) ++per_site[c.site];
+  return ActiveSites(Pointers(cases), minimum_cases);
+}
+
+KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx) {
+  return EvaluateKpi(def, Pointers(cases), ctx);
+}
+
+std::vector<std::string> ActiveSites(const std::vector<const KpiCase*>& cases, int minimum_cases) {
+  std::map<std::string_view, int> per_site;
+  for (const KpiCase* c : cases) {
+    if (!c->site.empty()) ++per_site[c->site];
   }
   std::vector<std::string> out;
   for (const auto& [site, n] : per_site) {
-    if (n >= minimum_cases) out.push_back(site);
+    if (n >= minimum_cases) out.emplace_back(site);
   }
   return out;
 }
@@ -198,113 +264,157 @@ KpiFramework ParseKpiFramework(const std::string& text) {
 }
 
 bool ExcludedFromDenominators(const KpiCase& c) {
-  return First(c, "exclude") && (c.exclude_reason == "not-fragility" || c.exclude_reason == "pathological");
+  return First(c, kExclude) && (c.exclude_reason == "not-fragility" || c.exclude_reason == "pathological");
 }
 
 std::optional<double> Median(std::vector<double> v) {
   if (v.empty()) return std::nullopt;
-  std::sort(v.begin(), v.end());
   const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  if (n % 2) return *mid;
+  return (*std::max_element(v.begin(), mid) + *mid) / 2.0;  // the largest of the lower half
 }
 
-KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx) {
+namespace {
+// The kinds and milestones as numbers: an evaluation compares them once per case.
+enum class Kind { kDataCompleteness, kIdentification, kSpineIdentified, kAssessment, kDxa, kFallsAssessment, kTherapyRecommended, kStrengthBalance, kMonitoring, kTreatmentStarted, kAdherence, kMedianDays, kRefracture, kActiveSites, kHipVertebralChange, kTreatmentGap, kUnknown };
+Kind KindOf(const std::string& kind) {
+  if (kind == "data-completeness") return Kind::kDataCompleteness;
+  if (kind == "identification") return Kind::kIdentification;
+  if (kind == "spine-identified") return Kind::kSpineIdentified;
+  if (kind == "assessment") return Kind::kAssessment;
+  if (kind == "dxa") return Kind::kDxa;
+  if (kind == "falls-assessment") return Kind::kFallsAssessment;
+  if (kind == "therapy-recommended") return Kind::kTherapyRecommended;
+  if (kind == "strength-balance") return Kind::kStrengthBalance;
+  if (kind == "monitoring") return Kind::kMonitoring;
+  if (kind == "treatment-started") return Kind::kTreatmentStarted;
+  if (kind == "adherence") return Kind::kAdherence;
+  if (kind == "median-days") return Kind::kMedianDays;
+  if (kind == "refracture") return Kind::kRefracture;
+  if (kind == "active-sites") return Kind::kActiveSites;
+  if (kind == "hip-vertebral-change") return Kind::kHipVertebralChange;
+  if (kind == "treatment-gap") return Kind::kTreatmentGap;
+  return Kind::kUnknown;
+}
+}  // namespace
+
+namespace {
+
+// One Measure being evaluated: its definition read once, and its populations so far.
+struct Evaluation {
+  const KpiDefinition* def;
+  Kind kind;
+  Milestone milestone;
   KpiPopulations out;
-  const std::string& kind = def.kind;
-  if (def.ratio()) {
-    out.initial = ctx.period_units;
-    out.numerator = ctx.period_units;
-    out.denominator = ctx.baseline_units;
-    const auto n = static_cast<int64_t>(ctx.period_units.size()), d = static_cast<int64_t>(ctx.baseline_units.size());
-    if (kind == "active-sites") {
-      if (d > 0) out.score = static_cast<double>(n) / static_cast<double>(d);
-    } else {
-      out.score = RateRatio(n, ctx.period_days, d, ctx.baseline_days);
-    }
-    return out;
-  }
-  for (const auto& c : cases) {
-    out.initial.push_back(c.episode_id);
-    const bool excluded = ExcludedFromDenominators(c);
-    if (kind == "median-days") {
-      if (excluded) {
-        out.exclusion.push_back(c.episode_id);
-        continue;
-      }
-      auto day = MilestoneDay(c, def.milestone);
-      if (!day || *day < c.index_day) continue;
-      out.denominator.push_back(c.episode_id);  // the measure population
-      out.observations.push_back(static_cast<double>(*day - c.index_day));
-      continue;
-    }
-    if (kind == "identification") {
-      if (!excluded && !(def.non_spinal_only && c.index_site == "vertebra")) out.numerator.push_back(c.episode_id);
-      continue;
-    }
-    // Who is in the denominator.
-    bool in_denominator = true;
-    if (kind == "dxa") in_denominator = c.dxa_ordered;
-    else if (kind == "therapy-recommended") in_denominator = First(c, "enrol").has_value();
-    else if (kind == "strength-balance") in_denominator = c.index_site != "hip";
-    else if (kind == "monitoring" || kind == "treatment-started") in_denominator = First(c, "decide-treatment").has_value();
-    else if (kind == "adherence") {
-      in_denominator = First(c, "treatment-started").has_value() && c.index_day + def.at_days <= ctx.evaluation_day;
-    } else if (kind == "refracture") {
-      in_denominator = c.index_day + def.window_days <= ctx.evaluation_day;
-    } else if (kind == "treatment-gap" && def.window_days) {
-      in_denominator = c.index_day + def.window_days <= ctx.evaluation_day;  // followed the whole window
-    }
-    if (!in_denominator) continue;
-    out.denominator.push_back(c.episode_id);
+};
+
+void Add(std::vector<std::string_view>& list, int64_t& count, const KpiCase& c, bool lists) {
+  ++count;
+  if (lists) list.push_back(c.episode_id);
+}
+
+// What case `c` adds to one Measure's populations (`excluded`: ExcludedFromDenominators(c)).
+void Visit(Evaluation& e, const KpiCase& c, bool excluded, const KpiContext& ctx, bool lists) {
+  const KpiDefinition& def = *e.def;
+  KpiPopulations& out = e.out;
+  const Kind kind = e.kind;
+  Add(out.initial, out.initial_count, c, lists);
+  if (kind == Kind::kMedianDays) {
     if (excluded) {
-      out.exclusion.push_back(c.episode_id);
-      continue;
+      Add(out.exclusion, out.exclusion_count, c, lists);
+      return;
     }
-    bool met = false;
-    if (kind == "data-completeness") {
-      met = KeyFieldsFilled(c);
-    } else if (kind == "spine-identified") {
-      met = c.index_site == "vertebra";
-    } else if (kind == "assessment") {
+    auto day = MilestoneDay(c, e.milestone);
+    if (!day || *day < c.index_day) return;
+    Add(out.denominator, out.denominator_cases, c, lists);  // the measure population
+    out.observations.push_back(static_cast<double>(*day - c.index_day));
+    return;
+  }
+  if (kind == Kind::kIdentification) {
+    if (!excluded && !(def.non_spinal_only && c.index_site == "vertebra")) Add(out.numerator, out.numerator_count, c, lists);
+    return;
+  }
+  // Who is in the denominator.
+  bool in_denominator = true;
+  switch (kind) {
+    case Kind::kDxa: in_denominator = c.dxa_ordered; break;
+    case Kind::kTherapyRecommended: in_denominator = First(c, kEnrol).has_value(); break;
+    case Kind::kStrengthBalance: in_denominator = c.index_site != "hip"; break;
+    case Kind::kMonitoring:
+    case Kind::kTreatmentStarted: in_denominator = First(c, kDecideTreatment).has_value(); break;
+    case Kind::kAdherence:
+      in_denominator = First(c, kTreatmentStarted).has_value() && c.index_day + def.at_days <= ctx.evaluation_day;
+      break;
+    case Kind::kRefracture: in_denominator = c.index_day + def.window_days <= ctx.evaluation_day; break;
+    case Kind::kTreatmentGap:  // followed the whole window, when there is one
+      in_denominator = def.window_days == 0 || c.index_day + def.window_days <= ctx.evaluation_day;
+      break;
+    default: break;
+  }
+  if (!in_denominator) return;
+  Add(out.denominator, out.denominator_cases, c, lists);
+  if (excluded) {
+    Add(out.exclusion, out.exclusion_count, c, lists);
+    return;
+  }
+  bool met = false;
+  switch (kind) {
+    case Kind::kDataCompleteness: met = KeyFieldsFilled(c); break;
+    case Kind::kSpineIdentified: met = c.index_site == "vertebra"; break;
+    case Kind::kAssessment: {
       auto d = AssessedDay(c);
       met = d && InWindow(*d, c.index_day, def.window_days);
-    } else if (kind == "dxa") {
-      met = c.dxa_result_day && InWindow(*c.dxa_result_day, c.index_day, def.window_days);
-    } else if (kind == "falls-assessment") {
-      met = First(c, "falls-assessment").has_value();
-    } else if (kind == "therapy-recommended") {
-      met = First(c, "decide-treatment").has_value();
-    } else if (kind == "strength-balance") {
-      auto d = First(c, "exercise-started");
-      met = d && InWindow(*d, c.index_day, def.window_days);
-    } else if (kind == "monitoring") {
-      for (const auto& k : c.contacts) met = met || (k.reached && InWindow(k.day, c.index_day, def.window_days));
-    } else if (kind == "treatment-started") {
-      auto d = First(c, "treatment-started");
-      met = d && InWindow(*d, c.index_day, def.window_days);
-    } else if (kind == "adherence") {
-      met = Adherent(c, def);
-    } else if (kind == "refracture") {
-      for (int64_t d : c.later_fracture_days) met = met || (d > c.index_day && d - c.index_day <= def.window_days);
-    } else if (kind == "treatment-gap") {
-      // No treatment started (within the window, when there is one): the gap an FLS closes.
-      auto d = First(c, "treatment-started");
-      met = !(d && InWindow(*d, c.index_day, def.window_days));
+      break;
     }
-    if (met) out.numerator.push_back(c.episode_id);
+    case Kind::kDxa: met = c.dxa_result_day && InWindow(*c.dxa_result_day, c.index_day, def.window_days); break;
+    case Kind::kFallsAssessment: met = First(c, kFalls).has_value(); break;
+    case Kind::kTherapyRecommended: met = First(c, kDecideTreatment).has_value(); break;
+    case Kind::kStrengthBalance: {
+      auto d = First(c, kExercise);
+      met = d && InWindow(*d, c.index_day, def.window_days);
+      break;
+    }
+    case Kind::kMonitoring:
+      for (const auto& k : c.contacts) met = met || (k.reached && InWindow(k.day, c.index_day, def.window_days));
+      break;
+    case Kind::kTreatmentStarted: {
+      auto d = First(c, kTreatmentStarted);
+      met = d && InWindow(*d, c.index_day, def.window_days);
+      break;
+    }
+    case Kind::kAdherence: met = Adherent(c, def); break;
+    case Kind::kRefracture:
+      for (int64_t d : c.later_fracture_days) met = met || (d > c.index_day && d - c.index_day <= def.window_days);
+      break;
+    case Kind::kTreatmentGap: {
+      // No treatment started (within the window, when there is one): the gap an FLS closes.
+      auto d = First(c, kTreatmentStarted);
+      met = !(d && InWindow(*d, c.index_day, def.window_days));
+      break;
+    }
+    default: break;
   }
-  if (kind == "median-days") {
+  if (met) Add(out.numerator, out.numerator_count, c, lists);
+}
+
+// The score and band once every case was seen.
+void Score(Evaluation& e, const KpiContext& ctx) {
+  const KpiDefinition& def = *e.def;
+  KpiPopulations& out = e.out;
+  if (e.kind == Kind::kMedianDays) {
     out.score = Median(out.observations);
-    return out;
+    return;
   }
-  if (kind == "identification") {
+  if (e.kind == Kind::kIdentification) {
     out.denominator_count = ctx.expected_caseload;
     if (ctx.expected_caseload && *ctx.expected_caseload > 0) {
-      out.score = static_cast<double>(out.numerator.size()) / static_cast<double>(*ctx.expected_caseload);
+      out.score = static_cast<double>(out.numerator_count) / static_cast<double>(*ctx.expected_caseload);
     }
   } else {
-    const size_t effective = out.denominator.size() - out.exclusion.size();
-    if (effective > 0) out.score = static_cast<double>(out.numerator.size()) / static_cast<double>(effective);
+    const int64_t effective = out.denominator_cases - out.exclusion_count;
+    if (effective > 0) out.score = static_cast<double>(out.numerator_count) / static_cast<double>(effective);
   }
   if (out.score) {
     for (const auto& b : def.bands) {
@@ -314,7 +424,78 @@ KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>&
       }
     }
   }
+}
+
+KpiPopulations Ratio(const KpiDefinition& def, const KpiContext& ctx) {
+  KpiPopulations out;
+  out.initial = ctx.period_units;
+  out.numerator = ctx.period_units;
+  out.denominator = ctx.baseline_units;
+  const auto n = static_cast<int64_t>(ctx.period_units.size()), d = static_cast<int64_t>(ctx.baseline_units.size());
+  out.initial_count = out.numerator_count = n;
+  out.denominator_cases = d;
+  if (KindOf(def.kind) == Kind::kActiveSites) {
+    if (d > 0) out.score = static_cast<double>(n) / static_cast<double>(d);
+  } else {
+    out.score = RateRatio(n, ctx.period_days, d, ctx.baseline_days);
+  }
   return out;
+}
+
+}  // namespace
+
+struct KpiEvaluator::Impl {
+  std::vector<const KpiDefinition*> defs;
+  KpiContext ctx;
+  bool lists = false;
+  std::vector<Evaluation> evals;  // the Measures counted case by case
+  std::vector<size_t> where;      // evals[i] is defs[where[i]]
+};
+
+KpiEvaluator::KpiEvaluator(std::vector<const KpiDefinition*> defs, KpiContext ctx, bool lists) : impl_(std::make_unique<Impl>()) {
+  impl_->defs = std::move(defs);
+  impl_->ctx = std::move(ctx);
+  impl_->lists = lists;
+  for (size_t i = 0; i < impl_->defs.size(); ++i) {
+    const KpiDefinition* d = impl_->defs[i];
+    if (d->ratio()) continue;
+    impl_->evals.push_back({d, KindOf(d->kind), MilestoneOf(d->milestone), {}});
+    impl_->where.push_back(i);
+  }
+}
+KpiEvaluator::~KpiEvaluator() = default;
+KpiEvaluator::KpiEvaluator(KpiEvaluator&&) noexcept = default;
+KpiEvaluator& KpiEvaluator::operator=(KpiEvaluator&&) noexcept = default;
+
+void KpiEvaluator::Add(const KpiCase& c) { Add(c, ExcludedFromDenominators(c)); }
+
+void KpiEvaluator::Add(const KpiCase& c, bool excluded) {
+  for (auto& e : impl_->evals) Visit(e, c, excluded, impl_->ctx, impl_->lists);
+}
+
+std::vector<KpiPopulations> KpiEvaluator::Finish() {
+  std::vector<KpiPopulations> out(impl_->defs.size());
+  for (size_t i = 0; i < impl_->defs.size(); ++i) {
+    if (impl_->defs[i]->ratio()) out[i] = Ratio(*impl_->defs[i], impl_->ctx);
+  }
+  for (size_t i = 0; i < impl_->evals.size(); ++i) {
+    Score(impl_->evals[i], impl_->ctx);
+    out[impl_->where[i]] = std::move(impl_->evals[i].out);
+  }
+  impl_->evals.clear();
+  return out;
+}
+
+std::vector<KpiPopulations> EvaluateKpis(const std::vector<const KpiDefinition*>& defs, const std::vector<const KpiCase*>& cases,
+                                         const KpiContext& ctx, bool lists) {
+  // Case by case, every Measure: a case is read from memory once, whatever the number of Measures.
+  KpiEvaluator e(defs, ctx, lists);
+  for (const KpiCase* c : cases) e.Add(*c);
+  return e.Finish();
+}
+
+KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<const KpiCase*>& cases, const KpiContext& ctx) {
+  return std::move(EvaluateKpis({&def}, cases, ctx, true)[0]);
 }
 
 }  // namespace fls::workflow

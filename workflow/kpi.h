@@ -10,11 +10,31 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fls::workflow {
+
+// The first day of each event of a case's log, by event name: a handful of entries kept flat,
+// the names interned once per process (a cohort holds hundreds of thousands of cases, and a map
+// of strings per case cost more than the indicators themselves: docs/performance.md).
+class EventDays {
+ public:
+  void Set(std::string_view event, int64_t day);  // replaces the event's day if it has one
+  std::optional<int64_t> Find(std::string_view event) const;
+  // The process's one copy of an event name, and Find by it (a comparison of pointers).
+  static std::string_view Intern(std::string_view event);
+  std::optional<int64_t> FindInterned(std::string_view interned) const;
+  size_t size() const { return days_.size(); }
+  void Clear() { days_.clear(); }
+
+ private:
+  std::vector<std::pair<std::string_view, int64_t>> days_;  // views of interned names
+};
 
 // What one case contributes, read from fls_case and its logs (db/kpi_store.h).
 struct KpiCase {
@@ -25,7 +45,7 @@ struct KpiCase {
   int64_t identified_day = 0;  // the case was opened
   // The first day of each event of its log (enrol, exclude, falls-assessment, exercise-started,
   // decide-treatment, decide-no-treatment, treatment-started...).
-  std::map<std::string, int64_t> first_event_day;
+  EventDays first_event_day;
   std::string exclude_reason;  // of the exclude event, when there is one
   // The DXA item of the investigation panel.
   bool dxa_ordered = false;                // an item exists and was not waived (nor revoked)
@@ -91,8 +111,12 @@ bool AdherentAt(const KpiCase& c, int at_days, int contact_from_days, int contac
 bool ExcludedFromDenominators(const KpiCase& c);
 
 struct KpiPopulations {
-  // Episode ids of each population (the identification measure's denominator is a number).
-  std::vector<std::string> initial, denominator, exclusion, numerator;
+  // The size of each population (the identification measure's denominator is a number:
+  // denominator_count).
+  int64_t initial_count = 0, denominator_cases = 0, exclusion_count = 0, numerator_count = 0;
+  // Episode ids of each population, when lists were asked for: views of the cases' ids (or of the
+  // context's units), valid while they are.
+  std::vector<std::string_view> initial, denominator, exclusion, numerator;
   std::optional<int64_t> denominator_count;  // identification: the expected caseload
   std::vector<double> observations;          // continuous variable: days, one per measure-population case
   std::optional<double> score;               // proportion 0-1, or the median in days; none when undefined
@@ -105,15 +129,41 @@ struct KpiContext {
   // The Capture the Fracture ratios (active-sites, hip-vertebral-change): what is counted in the
   // period and in the baseline period (site ids, or the fractures' Condition ids), and the
   // periods' lengths in days (the fractures compare per day, so periods of unequal length do).
-  std::vector<std::string> period_units, baseline_units;
+  std::vector<std::string_view> period_units, baseline_units;  // views, valid while the populations are read
   int64_t period_days = 0, baseline_days = 0;
 };
 
 // The sites of `cases` with at least `minimum_cases` cases: the active FLS sites of a period.
+std::vector<std::string> ActiveSites(const std::vector<const KpiCase*>& cases, int minimum_cases);
 std::vector<std::string> ActiveSites(const std::vector<KpiCase>& cases, int minimum_cases);
 
 // `cases`: the cohort (index fracture day in the period, voided cases left out by the caller).
+// With the lists of each population.
+KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<const KpiCase*>& cases, const KpiContext& ctx);
 KpiPopulations EvaluateKpi(const KpiDefinition& def, const std::vector<KpiCase>& cases, const KpiContext& ctx);
+// Several Measures over cases given one at a time (Add), so that one pass over a cohort can feed
+// several parts of it (the dashboard's overall figures, quarters and sites); Finish gives one
+// result per definition, in order, with the lists only if `lists`. A ratio Measure reads the
+// context's units (give each ratio kind its own context).
+class KpiEvaluator {
+ public:
+  KpiEvaluator(std::vector<const KpiDefinition*> defs, KpiContext ctx, bool lists);
+  ~KpiEvaluator();
+  KpiEvaluator(KpiEvaluator&&) noexcept;
+  KpiEvaluator& operator=(KpiEvaluator&&) noexcept;
+  void Add(const KpiCase& c);
+  void Add(const KpiCase& c, bool excluded);  // excluded: ExcludedFromDenominators(c), computed once
+  std::vector<KpiPopulations> Finish();       // once
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Several Measures over the same cases in one pass, one result per definition, with the lists
+// only if `lists`.
+std::vector<KpiPopulations> EvaluateKpis(const std::vector<const KpiDefinition*>& defs, const std::vector<const KpiCase*>& cases,
+                                         const KpiContext& ctx, bool lists);
 
 // The median of `values` (the mean of the two middle ones for an even count); none when empty.
 std::optional<double> Median(std::vector<double> values);

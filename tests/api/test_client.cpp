@@ -348,6 +348,12 @@ void SuiteServer::TearDown() {
     if (!drift.empty() && drift != "0") {
       ADD_FAILURE() << drift << " per-case KPI rows differ from their recomputation (fls_case_kpi vs fls_case_kpi_full)";
     }
+    // And the fractures the goals count (migration 015).
+    const std::string fractures = Sql("SELECT count(*) FROM ((TABLE fls_fracture_kpi EXCEPT TABLE fls_fracture_kpi_full)"
+                                      " UNION ALL (TABLE fls_fracture_kpi_full EXCEPT TABLE fls_fracture_kpi)) d");
+    if (!fractures.empty() && fractures != "0") {
+      ADD_FAILURE() << fractures << " fracture KPI rows differ from their recomputation (fls_fracture_kpi vs fls_fracture_kpi_full)";
+    }
   }
   g_suite_server = nullptr;
   server_.reset();

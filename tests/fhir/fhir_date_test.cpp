@@ -104,5 +104,36 @@ TEST(FhirDate, LocalMidnightFollowsTheSitesZoneAcrossDaylightSaving) {
   tzset();
 }
 
+// The cohort's cached conversion gives LocalDay's answer for every instant: each minute of the
+// days around the changes of Paris (an hour), Lord Howe Island (half an hour, at 02:00 local) and
+// Kathmandu (+05:45, no change), a run of instants before 1970, and instants in random order.
+TEST(FhirDate, LocalDaysAgreeWithLocalDayAcrossEveryChange) {
+  const char* old = getenv("TZ");
+  std::string saved = old ? old : "";
+  struct Zone {
+    const char* tz;
+    const char* around;  // a UTC day of a change
+  };
+  const Zone zones[] = {{"Europe/Paris", "2026-03-29"}, {"Europe/Paris", "2026-10-25"}, {"Australia/Lord_Howe", "2026-04-04"},
+                        {"Australia/Lord_Howe", "2026-10-03"}, {"Asia/Kathmandu", "2026-06-01"}, {"America/St_Johns", "2026-11-01"},
+                        {"Europe/Paris", "1969-12-31"}};
+  for (const auto& z : zones) {
+    setenv("TZ", z.tz, 1);
+    tzset();
+    LocalDays cached;
+    const int64_t start = (*DayOf(z.around) - 1) * 86400;
+    int differ = 0;
+    for (int64_t t = start; t < start + 3 * 86400; t += 60) differ += cached(t) != LocalDay(t);
+    for (int64_t t = start + 3 * 86400 - 1; t >= start; t -= 7919) differ += cached(t) != LocalDay(t);  // backwards, odd steps
+    EXPECT_EQ(differ, 0) << z.tz << " around " << z.around;
+  }
+  if (old) {
+    setenv("TZ", saved.c_str(), 1);
+  } else {
+    unsetenv("TZ");
+  }
+  tzset();
+}
+
 }  // namespace
 }  // namespace fls::fhir

@@ -152,20 +152,20 @@ TEST(Goals, RatioMeasuresCountThePeriodAgainstTheBaseline) {
   ctx.baseline_units = {"a", "b"};
   ctx.period_days = 365;
   ctx.baseline_days = 365;
-  auto p = EvaluateKpi(sites, {}, ctx);
+  auto p = EvaluateKpi(sites, std::vector<KpiCase>{}, ctx);
   EXPECT_EQ(p.numerator.size(), 3u);
   EXPECT_EQ(p.denominator.size(), 2u);
   EXPECT_DOUBLE_EQ(*p.score, 1.5);
   // Fractures of half a year against a year: per day.
   ctx.period_days = 182;
-  p = EvaluateKpi(fractures, {}, ctx);
+  p = EvaluateKpi(fractures, std::vector<KpiCase>{}, ctx);
   EXPECT_NEAR(*p.score, (3.0 / 182) / (2.0 / 365), 1e-12);
   // Active sites are a count, whatever the period's length.
-  p = EvaluateKpi(sites, {}, ctx);
+  p = EvaluateKpi(sites, std::vector<KpiCase>{}, ctx);
   EXPECT_DOUBLE_EQ(*p.score, 1.5);
   ctx.baseline_units.clear();
-  EXPECT_FALSE(EvaluateKpi(sites, {}, ctx).score);
-  EXPECT_FALSE(EvaluateKpi(fractures, {}, ctx).score);
+  EXPECT_FALSE(EvaluateKpi(sites, std::vector<KpiCase>{}, ctx).score);
+  EXPECT_FALSE(EvaluateKpi(fractures, std::vector<KpiCase>{}, ctx).score);
 
   // Active sites: those with at least the minimum of cases; a case with no site counts for none.
   std::vector<KpiCase> cases(5);

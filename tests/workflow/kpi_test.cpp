@@ -48,7 +48,7 @@ KpiCase Case(const std::string& id, std::map<std::string, int> events = {}, cons
   c.index_day = kIndex;
   c.index_site = site;
   c.identified_day = kIndex + 2;
-  for (const auto& [e, d] : events) c.first_event_day[e] = kIndex + d;
+  for (const auto& [e, d] : events) c.first_event_day.Set(e, kIndex + d);
   c.has_phone = c.has_referring_physician = true;
   return c;
 }
@@ -63,12 +63,50 @@ struct Row {
 void Check(const KpiFramework& f, const std::vector<Row>& rows, int64_t evaluation_day = CivilDay(2028, 6, 1)) {
   for (const auto& r : rows) {
     KpiPopulations p = EvaluateKpi(Def(f, r.measure), {r.c}, {evaluation_day, std::nullopt});
-    auto has = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), r.c.episode_id) != v.end(); };
+    auto has = [&](const std::vector<std::string_view>& v) { return std::find(v.begin(), v.end(), r.c.episode_id) != v.end(); };
     EXPECT_TRUE(has(p.initial)) << r.what;
     EXPECT_EQ(has(p.denominator), r.in_denominator) << r.measure << ": " << r.what << " (denominator)";
     EXPECT_EQ(has(p.exclusion), r.excluded) << r.measure << ": " << r.what << " (exclusion)";
     EXPECT_EQ(has(p.numerator), r.in_numerator) << r.measure << ": " << r.what << " (numerator)";
+    EXPECT_EQ(p.initial_count, static_cast<int64_t>(p.initial.size())) << r.what;
+    EXPECT_EQ(p.numerator_count, static_cast<int64_t>(p.numerator.size())) << r.what;
+    EXPECT_EQ(p.denominator_cases, static_cast<int64_t>(p.denominator.size())) << r.what;
+    EXPECT_EQ(p.exclusion_count, static_cast<int64_t>(p.exclusion.size())) << r.what;
   }
+  // All the table's Measures over all its cases in one pass (the dashboard's way, counts only)
+  // equal each Measure evaluated alone with its lists.
+  std::vector<const KpiDefinition*> defs;
+  std::vector<const KpiCase*> cases;
+  for (const auto& r : rows) {
+    const KpiDefinition* d = &Def(f, r.measure);
+    if (std::find(defs.begin(), defs.end(), d) == defs.end()) defs.push_back(d);
+    cases.push_back(&r.c);
+  }
+  const KpiContext ctx{evaluation_day, std::nullopt};
+  const std::vector<KpiPopulations> together = EvaluateKpis(defs, cases, ctx, false);
+  ASSERT_EQ(together.size(), defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) {
+    const KpiPopulations alone = EvaluateKpi(*defs[i], cases, ctx);
+    EXPECT_TRUE(together[i].numerator.empty() && together[i].initial.empty()) << "no lists were asked for";
+    EXPECT_EQ(together[i].initial_count, static_cast<int64_t>(alone.initial.size())) << defs[i]->id;
+    EXPECT_EQ(together[i].denominator_cases, static_cast<int64_t>(alone.denominator.size())) << defs[i]->id;
+    EXPECT_EQ(together[i].exclusion_count, static_cast<int64_t>(alone.exclusion.size())) << defs[i]->id;
+    EXPECT_EQ(together[i].numerator_count, static_cast<int64_t>(alone.numerator.size())) << defs[i]->id;
+    EXPECT_EQ(together[i].score, alone.score) << defs[i]->id;
+    EXPECT_EQ(together[i].band, alone.band) << defs[i]->id;
+    EXPECT_EQ(together[i].observations, alone.observations) << defs[i]->id;
+  }
+}
+
+TEST(Kpi, MedianOfOddAndEvenCounts) {
+  struct M {
+    std::vector<double> values;
+    std::optional<double> median;
+  };
+  const M rows[] = {{{}, std::nullopt},          {{5}, 5},           {{3, 1}, 2},        {{3, 1, 2}, 2},
+                    {{4, 1, 3, 2}, 2.5},         {{7, 7, 1, 9}, 7},  {{9, 1, 9, 1}, 5},  {{90, 10, 30, 20, 91, 50}, 40},
+                    {{0, 0, 0}, 0}};
+  for (const auto& r : rows) EXPECT_EQ(Median(r.values), r.median) << r.values.size() << " values";
 }
 
 TEST(Kpi, TheShippedFrameworksParse) {
@@ -250,12 +288,12 @@ TEST(Kpi, BandsAtTheirBounds) {
   EXPECT_EQ(score_of("fls-db-kpi-3", 9, 100, FlsDb()).band, "red");
   EXPECT_EQ(score_of("iof-kpi-5", 8, 10, Iof()).band, "50-80");         // IOF: above 80%
   EXPECT_EQ(score_of("iof-kpi-5", 81, 100, Iof()).band, "above-80");
-  auto empty = EvaluateKpi(Def(FlsDb(), "fls-db-kpi-6"), {}, {CivilDay(2027, 1, 1), std::nullopt});
+  auto empty = EvaluateKpi(Def(FlsDb(), "fls-db-kpi-6"), std::vector<KpiCase>{}, {CivilDay(2027, 1, 1), std::nullopt});
   EXPECT_FALSE(empty.score) << "no cases: no score";
   EXPECT_EQ(empty.band, "");
   // Exclusions leave the denominator's count but not the score's.
   KpiCase x = Case("x");
-  x.first_event_day["exclude"] = kIndex + 1;
+  x.first_event_day.Set("exclude", kIndex + 1);
   x.exclude_reason = "pathological";
   auto p = EvaluateKpi(Def(FlsDb(), "fls-db-kpi-6"), {Case("a", {{"falls-assessment", 2}}), Case("b"), x},
                        {CivilDay(2027, 1, 1), std::nullopt});
