@@ -64,6 +64,9 @@ struct RequestInfo {
   // cases it may reach. Searches are narrowed to them, reads of anything else are 404, writes
   // about another site's patient 403 (FhirService::Visible).
   std::optional<std::vector<std::string>> sites;
+  // Who asks: the login of a person, the client id of a system (empty when unknown). The pathway's
+  // event log records it as the actor of the events a request posts.
+  std::string actor;
 };
 
 // The result of one interaction, as the HTTP layer or a Bundle entry needs it.

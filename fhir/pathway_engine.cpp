@@ -1849,7 +1849,7 @@ Outcome PathwayEngine::PostEvent(FhirService& service, const std::string& episod
   ParsedEvent parsed = ParseEventParameters(body, limits, NowMicros(), drugs_);
   Outcome out;
   service.Write([&](WriteContext& ctx) {
-    Apply(ctx, episode_id, parsed.input, {"user", ""}, parsed.occurred_us, info.if_match);
+    Apply(ctx, episode_id, parsed.input, {"user", info.actor}, parsed.occurred_us, info.if_match);
     ctx.AfterListeners([&] { out = ctx.Current("EpisodeOfCare", episode_id); });
   });
   out.location.clear();

@@ -79,6 +79,7 @@ fhir::RequestInfo Info(const HttpRequest& req) {
     info.sites = std::move(sites);
   }
   if (req.principal) {
+    info.actor = req.principal->subject;
     info.may = [p = req.principal](const std::string& type, char what) {
       uint8_t bit = what == 'c' ? kCreate : what == 'u' ? kUpdate : what == 'd' ? kDelete : what == 's' ? kSearch : kRead;
       return p->May(type, bit);

@@ -52,7 +52,7 @@ int RegisterWebRoutes(Router& router, const std::string& dir) {
     r.headers.emplace_back("Cache-Control", "public, max-age=86400");
     return r;
   });
-  const std::vector<std::string> pages = {"dashboard"};
+  const std::vector<std::string> pages = {"dashboard", "app"};
   std::error_code ec;
   const bool built = fs::is_regular_file(fs::path(dir) / "dashboard.html", ec);
   for (const auto& page : pages) {

@@ -16,7 +16,10 @@ export default defineConfig({
     cssCodeSplit: false,
     modulePreload: { polyfill: false },
     rollupOptions: {
-      input: { dashboard: fileURLToPath(new URL('dashboard.html', import.meta.url)) },
+      input: {
+        dashboard: fileURLToPath(new URL('dashboard.html', import.meta.url)),
+        app: fileURLToPath(new URL('app.html', import.meta.url)),
+      },
     },
   },
 });

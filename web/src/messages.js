@@ -1,5 +1,7 @@
 // The pages' words, French first (the FLS's language), English second. Every key exists in both
 // (tests/browser/messages.test.js checks it). {name} is replaced by the value of `name`.
+import { appTexts } from './app/texts.js';
+
 export const messages = {
   fr: {
     'app.title': 'Tableau de bord qualité — Filière fracture (FLS)',
@@ -296,6 +298,14 @@ export const messages = {
     'measure.ctf-hip-vertebral-change': 'Hip + vertebral fractures / baseline period',
   },
 };
+
+// The coordinators' app's words (src/app/texts.js), in the same two languages.
+for (const lang of ['fr', 'en']) {
+  for (const [key, text] of Object.entries(appTexts[lang])) {
+    if (key in messages[lang]) throw new Error(`the key ${key} is defined twice`);
+    messages[lang][key] = text;
+  }
+}
 
 // The text of `key` in `lang`, with {name} replaced; the key itself when it is missing (visible,
 // and caught by the test).
