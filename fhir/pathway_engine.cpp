@@ -1102,6 +1102,9 @@ class PathwayRun {
     std::string direction = "outbound";
     bool reached = false;
     std::string task;  // Task/id
+    // If-Match: the version of the call's Task when `task` is given (two nurses recording the same
+    // call: the second is refused), else of the case.
+    std::optional<std::string> if_match;
     std::optional<bool> adherent;
     std::string non_adherence_reason, question, note;
     std::vector<std::string> side_effects;
@@ -1145,9 +1148,21 @@ class PathwayRun {
         throw Bad("injection-date " + DayText(d) + " is in the future or before the index fracture", "injection-date");
       }
     }
+    std::optional<int64_t> wanted;
+    if (c.if_match) {
+      wanted = ParseETagVersion(*c.if_match);
+      if (!wanted) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+    }
+    auto stale = [&](const std::string& ref, int64_t version) {
+      if (wanted && *wanted != version) {
+        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*wanted) + "\" is stale: " + ref +
+                                                            " is at version " + std::to_string(version));
+      }
+    };
     std::string task_id;
     if (!c.task.empty()) {
       task_id = c.task.substr(c.task.find('/') + 1);
+      ctx_.store().LockCurrent("Task", task_id);
       auto t = ctx_.store().ReadCurrent("Task", task_id);
       bool ours = false;
       if (t && !t->deleted) {
@@ -1157,6 +1172,10 @@ class PathwayRun {
                StringMember(*focus, "reference") == std::optional<std::string_view>("EpisodeOfCare/" + row_.episode_id);
       }
       if (!ours) throw Bad(c.task + " is not a Task of this case", "task");
+      stale(c.task, t->version);
+    } else if (wanted) {
+      auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id);
+      if (current) stale("EpisodeOfCare/" + row_.episode_id, current->version);
     }
     std::vector<std::string> lines;  // the answers, one payload entry each
     lines.push_back(std::string(c.direction == "inbound" ? "Inbound call from the patient" : "Call to the patient") +
@@ -1741,7 +1760,6 @@ Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& ep
 
 Outcome PathwayEngine::PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
                                    const RequestInfo& info) const {
-  (void)info;
   JsonDoc doc = ParseJson(body, JsonLimits{});
   const JsonValue* params = ParameterArray(doc, "contact");
   const int64_t now = NowMicros();
@@ -1827,6 +1845,7 @@ Outcome PathwayEngine::PostContact(FhirService& service, const std::string& epis
     }
   }
   if (!reached_given) throw Bad("reached (valueBoolean) is required", "reached");
+  c.if_match = info.if_match;
   std::pair<std::string, std::string> ids;
   service.Write([&](WriteContext& ctx) {
     db::CaseStore cases(ctx.store());

@@ -51,7 +51,8 @@ class PathwayEngine {
   // POST /EpisodeOfCare/{id}/$contact (operations.md section 5): the contact Communication, the
   // call Task completed when reached, the doses recorded (re-planning the reminders), the
   // unreachable rule, and the report to the physician only when the report Consent permits, in
-  // one transaction. Answers Parameters with `contact` and, when sent, `report`.
+  // one transaction. Answers Parameters with `contact` and, when sent, `report`. `If-Match` (412
+  // when stale) is the call Task's version when `task` is given, else the case's.
   Outcome PostContact(FhirService& service, const std::string& episode_id, std::string_view body,
                       const RequestInfo& info) const;
   // POST /EpisodeOfCare/{id}/$accompany (operations.md section 5): six monthly accompaniment-call

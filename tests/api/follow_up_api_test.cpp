@@ -203,6 +203,41 @@ TEST(FollowUp, AReportGoesToThePhysicianOnlyWhenTheReportConsentPermits) {
   EXPECT_EQ(Post("/EpisodeOfCare/" + yes + "/$contact", ContactBody(true)).status, 422);
 }
 
+// Two nurses record the same call: each sends If-Match with the version of the call's Task they
+// saw; the second is refused (412) and nothing of it is written. Without a Task, If-Match is the
+// case's version.
+TEST(FollowUp, TwoNursesRecordingOneCallTheSecondIsRefused) {
+  std::string ep = InFollowUp("M05BA04");
+  std::string patient = PatientOf(Port(), ep);
+  auto calls = FollowUpTasks(patient, "follow-up-call");
+  ASSERT_FALSE(calls.empty());
+  auto task = Get("/Task/" + calls[0].id).Json();
+  const std::string seen = std::string("W/\"") + task["meta"]["versionId"].GetString() + "\"";
+  const std::string body = ContactBody(true, R"(,{"name":"task","valueReference":{"reference":"Task/)" + calls[0].id +
+                                                 R"("}},{"name":"adherent","valueBoolean":true})");
+  auto contacts = [&] {
+    auto d = Get("/Communication?subject=Patient/" + patient +
+                 "&category=http://fls-server.org/fhir/CodeSystem/fls-communication|contact").Json();
+    return Entries(d).size();
+  };
+  Response first = Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$contact", body, {{"If-Match", seen}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(FollowUpTasks(patient, "follow-up-call")[0].status, "completed");
+  const size_t after_first = contacts();
+  Response second = Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$contact", body, {{"If-Match", seen}});
+  EXPECT_EQ(second.status, 412) << second.body;
+  EXPECT_NE(second.body.find("is stale: Task/" + calls[0].id), std::string::npos) << second.body;
+  EXPECT_EQ(contacts(), after_first) << "nothing of the refused call is written";
+  // Without a Task: the case's version.
+  Response case_stale = Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$contact", ContactBody(false), {{"If-Match", "W/\"1\""}});
+  EXPECT_EQ(case_stale.status, 412) << case_stale.body;
+  auto episode = Get("/EpisodeOfCare/" + ep).Json();
+  const std::string current = std::string("W/\"") + episode["meta"]["versionId"].GetString() + "\"";
+  EXPECT_EQ(Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$contact", ContactBody(false), {{"If-Match", current}}).status, 200);
+  EXPECT_EQ(Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$contact", ContactBody(false), {{"If-Match", "abc"}}).status, 400);
+  EXPECT_EQ(contacts(), after_first + 1);
+}
+
 TEST(FollowUp, ThreeUnreachedDaysRaiseUnreachableOnceAndInjectionsRePlanDenosumab) {
   std::string onset = PlusDays(Today(), -20);
   std::string ep = InFollowUp("M05BX04", onset, PlusDays(Today(), -15));

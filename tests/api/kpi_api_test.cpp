@@ -587,7 +587,9 @@ TEST(Dashboard, EveryNumberIsTheMeasureReportsOne) {
       ASSERT_EQ(e.status, 200) << id << ": " << e.body;
       const auto got = ScoreOf(values[id.c_str()]);
       ASSERT_EQ(got.has_value(), e.score.has_value()) << where << " " << id;
-      if (got) EXPECT_NEAR(*got, *e.score, id.find("median") != std::string::npos ? 0.05 : 1e-4) << where << " " << id;
+      if (got) {
+        EXPECT_NEAR(*got, *e.score, id.find("median") != std::string::npos ? 0.05 : 1e-4) << where << " " << id;
+      }
       if (values[id.c_str()].HasMember("numerator")) {
         EXPECT_EQ(values[id.c_str()]["numerator"].GetInt(), e.count["numerator"]) << where << " " << id;
       }
@@ -701,11 +703,6 @@ std::string LocalAt(const std::string& day, int hour, int minute) {
   return out.substr(0, out.size() - 2) + ":" + out.substr(out.size() - 2);
 }
 
-void EventAt(const Pushed& c, const std::string& event, const std::string& instant, const std::string& extra = "") {
-  Ok(Event(Port(), c.episode, R"({"resourceType":"Parameters","parameter":[{"name":"event","valueCode":")" + event + "\"}" + extra +
-                                  R"(,{"name":"occurred","valueDateTime":")" + instant + "\"}]}"),
-     event.c_str());
-}
 void EnrolAt(const Pushed& c, const std::string& instant) {
   std::string body = EnrolBody(Practitioner(Port()));
   body.insert(body.rfind(']'), R"(,{"name":"occurred","valueDateTime":")" + instant + "\"}");
@@ -852,6 +849,87 @@ TEST(Fixture, EveryIndicatorAsComputedByHand) {
   Report shifted = Evaluate("fls-db-kpi-1", PlusDays(d0, 1), PlusDays(end, 1), "Organization/fx-region");
   EXPECT_EQ(shifted.count["initial-population"], 8) << "without a1, with b3";
   EXPECT_EQ(shifted.count["numerator"], 5) << "a1 was complete, b3 is not assessed";
+}
+
+// The refracture rates, the treatment gap and the delays, by hand: a site of its own (fx-c, in no
+// region, no caseload), a period of 100 days P2 = [e0, e0 + 99], e0 = 900 days ago (so that 24
+// months of follow-up have passed). Offsets are days after each case's own fracture; every case
+// was identified today (pushed now), so its days to identification are its age in days.
+//
+//   c1 hip       e0       enrol +10, decide-treatment +20, treatment-started +30, refracture +200
+//   c2 wrist     e0+10    enrol +15, refracture +500
+//   c3 vertebra  e0+20    excluded, declined, +5 (counted: only not-fragility and pathological leave)
+//   c4 hip       e0+30    excluded, not a fragility fracture, +3 (out of every denominator)
+//   c5 hip       e0+40    enrol +40, decide-treatment +50, treatment-started +400 (after the 16 weeks
+//                         and after the year)
+//   c6 hip       e0+50    nothing
+//
+//   fls-refracture-12m   c1 (+200) of c1 c2 c3 c5 c6                1/5 = 0.2
+//   fls-refracture-24m   c1 (+200), c2 (+500)                       2/5 = 0.4
+//   fls-treatment-gap    untreated a year on: c2 c3 c5 c6            4/5 = 0.8
+//   fls-db-kpi-10        decided c1 c5, started in 112 days: c1      1/2 = 0.5 (IOF 9 the same)
+//   medians: identification 900 890 880 860 850 -> 880; assessment 10 15 5 40 -> 12.5;
+//            treatment 30 400 -> 215
+TEST(Fixture, RefracturesTreatmentGapAndDelaysAsComputedByHand) {
+  Org("fx-c", "", 0);
+  const std::string e0 = T(-900), end = PlusDays(e0, 99);
+  auto at = [](const Pushed& c, int days) { return PlusDays(c.day, days); };
+  Pushed c1 = Fracture("fx-c", e0);
+  EnrolOn(c1, at(c1, 10));
+  WaiveAll(c1, at(c1, 12));
+  Ok(Event(Port(), c1.episode, DrugEvent("decide-treatment", "M05BA04", At(at(c1, 20)))), "decide");
+  Ok(Event(Port(), c1.episode, DrugEvent("treatment-started", "M05BA04", At(at(c1, 30)))), "start");
+  Fracture("fx-c", at(c1, 200), "S72.0", c1.patient);
+  Pushed c2 = Fracture("fx-c", PlusDays(e0, 10), "S52.5");
+  EnrolOn(c2, at(c2, 15));
+  Fracture("fx-c", at(c2, 500), "S52.5", c2.patient);
+  Pushed c3 = Fracture("fx-c", PlusDays(e0, 20), "S22.0");
+  Simple(c3, "exclude", at(c3, 5), R"(,{"name":"reason","valueCode":"declined"})");
+  Pushed c4 = Fracture("fx-c", PlusDays(e0, 30));
+  Simple(c4, "exclude", at(c4, 3), R"(,{"name":"reason","valueCode":"not-fragility"})");
+  Pushed c5 = Fracture("fx-c", PlusDays(e0, 40));
+  EnrolOn(c5, at(c5, 40));
+  WaiveAll(c5, at(c5, 45));
+  Ok(Event(Port(), c5.episode, DrugEvent("decide-treatment", "M05BA04", At(at(c5, 50)))), "decide");
+  Ok(Event(Port(), c5.episode, DrugEvent("treatment-started", "M05BA04", At(at(c5, 400)))), "start");
+  Fracture("fx-c", PlusDays(e0, 50));
+
+  struct Want {
+    const char* id;
+    int numerator, denominator, exclusion;
+    double score;
+  };
+  for (const auto& w : {Want{"fls-refracture-12m", 1, 6, 1, 0.2}, Want{"fls-refracture-24m", 2, 6, 1, 0.4},
+                        Want{"fls-treatment-gap", 4, 6, 1, 0.8}, Want{"fls-db-kpi-10", 1, 2, 0, 0.5},
+                        Want{"iof-kpi-9", 1, 2, 0, 0.5}}) {
+    Report r = Evaluate(w.id, e0, end, "Organization/fx-c");
+    ASSERT_EQ(r.status, 200) << w.id << ": " << r.body;
+    EXPECT_EQ(r.count["initial-population"], 6) << w.id;
+    EXPECT_EQ(r.count["numerator"], w.numerator) << w.id;
+    EXPECT_EQ(r.count["denominator"], w.denominator) << w.id;
+    EXPECT_EQ(r.count["denominator-exclusion"], w.exclusion) << w.id;
+    ASSERT_TRUE(r.score) << w.id;
+    EXPECT_NEAR(*r.score, w.score, 1e-4) << w.id;
+  }
+  struct Median {
+    const char* id;
+    int observations;
+    double days;
+  };
+  for (const auto& m : {Median{"fls-median-days-to-identification", 5, 880}, Median{"fls-median-days-to-assessment", 4, 12.5},
+                        Median{"fls-median-days-to-treatment", 2, 215}}) {
+    Report r = Evaluate(m.id, e0, end, "Organization/fx-c");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.count["measure-observation"], m.observations) << m.id;
+    ASSERT_TRUE(r.score) << m.id;
+    EXPECT_DOUBLE_EQ(*r.score, m.days) << m.id;
+  }
+  // The same figures with the cases listed (a subject-list keeps them, a summary counts them as
+  // they are read): the lists hold exactly the counted cases.
+  Report list = Evaluate("fls-refracture-24m", e0, end, "Organization/fx-c", "&reportType=subject-list");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(list.count["numerator"], 2);
+  EXPECT_EQ(Sorted(list.lists["numerator"]), Sorted({c1.episode, c2.episode}));
 }
 
 }  // namespace

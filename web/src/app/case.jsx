@@ -255,7 +255,11 @@ function CallForm({ t, lang, data, contact }) {
     <form class="action" data-testid="call-form" onSubmit={(e) => {
       e.preventDefault();
       const reached = v.reached === 'yes';
-      contact(parameters([
+      const task = open.find((tk) => tk.id === v.task);
+      // If-Match: the version of the call's Task as shown (two nurses recording one call: the
+      // second is told), or of the case when no Task is chosen.
+      const ifMatch = task?.meta?.versionId ? `W/"${task.meta.versionId}"` : data.etag;
+      contact(ifMatch, parameters([
         ['reached', 'valueBoolean', reached],
         ['occurred', 'valueDateTime', occurred(v.day)],
         ['task', 'valueReference', v.task ? { reference: `Task/${v.task}` } : undefined],
@@ -565,8 +569,8 @@ export function CaseView({ t, lang, id }) {
     }
   };
   const act = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$event`, body, { ifMatch: data.etag }), message);
-  const contact = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$contact`, body, { ifMatch: data.etag }), message);
-  const accompany = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$accompany`, body, { ifMatch: data.etag }), message);
+  const contact = (ifMatch, body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$contact`, body, { ifMatch }), message);
+  const accompany = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$accompany`, body), message);
   const postResult = (observation, message) => run(() => post('/Observation', observation), message);
 
   if (!data) {

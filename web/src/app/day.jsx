@@ -44,7 +44,7 @@ function Call({ t, lang, call, onDone }) {
       await post(`/EpisodeOfCare/${encodeURIComponent(refId(task.focus))}/$contact`, parameters([
         ['reached', 'valueBoolean', reached], ['task', 'valueReference', { reference: `Task/${task.id}` }],
         ['adherent', 'valueBoolean', adherent],
-      ]));
+      ]), { ifMatch: task.meta?.versionId ? `W/"${task.meta.versionId}"` : undefined });
       setState({ busy: false, error: null, done: message });
       onDone();
     } catch (e) {
