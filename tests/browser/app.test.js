@@ -60,6 +60,7 @@ test('a hip fracture pushed by the EHR is taken to follow-up through the screens
   const row = await waitFor(page, `[data-testid="task-row"][data-case="${c.episode}"][data-kind="assess-enrol"]`, errors);
   assert.match(spaces(await row.textContent()), /Évaluer et inclure/);
   assert.match(spaces(await row.textContent()), /Repéré/);
+  assert.match(spaces(await row.textContent()), new RegExp(`FLS ${SITE}`), 'the site by its name');
   assert.ok(Number(await page.textContent('[data-testid="count-identified"]')) >= 1, 'the identified count holds the case');
   await shot(page, '1-worklist');
   await noAccessibilityProblem(page, 'worklist');

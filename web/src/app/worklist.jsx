@@ -20,7 +20,7 @@ function caseOf(task, byRef) {
 }
 
 async function loadRows() {
-  const found = await search(`/Task?status=${OPEN_TASK}&_sort=due&_count=500&_include=Task:patient&_include=Task:focus`, 4);
+  const found = await search(`/Task?status=${OPEN_TASK}&_sort=due&_count=500&_include=Task:patient&_include=Task:focus&_include=Task:owner`, 4);
   const byRef = new Map(found.map((r) => [`${r.resourceType}/${r.id}`, r]));
   const tasks = found.filter((r) => r.resourceType === 'Task');
   const caseIds = [...new Set(tasks.map((tk) => caseOf(tk, byRef)).filter(Boolean))];
@@ -40,6 +40,7 @@ async function loadRows() {
       caseId,
       stage: ext(episode, 'pathway-stage')?.valueCode || '',
       site: refId(task.owner) || refId(episode?.managingOrganization),
+      siteName: byRef.get(task.owner?.reference || '')?.name || '',
       patient,
     };
   });
@@ -104,7 +105,8 @@ export function Worklist({ t, lang, navigate }) {
 
   const set = (name) => (e) => setFilters({ ...filters, [name]: e.currentTarget.value });
   const kinds = useMemo(() => [...new Map((rows || []).map((r) => [r.kind, r.kindText])).entries()].sort(), [rows]);
-  const sites = useMemo(() => [...new Set((rows || []).map((r) => r.site).filter(Boolean))].sort(), [rows]);
+  const sites = useMemo(() => [...new Map((rows || []).filter((r) => r.site).map((r) => [r.site, r.siteName || r.site])).entries()]
+    .sort((a, b) => a[1].localeCompare(b[1])), [rows]);
   const shown = (rows || []).filter((r) => (!filters.stage || r.stage === filters.stage) && (!filters.kind || r.kind === filters.kind)
     && (!filters.site || r.site === filters.site) && matches(r, filters.q)).sort(order);
   const day = today();
@@ -148,7 +150,7 @@ export function Worklist({ t, lang, navigate }) {
             <label for="site">{t('coord.site')}</label>
             <select id="site" value={filters.site} onChange={set('site')}>
               <option value="">{t('coord.allSites')}</option>
-              {sites.map((s) => <option key={s} value={s}>{s}</option>)}
+              {sites.map(([id, name]) => <option key={id} value={id}>{name}</option>)}
             </select>
           </div>
         </fieldset>
@@ -182,7 +184,7 @@ export function Worklist({ t, lang, navigate }) {
                       {r.patient?.birthDate && <span class="muted"> · {t('coord.age', { years: age(r.patient.birthDate) })}</span>}
                     </td>
                     <td>{r.stage && <span class={`stage stage-${r.stage}`}>{label(t, 'stage', r.stage)}</span>}</td>
-                    <td>{r.site}</td>
+                    <td>{r.siteName || r.site}</td>
                   </tr>
                 ))}
               </tbody>
