@@ -1,7 +1,7 @@
 // The coordinators' app's calls: the public FHIR API and the FLS operations only
 // (spec operations.md), same origin, the session cookie; writes carry the session's CSRF token
 // and, for a case, If-Match with the version the screen shows (a 412 is a concurrent edit).
-import { ApiError } from '../common/api.js';
+import { ApiError, request } from '../common/api.js';
 
 export { ApiError };
 
@@ -10,34 +10,8 @@ export function setCsrf(token) {
   csrfToken = token || '';
 }
 
-async function call(method, path, { body, ifMatch, accept = 'application/fhir+json', signal } = {}) {
-  const headers = { Accept: accept };
-  if (body !== undefined) headers['Content-Type'] = 'application/fhir+json';
-  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
-  if (ifMatch) headers['If-Match'] = ifMatch;
-  let response;
-  try {
-    response = await fetch(path, {
-      method, credentials: 'same-origin', headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, '');
-  }
-  const text = await response.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  if (!response.ok) {
-    const words = json?.issue?.map((i) => i.diagnostics || i.details?.text || '').filter(Boolean).join(' ') || '';
-    throw new ApiError(response.status, words);
-  }
-  const version = json?.meta?.versionId;
-  return { body: json, etag: response.headers.get('ETag') || (version ? `W/"${version}"` : null) };
-}
+const call = (method, path, { accept = 'application/fhir+json', ...opts } = {}) =>
+  request(method, path, { ...opts, accept, csrf: csrfToken });
 
 export const get = (path, opts) => call('GET', path, opts).then((r) => r.body);
 export const read = (path, opts) => call('GET', path, opts);
@@ -71,8 +45,6 @@ export function parameters(parts) {
       .map(([name, type, value]) => ({ name, [type]: value })),
   };
 }
-
-export const CB = 'http://fls-server.org/fhir';
 
 export function ext(resource, name) {
   return (resource?.extension || []).find((e) => e.url.endsWith(`/StructureDefinition/${name}`));

@@ -5,6 +5,7 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 
+import { initialLang, logout } from '../common/api.js';
 import { get, setCsrf } from './api.js';
 import { errorText } from './common.jsx';
 import { translate } from '../messages.js';
@@ -14,32 +15,12 @@ import { Worklist } from './worklist.jsx';
 import '../dashboard/dashboard.css';
 import './app.css';
 
-function initialLang() {
-  const q = new URLSearchParams(window.location.search).get('lang');
-  if (q === 'fr' || q === 'en') return q;
-  try {
-    const saved = window.localStorage.getItem('fls-lang');
-    if (saved === 'fr' || saved === 'en') return saved;
-  } catch {
-    // storage refused: French
-  }
-  return 'fr';
-}
-
 function route() {
   const h = window.location.hash.replace(/^#\/?/, '');
   const [view, id] = h.split('/');
   if (view === 'case' && id) return { view: 'case', id: decodeURIComponent(id) };
   if (view === 'day') return { view: 'day' };
   return { view: 'worklist' };
-}
-
-async function logout(session, lang) {
-  try {
-    await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': session?.csrf || '' } });
-  } finally {
-    window.location.assign(`/login?lang=${lang}&next=/app`);
-  }
 }
 
 function App() {
@@ -97,7 +78,7 @@ function App() {
           {session && <span data-testid="who">{t('app.signedInAs', { who: session.subject || '', role: t(`role.${session.role}`) })}</span>}
           <button type="button" class="link" lang={other} aria-label={t('app.languageLabel')} data-testid="language"
             onClick={() => setLang(other)}>{t('app.language')}</button>
-          <button type="button" class="link" onClick={() => logout(session, lang)}>{t('app.logout')}</button>
+          <button type="button" class="link" onClick={() => logout(session, lang, '/app')}>{t('app.logout')}</button>
         </div>
       </header>
       <main id="main" tabIndex={-1}>

@@ -4,7 +4,7 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { ApiError, getJson, query } from '../common/api.js';
+import { ApiError, getJson, initialLang, logout, query } from '../common/api.js';
 import { plusDays, today } from '../common/format.js';
 import { translate } from '../messages.js';
 import { Bpf, Goals, KpiTable, Projection, Sites, Trend } from './sections.jsx';
@@ -21,18 +21,6 @@ function initialFilters() {
     baselineStart: q.get('baselineStart') || '',
     baselineEnd: q.get('baselineEnd') || '',
   };
-}
-
-function initialLang() {
-  const q = new URLSearchParams(window.location.search).get('lang');
-  if (q === 'fr' || q === 'en') return q;
-  try {
-    const saved = window.localStorage.getItem('fls-lang');
-    if (saved === 'fr' || saved === 'en') return saved;
-  } catch {
-    // storage refused: French
-  }
-  return 'fr';
 }
 
 function ErrorBox({ t, error, onRetry }) {
@@ -112,17 +100,6 @@ async function loadOrganizations() {
     url = next ? new URL(next, window.location.origin).pathname + new URL(next, window.location.origin).search : null;
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-// Ends the session (POST /auth/logout with the session's CSRF token), then the login page.
-async function logout(session, lang) {
-  try {
-    await fetch('/auth/logout', {
-      method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': session?.csrf || '' },
-    });
-  } finally {
-    window.location.assign(`/login?lang=${lang}`);
-  }
 }
 
 function App() {
