@@ -236,7 +236,7 @@ test('the worklist refreshes without a reload when another coordinator completes
   await context.close();
 });
 
-test('the worklist and a case reflow on a tablet and at 200% zoom, and the skip link comes first', async () => {
+test('the worklist and a case reflow on a tablet and at 200% zoom; the skip link comes first; a case opens by keyboard', async () => {
   const c = await fracture(SITE, day(-3));
   for (const viewport of [{ width: 768, height: 1024 }, { width: 683, height: 384 }]) {
     const { page, errors, context } = await newPage(browser, { viewport });
@@ -253,6 +253,15 @@ test('the worklist and a case reflow on a tablet and at 200% zoom, and the skip 
     await waitFor(page, '[data-testid="worklist"][data-refreshed]:not([data-refreshed=""])', errors);
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip', 'the first Tab of a page reaches the skip link');
+    // By keyboard alone: Tab to the case's link in the worklist, Enter opens the case.
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i += 1) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate((id) => document.activeElement?.getAttribute('href') === `#/case/${id}`, c.episode);
+    }
+    assert.ok(reached, 'the case link is reachable by Tab');
+    await page.keyboard.press('Enter');
+    await stageIs(page, 'identified', errors);
     await page.screenshot({ path: join(SCREENSHOTS, `app-zoom-${viewport.width}.jpg`), type: 'jpeg', quality: 70 });
     assert.deepEqual(errors.filter((e) => !expected(e)), [], 'no console error');
     await context.close();
