@@ -719,6 +719,42 @@ void Dxa(const Pushed& c, const std::string& day) {
   EXPECT_EQ(r.status, 201) << r.body;
 }
 
+// A hand-computed proportion: its populations and score over a period and subject.
+struct HandProportion {
+  const char* id;
+  int numerator, denominator, exclusion;
+  double score;
+};
+void ExpectProportions(const std::vector<HandProportion>& wants, const std::string& from, const std::string& to,
+                       const std::string& subject, int initial) {
+  for (const auto& w : wants) {
+    Report r = Evaluate(w.id, from, to, subject);
+    ASSERT_EQ(r.status, 200) << w.id << ": " << r.body;
+    EXPECT_EQ(r.count["initial-population"], initial) << w.id;
+    EXPECT_EQ(r.count["numerator"], w.numerator) << w.id;
+    EXPECT_EQ(r.count["denominator"], w.denominator) << w.id;
+    EXPECT_EQ(r.count["denominator-exclusion"], w.exclusion) << w.id;
+    ASSERT_TRUE(r.score) << w.id;
+    EXPECT_NEAR(*r.score, w.score, 1e-4) << w.id;
+  }
+}
+// A hand-computed median: its number of observations and its days.
+struct HandMedian {
+  const char* id;
+  int observations;
+  double days;
+};
+void ExpectMedians(const std::vector<HandMedian>& wants, const std::string& from, const std::string& to,
+                   const std::string& subject) {
+  for (const auto& m : wants) {
+    Report r = Evaluate(m.id, from, to, subject);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.count["measure-observation"], m.observations) << m.id;
+    ASSERT_TRUE(r.score) << m.id;
+    EXPECT_DOUBLE_EQ(*r.score, m.days) << m.id;
+  }
+}
+
 // The hand-computed fixture: a region of two sites (A expects 100 fractures a year, B 50), a
 // period of 300 days, P = [d0, d0 + 299] with d0 = 500 days ago (so that the adherence and
 // refracture windows have passed). Offsets are days after each case's own fracture.
@@ -796,14 +832,9 @@ TEST(Fixture, EveryIndicatorAsComputedByHand) {
   Simple(b2, "exercise-started", at(b2, 113));
   Fracture("fx-b", PlusDays(end, 1));
 
-  struct Want {
-    const char* id;
-    int numerator, denominator, exclusion;
-    std::optional<double> score;
-  };
   const int caseload = static_cast<int>(std::llround(150 * 300 / 365.2425));
   ASSERT_EQ(caseload, 123);
-  const Want wants[] = {
+  ExpectProportions({
       {"fls-db-kpi-1", 6, 8, 1, 6.0 / 7},   {"iof-kpi-11", 6, 8, 1, 6.0 / 7},
       {"fls-db-kpi-2", 7, 123, 0, 7.0 / 123}, {"iof-kpi-1", 5, 123, 0, 5.0 / 123},
       {"fls-db-kpi-3", 2, 8, 1, 2.0 / 7},   {"iof-kpi-2", 2, 8, 1, 2.0 / 7},
@@ -815,30 +846,9 @@ TEST(Fixture, EveryIndicatorAsComputedByHand) {
       {"fls-db-kpi-9", 2, 2, 0, 1.0},       {"iof-kpi-8", 2, 2, 0, 1.0},
       {"fls-db-kpi-10", 2, 2, 0, 1.0},      {"iof-kpi-9", 2, 2, 0, 1.0},
       {"fls-db-kpi-11", 1, 2, 0, 0.5},      {"iof-kpi-10", 1, 2, 0, 0.5},
-  };
-  for (const auto& w : wants) {
-    Report r = Evaluate(w.id, d0, end, "Organization/fx-region");
-    ASSERT_EQ(r.status, 200) << w.id << ": " << r.body;
-    EXPECT_EQ(r.count["initial-population"], 8) << w.id;
-    EXPECT_EQ(r.count["numerator"], w.numerator) << w.id;
-    EXPECT_EQ(r.count["denominator"], w.denominator) << w.id;
-    EXPECT_EQ(r.count["denominator-exclusion"], w.exclusion) << w.id;
-    ASSERT_TRUE(r.score) << w.id;
-    EXPECT_NEAR(*r.score, *w.score, 1e-4) << w.id;
-  }
-  struct Median {
-    const char* id;
-    int observations;
-    double days;
-  };
-  for (const auto& m : {Median{"fls-median-days-to-assessment", 6, 40}, Median{"fls-median-days-to-dxa", 1, 60},
-                        Median{"fls-median-days-to-treatment", 2, 96}}) {
-    Report r = Evaluate(m.id, d0, end, "Organization/fx-region");
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.count["measure-observation"], m.observations) << m.id;
-    ASSERT_TRUE(r.score) << m.id;
-    EXPECT_DOUBLE_EQ(*r.score, m.days) << m.id;
-  }
+  }, d0, end, "Organization/fx-region", 8);
+  ExpectMedians({{"fls-median-days-to-assessment", 6, 40}, {"fls-median-days-to-dxa", 1, 60}, {"fls-median-days-to-treatment", 2, 96}},
+                d0, end, "Organization/fx-region");
   // The region is its two sites: site A alone, for one indicator of each kind.
   Report a = Evaluate("fls-db-kpi-4", d0, end, "Organization/fx-a");
   EXPECT_EQ(a.count["initial-population"], 6) << "a1 a2 a3 a4 a5 a7";
@@ -894,36 +904,12 @@ TEST(Fixture, RefracturesTreatmentGapAndDelaysAsComputedByHand) {
   Ok(Event(Port(), c5.episode, DrugEvent("treatment-started", "M05BA04", At(at(c5, 400)))), "start");
   Fracture("fx-c", PlusDays(e0, 50));
 
-  struct Want {
-    const char* id;
-    int numerator, denominator, exclusion;
-    double score;
-  };
-  for (const auto& w : {Want{"fls-refracture-12m", 1, 6, 1, 0.2}, Want{"fls-refracture-24m", 2, 6, 1, 0.4},
-                        Want{"fls-treatment-gap", 4, 6, 1, 0.8}, Want{"fls-db-kpi-10", 1, 2, 0, 0.5},
-                        Want{"iof-kpi-9", 1, 2, 0, 0.5}}) {
-    Report r = Evaluate(w.id, e0, end, "Organization/fx-c");
-    ASSERT_EQ(r.status, 200) << w.id << ": " << r.body;
-    EXPECT_EQ(r.count["initial-population"], 6) << w.id;
-    EXPECT_EQ(r.count["numerator"], w.numerator) << w.id;
-    EXPECT_EQ(r.count["denominator"], w.denominator) << w.id;
-    EXPECT_EQ(r.count["denominator-exclusion"], w.exclusion) << w.id;
-    ASSERT_TRUE(r.score) << w.id;
-    EXPECT_NEAR(*r.score, w.score, 1e-4) << w.id;
-  }
-  struct Median {
-    const char* id;
-    int observations;
-    double days;
-  };
-  for (const auto& m : {Median{"fls-median-days-to-identification", 5, 880}, Median{"fls-median-days-to-assessment", 4, 12.5},
-                        Median{"fls-median-days-to-treatment", 2, 215}}) {
-    Report r = Evaluate(m.id, e0, end, "Organization/fx-c");
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.count["measure-observation"], m.observations) << m.id;
-    ASSERT_TRUE(r.score) << m.id;
-    EXPECT_DOUBLE_EQ(*r.score, m.days) << m.id;
-  }
+  ExpectProportions({{"fls-refracture-12m", 1, 6, 1, 0.2}, {"fls-refracture-24m", 2, 6, 1, 0.4}, {"fls-treatment-gap", 4, 6, 1, 0.8},
+                     {"fls-db-kpi-10", 1, 2, 0, 0.5}, {"iof-kpi-9", 1, 2, 0, 0.5}},
+                    e0, end, "Organization/fx-c", 6);
+  ExpectMedians({{"fls-median-days-to-identification", 5, 880}, {"fls-median-days-to-assessment", 4, 12.5},
+                 {"fls-median-days-to-treatment", 2, 215}},
+                e0, end, "Organization/fx-c");
   // The same figures with the cases listed (a subject-list keeps them, a summary counts them as
   // they are read): the lists hold exactly the counted cases.
   Report list = Evaluate("fls-refracture-24m", e0, end, "Organization/fx-c", "&reportType=subject-list");
