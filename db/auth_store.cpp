@@ -31,7 +31,7 @@ constexpr const char* kUserColumns =
     "login, display_name, role, array_to_string(sites, ' '), coalesce(password_hash, ''), "
     "coalesce(oidc_issuer, ''), coalesce(oidc_subject, ''), failed_logins, "
     "coalesce(extract(epoch from locked_until)::bigint, 0), disabled::int, extract(epoch from created_at)::bigint, "
-    "coalesce(extract(epoch from last_login_at)::bigint, 0)";
+    "coalesce(extract(epoch from last_login_at)::bigint, 0), coalesce(practitioner, '')";
 
 AuthStore::User UserFrom(const soci::row& r) {
   AuthStore::User u;
@@ -47,6 +47,7 @@ AuthStore::User UserFrom(const soci::row& r) {
   u.disabled = r.get<int>(9) != 0;
   u.created_at_s = r.get<long long>(10);
   u.last_login_at_s = r.get<long long>(11);
+  u.practitioner = r.get<std::string>(12);
   return u;
 }
 
@@ -55,18 +56,19 @@ AuthStore::User UserFrom(const soci::row& r) {
 void AuthStore::UpsertUser(const User& u, bool keep_password) {
   const int keep = keep_password ? 1 : 0;
   sql_ << "INSERT INTO fls_user (login, display_name, role, sites, password_hash, oidc_issuer, oidc_subject, "
-          "disabled, password_changed_at) VALUES (:l, :n, :r, coalesce(string_to_array(nullif(:s, ''), ' '), '{}'), nullif(:p, ''), "
-          "nullif(:oi, ''), nullif(:os, ''), :d::int::boolean, CASE WHEN :p2 = '' THEN NULL ELSE now() END) "
+          "disabled, password_changed_at, practitioner) VALUES (:l, :n, :r, coalesce(string_to_array(nullif(:s, ''), ' '), '{}'), "
+          "nullif(:p, ''), nullif(:oi, ''), nullif(:os, ''), :d::int::boolean, CASE WHEN :p2 = '' THEN NULL ELSE now() END, "
+          "nullif(:pr, '')) "
           "ON CONFLICT (login) DO UPDATE SET display_name = excluded.display_name, role = excluded.role, "
           "sites = excluded.sites, oidc_issuer = excluded.oidc_issuer, oidc_subject = excluded.oidc_subject, "
-          "disabled = excluded.disabled, "
+          "disabled = excluded.disabled, practitioner = excluded.practitioner, "
           "password_hash = CASE WHEN :k = 1 AND excluded.password_hash IS NULL THEN fls_user.password_hash "
           "ELSE excluded.password_hash END, "
           "password_changed_at = CASE WHEN excluded.password_hash IS NULL THEN fls_user.password_changed_at "
           "ELSE now() END",
       soci::use(u.login), soci::use(u.display_name), soci::use(u.role), soci::use(u.sites), soci::use(u.password_hash),
       soci::use(u.oidc_issuer), soci::use(u.oidc_subject), soci::use(u.disabled ? 1 : 0), soci::use(u.password_hash),
-      soci::use(keep);
+      soci::use(u.practitioner), soci::use(keep);
   EndSessionsOf(u.login);
 }
 
@@ -151,10 +153,11 @@ void AuthStore::CreateSession(const std::string& id_hash_hex, const Session& s, 
   // A few expired sessions go on the way.
   sql_ << "DELETE FROM fls_session WHERE ctid = ANY(ARRAY(SELECT ctid FROM fls_session WHERE expires_at < now() "
           "LIMIT 100))";
-  sql_ << "INSERT INTO fls_session (id_hash, login, display_name, issuer, role, sites, csrf, address, expires_at) "
-          "VALUES (decode(:h, 'hex'), :l, :n, :i, :r, coalesce(string_to_array(nullif(:s, ''), ' '), '{}'), :c, :a, to_timestamp(:e))",
+  sql_ << "INSERT INTO fls_session (id_hash, login, display_name, issuer, role, sites, csrf, address, expires_at, practitioner) "
+          "VALUES (decode(:h, 'hex'), :l, :n, :i, :r, coalesce(string_to_array(nullif(:s, ''), ' '), '{}'), :c, :a, to_timestamp(:e), "
+          ":pr)",
       soci::use(id_hash_hex), soci::use(s.login), soci::use(s.display_name), soci::use(s.issuer), soci::use(s.role),
-      soci::use(s.sites), soci::use(s.csrf), soci::use(address), soci::use(s.expires_at_s);
+      soci::use(s.sites), soci::use(s.csrf), soci::use(address), soci::use(s.expires_at_s), soci::use(s.practitioner);
 }
 
 std::optional<AuthStore::Session> AuthStore::FindSession(const std::string& id_hash_hex, int idle_s) {
@@ -163,8 +166,8 @@ std::optional<AuthStore::Session> AuthStore::FindSession(const std::string& id_h
   soci::rowset<soci::row> rs =
       (sql_.prepare << "SELECT login, display_name, issuer, role, array_to_string(sites, ' '), csrf, "
                        "extract(epoch from created_at)::bigint, extract(epoch from last_seen_at)::bigint, "
-                       "extract(epoch from expires_at)::bigint, (last_seen_at < now() - interval '60 seconds')::int "
-                       "FROM fls_session WHERE id_hash = decode(:h, 'hex') AND expires_at > now() "
+                       "extract(epoch from expires_at)::bigint, (last_seen_at < now() - interval '60 seconds')::int, "
+                       "practitioner FROM fls_session WHERE id_hash = decode(:h, 'hex') AND expires_at > now() "
                        "AND last_seen_at > now() - make_interval(secs => :i)",
        soci::use(id_hash_hex), soci::use(idle_s));
   for (const auto& r : rs) {
@@ -179,6 +182,7 @@ std::optional<AuthStore::Session> AuthStore::FindSession(const std::string& id_h
     s.last_seen_at_s = r.get<long long>(7);
     s.expires_at_s = r.get<long long>(8);
     stale = r.get<int>(9);
+    s.practitioner = r.get<std::string>(10);
     out = std::move(s);
   }
   if (out && stale) {

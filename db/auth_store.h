@@ -21,6 +21,7 @@ class AuthStore {
   // People (migration 011). Sites travel as space-separated Organization references.
   struct User {
     std::string login, display_name, role, sites, password_hash, oidc_issuer, oidc_subject;
+    std::string practitioner;  // "Practitioner/id" this login is (its fhirUser), or empty
     int failed_logins = 0;
     long long locked_until_s = 0;  // 0: not locked
     bool disabled = false;
@@ -47,7 +48,7 @@ class AuthStore {
   void LoginFailed(const std::string& login, int max_failures, int lockout_s);
 
   struct Session {
-    std::string login, display_name, issuer, role, sites, csrf;
+    std::string login, display_name, issuer, role, sites, csrf, practitioner;
     long long created_at_s = 0, last_seen_at_s = 0, expires_at_s = 0;
   };
   void CreateSession(const std::string& id_hash_hex, const Session& s, const std::string& address);

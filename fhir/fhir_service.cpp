@@ -12,6 +12,25 @@ namespace fls::fhir {
 
 namespace {
 
+// A coordinator's update of a case may change only `editable` (who is in charge of it): the rest,
+// meta and text aside, must be what is stored (member order aside).
+void CheckCaseEdit(const std::string& stored, const JsonDoc& sent, const std::vector<std::string>& editable) {
+  JsonDoc before = ParseJson(stored);
+  JsonDoc after;
+  after.CopyFrom(sent, after.GetAllocator());
+  for (JsonDoc* d : {&before, &after}) {
+    for (const char* m : {"meta", "text"}) d->RemoveMember(m);
+    for (const auto& m : editable) d->RemoveMember(rapidjson::StringRef(m.data(), m.size()));
+  }
+  if (before != after) {
+    std::string names;
+    for (const auto& m : editable) names += (names.empty() ? "" : ", ") + m;
+    throw FhirError(ErrorCode::kForbidden, "your role changes an FLS case by update only in who is in charge of it (" + names +
+                                               "); the rest moves through the pathway ($event)");
+  }
+}
+
+
 std::string ETag(int version) { return "W/\"" + std::to_string(version) + "\""; }
 
 // Sets id and meta.versionId/lastUpdated, keeping the rest of meta (tags, profiles, source).
@@ -347,6 +366,9 @@ Outcome FhirService::DoUpdate(WriteContext& ctx, const std::string& type, const 
                           id + " does not exist");
     }
     if (!allow_create) throw FhirError(ErrorCode::kNotFound, type + "/" + id + " is not known");
+    if (type == "EpisodeOfCare" && !info.case_members_editable.empty()) {
+      throw FhirError(ErrorCode::kForbidden, "your role does not open FLS cases by update: EpisodeOfCare/" + id + " is not known");
+    }
     int64_t now = NowInstant();
     Stamp(doc, id, 1, now);
     db::VersionRow row{type, id, 1, now, false, "PUT", Serialize(doc)};
@@ -363,6 +385,10 @@ Outcome FhirService::DoUpdate(WriteContext& ctx, const std::string& type, const 
                     "version conflict: If-Match names version " + std::to_string(*expected) +
                         " but the current version of " + type + "/" + id + " is " +
                         std::to_string(current->version));
+  }
+  if (type == "EpisodeOfCare" && !info.case_members_editable.empty() && !current->deleted) {
+    auto stored = st.ReadCurrent(type, id);
+    if (stored && !stored->deleted) CheckCaseEdit(stored->content, doc, info.case_members_editable);
   }
   int version = current->version + 1;
   int64_t now = NowInstant();

@@ -64,6 +64,10 @@ struct RequestInfo {
   // cases it may reach. Searches are narrowed to them, reads of anything else are 404, writes
   // about another site's patient 403 (FhirService::Visible).
   std::optional<std::vector<std::string>> sites;
+  // Set for a requester who edits an FLS case only in who is in charge of it (a coordinator): the
+  // EpisodeOfCare members an update may change (careManager, team). Any other change of an
+  // existing case by update is 403: the case moves through the pathway's operations.
+  std::vector<std::string> case_members_editable;
   // Who asks: the login of a person, the client id of a system (empty when unknown). The pathway's
   // event log records it as the actor of the events a request posts.
   std::string actor;

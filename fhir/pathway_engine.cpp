@@ -35,6 +35,19 @@ bool IsOpenTaskStatus(std::string_view s) {
          s == "in-progress" || s == "on-hold";
 }
 
+// The valueString of a Task's input whose type.text is `name` (the engine writes them), or "".
+std::string TaskInput(const JsonValue& task, std::string_view name) {
+  const JsonValue* inputs = Member(task, "input");
+  if (!inputs || !inputs->IsArray()) return "";
+  for (const auto& in : inputs->GetArray()) {
+    const JsonValue* type = in.IsObject() ? Member(in, "type") : nullptr;
+    if (type && type->IsObject() && StringMember(*type, "text") == std::optional<std::string_view>(name)) {
+      return std::string(StringMember(in, "valueString").value_or(""));
+    }
+  }
+  return "";
+}
+
 // The canonical URLs the engine writes, under FLS_CANONICAL_BASE.
 struct Canon {
   explicit Canon(const std::string& base)
@@ -1112,11 +1125,38 @@ class PathwayRun {
   };
 
   // $accompany on this (locked) case: six monthly calls on `theme`, one series.
-  std::string Accompany(const std::string& theme, const std::string& requester, int64_t start_day) {
+  // `if_match`, when given, is the case's version the caller saw (412 when it moved since). A
+  // second series on a theme whose calls are still open is refused (422): two nurses starting the
+  // same accompaniment at once make one series, not two.
+  std::string Accompany(const std::string& theme, const std::string& requester, int64_t start_day,
+                        const std::optional<std::string>& if_match) {
     now_us_ = NowMicros();
     today_ = LocalDay(now_us_ / 1000000);
+    const std::string ep_ref = "EpisodeOfCare/" + row_.episode_id;
+    if (if_match) {
+      auto v = ParseETagVersion(*if_match);
+      if (!v) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+      auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id);
+      if (current && *v != current->version) {
+        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*v) + "\" is stale: " + ep_ref +
+                                                            " is at version " + std::to_string(current->version));
+      }
+    }
     if (!row_.open) {
       throw FhirError(ErrorCode::kUnprocessable, "the case is closed (stage " + row_.stage + "): no accompaniment");
+    }
+    for (const auto& id : OpenTasks("focus=" + ep_ref + "&code=" + PercentEncode(canon_.task_system + "|accompaniment-call"))) {
+      auto t = ctx_.store().ReadCurrent("Task", id);
+      if (!t || t->deleted) continue;
+      JsonDoc d = ParseJson(t->content);
+      if (TaskInput(d, "theme") != theme) continue;
+      std::string due;
+      if (const JsonValue* r = Member(d, "restriction"); r && r->IsObject()) {
+        if (const JsonValue* per = Member(*r, "period"); per && per->IsObject()) due = std::string(StringMember(*per, "end").value_or(""));
+      }
+      throw FhirError(ErrorCode::kUnprocessable, "an accompaniment on " + theme + " is already running for this case (series " +
+                                                     TaskInput(d, "series") + (due.empty() ? "" : ", a call due " + due) +
+                                                     "): record its calls with $contact, or choose another theme");
     }
     std::string id = requester.substr(requester.find('/') + 1);
     if (auto p = ctx_.store().ReadCurrent("Practitioner", id); !p || p->deleted) {
@@ -1293,20 +1333,11 @@ class PathwayRun {
     auto t = ctx_.store().ReadCurrent("Task", task_id);
     if (!t || t->deleted) return;
     JsonDoc d = ParseJson(t->content);
-    std::string series, theme, requester;
     bool accompaniment = false;
     for (const auto& [system, code] : CodingsOf(d, "code")) accompaniment = accompaniment || code == "accompaniment-call";
     if (!accompaniment) return;
-    if (const JsonValue* inputs = Member(d, "input"); inputs && inputs->IsArray()) {
-      for (const auto& in : inputs->GetArray()) {
-        const JsonValue* type = in.IsObject() ? Member(in, "type") : nullptr;
-        std::string name = type && type->IsObject() ? std::string(StringMember(*type, "text").value_or("")) : "";
-        std::string value(in.IsObject() ? StringMember(in, "valueString").value_or("") : "");
-        if (name == "series") series = value;
-        if (name == "theme") theme = value;
-        if (name == "requester") requester = value;
-      }
-    }
+    // The series' inputs, on each of its Tasks.
+    const std::string series = TaskInput(d, "series"), theme = TaskInput(d, "theme"), requester = TaskInput(d, "requester");
     if (series.empty()) return;
     std::vector<std::string> done;
     for (const auto& id : ctx_.Search("Task", "focus=EpisodeOfCare/" + row_.episode_id + "&code=" +
@@ -1712,7 +1743,6 @@ int PathwayEngine::RunDueTimers(FhirService& service, int limit) const {
 
 Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& episode_id, std::string_view body,
                                      const RequestInfo& info) const {
-  (void)info;
   JsonDoc doc = ParseJson(body, JsonLimits{});
   const JsonValue* params = ParameterArray(doc, "accompany");
   static const std::set<std::string> kThemes = {"adherence", "recommended-tests", "tobacco", "physical-activity",
@@ -1749,7 +1779,7 @@ Outcome PathwayEngine::PostAccompany(FhirService& service, const std::string& ep
     auto row = cases.LockCase(episode_id);
     if (!row) throw FhirError(ErrorCode::kNotFound, "EpisodeOfCare/" + episode_id + " is not an FLS case");
     PathwayRun run(*this, ctx, cases, std::move(*row));
-    series = run.Accompany(theme, requester, start);
+    series = run.Accompany(theme, requester, start, info.if_match);
   });
   Json j;
   j.Obj().S("resourceType", "Parameters").Arr("parameter");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -169,6 +170,17 @@ std::optional<Role> ParseRole(std::string_view name) {
   return std::nullopt;
 }
 
+bool IsPractitionerReference(std::string_view ref) {
+  constexpr std::string_view kPrefix = "Practitioner/";
+  if (ref.substr(0, kPrefix.size()) != kPrefix) return false;
+  std::string_view id = ref.substr(kPrefix.size());
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
 std::optional<Scope> ParseScope(std::string_view text) {
   auto slash = text.find('/');
   auto dot = text.rfind('.');
@@ -236,6 +248,9 @@ uint8_t RoleCeiling(Role role, std::string_view type) {
     case Role::kCoordinator:
       if (conformance || directory || type == "MeasureReport") return kReadSearch;
       if (CoordinatorWrites().count(type)) return kCreate | kRead | kUpdate | kSearch;
+      // Who is in charge of a case (careManager, team): the only update a coordinator makes to
+      // it (RequestInfo::case_members_editable); it moves through the operations.
+      if (type == "EpisodeOfCare") return kReadSearch | kUpdate;
       return kReadSearch;
     case Role::kQuality:
       // Measures and their reports, the sites, the published knowledge: never a patient's data.
@@ -661,6 +676,9 @@ Authenticator::IdToken Authenticator::VerifyIdToken(std::string_view id_token, c
   if (t.name.empty()) t.name = t.login;
   t.role = ParseRole(StrMember(claims, oidc_.role_claim.c_str()));
   t.sites = StrArray(claims, oidc_.sites_claim.c_str());
+  // SMART's fhirUser: kept when it names a Practitioner of this server by a relative reference.
+  t.practitioner = StrMember(claims, "fhirUser");
+  if (!IsPractitionerReference(t.practitioner)) t.practitioner.clear();
   t.expires_at = *exp;
   return t;
 }

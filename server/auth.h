@@ -27,6 +27,8 @@ namespace fls::server {
 enum class Role { kEhr, kCoordinator, kQuality, kAdmin };
 const char* RoleName(Role r);
 std::optional<Role> ParseRole(std::string_view name);
+// "Practitioner/{id}" with a FHIR id (1-64 of A-Z a-z 0-9 - .): a person's fhirUser here.
+bool IsPractitionerReference(std::string_view ref);
 
 // Interactions as the letters of SMART v2: c(reate) r(ead) u(pdate) d(elete) s(earch).
 enum Interaction : uint8_t { kCreate = 1, kRead = 2, kUpdate = 4, kDelete = 8, kSearch = 16 };
@@ -66,6 +68,8 @@ struct Principal {
   std::vector<Scope> scopes;
   std::vector<std::string> sites;  // "Organization/x" a coordinator works for; empty: none
   int64_t expires_at = 0;          // seconds since the epoch
+  std::string display_name;        // a person's name (browser sessions); empty for systems
+  std::string practitioner;        // "Practitioner/id" the person is (SMART's fhirUser), or empty
 
   // Whether the scopes and the role both allow `interaction` on `type`.
   bool May(std::string_view type, uint8_t interaction) const;
@@ -196,6 +200,7 @@ class Authenticator {
     std::string subject, login, name;  // login: preferred_username, else sub
     std::optional<Role> role;          // from the role claim, when it names a role
     std::vector<std::string> sites;    // from the sites claim
+    std::string practitioner;          // the fhirUser claim, when it is "Practitioner/id"
     int64_t expires_at = 0;
   };
   IdToken VerifyIdToken(std::string_view id_token, const std::string& client_id, const std::string& nonce,

@@ -48,7 +48,8 @@ std::string Usage() {
          "       fls-server client list | client remove --name=ID | token [--client=ID]\n"
          "       fls-server keys rotate\n"
          "       fls-server user add --login=LOGIN --name=NAME --role=coordinator|quality|admin|ehr\n"
-         "                  [--sites=Organization/a,...] [--oidc-subject=SUB] [--no-password]\n"
+         "                  [--sites=Organization/a,...] [--practitioner=Practitioner/id] [--oidc-subject=SUB]\n"
+         "                  [--no-password]\n"
          "                  (the password is read from standard input)\n"
          "       fls-server user list | user passwd|unlock|disable|enable|remove --login=LOGIN\n"
          "Each flag can also be set as FLS_<NAME> in the environment (FLS_DATABASE_URL...).\n";

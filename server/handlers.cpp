@@ -77,6 +77,7 @@ fhir::RequestInfo Info(const HttpRequest& req) {
       if (s.rfind("Organization/", 0) == 0) sites.push_back(s.substr(13));
     }
     info.sites = std::move(sites);
+    info.case_members_editable = {"careManager", "team"};
   }
   if (req.principal) {
     info.actor = req.principal->subject;

@@ -319,6 +319,8 @@ void RegisterLoginRoutes(Router& router, const LoginRoutesContext& ctx) {
     r.body = "{\"subject\":" + JsonString(p.subject) + ",\"client_id\":" + JsonString(p.client_id) +
              ",\"issuer\":" + JsonString(p.issuer) + ",\"role\":" + JsonString(RoleName(p.role)) + ",\"sites\":" + sites +
              ",\"scope\":" + JsonString(scopes) + ",\"expires_at\":" + std::to_string(p.expires_at) +
+             (p.display_name.empty() ? "" : ",\"name\":" + JsonString(p.display_name)) +
+             (p.practitioner.empty() ? "" : ",\"fhirUser\":" + JsonString(p.practitioner)) +
              (csrf.empty() ? "" : ",\"csrf\":" + JsonString(csrf)) + "}";
     return r;
   });

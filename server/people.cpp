@@ -213,12 +213,15 @@ std::optional<CookieSession> People::FromCookies(std::string_view cookie_header)
   p->role = *role;
   p->scopes = SessionScopes(*role);
   p->sites = SplitSites(s->sites);
+  p->display_name = s->display_name;
+  p->practitioner = s->practitioner;
   p->expires_at = std::min<int64_t>(s->expires_at_s, std::max<int64_t>(s->last_seen_at_s, NowSeconds()) + config_.session_idle_s);
   return CookieSession{std::move(p), s->csrf, id_hash};
 }
 
 People::Login People::OpenSession(const std::string& login, const std::string& display_name, const std::string& issuer,
-                                  const std::string& role, const std::string& sites, const std::string& address) {
+                                  const std::string& role, const std::string& sites, const std::string& practitioner,
+                                  const std::string& address) {
   Login out;
   out.cookie_value = RandomToken(32);
   out.csrf = RandomToken(24);
@@ -228,6 +231,7 @@ People::Login People::OpenSession(const std::string& login, const std::string& d
   s.issuer = issuer;
   s.role = role;
   s.sites = sites;
+  s.practitioner = practitioner;
   s.csrf = out.csrf;
   s.expires_at_s = NowSeconds() + config_.session_lifetime_s;
   const std::string id_hash = Hex(Sha256(out.cookie_value));
@@ -281,7 +285,7 @@ People::Login People::PasswordLogin(std::string_view login_in, std::string_view 
     return fail;
   }
   db_.Transact([&](db::ResourceStore& st) { db::AuthStore(st).LoginSucceeded(*login); });
-  Login ok = OpenSession(user->login, user->display_name, "", user->role, user->sites, address);
+  Login ok = OpenSession(user->login, user->display_name, "", user->role, user->sites, user->practitioner, address);
   ok.reason = "password login";
   return ok;
 }
@@ -375,7 +379,7 @@ People::Callback People::FinishOidcLogin(const std::string& code, const std::str
   // The role and sites: the provider's claims, else the local account linked to this subject.
   std::string role = t.role ? RoleName(*t.role) : "";
   std::string sites = JoinSites(t.sites);
-  std::string login = t.login, name = t.name;
+  std::string login = t.login, name = t.name, practitioner = t.practitioner;
   std::optional<db::AuthStore::User> linked;
   db_.Read([&](db::ResourceStore& st) {
     linked = db::AuthStore(st).FindUserByOidc(authenticator_.oidc().issuer, t.subject);
@@ -388,9 +392,10 @@ People::Callback People::FinishOidcLogin(const std::string& code, const std::str
     }
     login = linked->login;
     if (name == t.login) name = linked->display_name;
+    if (!linked->practitioner.empty()) practitioner = linked->practitioner;
   }
   if (role.empty()) return fail("the provider's account carries no FLS role and is linked to no local account");
-  Login s = OpenSession(login, name, authenticator_.oidc().issuer, role, sites, address);
+  Login s = OpenSession(login, name, authenticator_.oidc().issuer, role, sites, practitioner, address);
   static_cast<Login&>(out) = s;
   out.reason = "identity provider login";
   return out;

@@ -108,7 +108,8 @@ class People {
 
  private:
   Login OpenSession(const std::string& login, const std::string& display_name, const std::string& issuer,
-                    const std::string& role, const std::string& sites, const std::string& address);
+                    const std::string& role, const std::string& sites, const std::string& practitioner,
+                    const std::string& address);
   db::Database& db_;
   const Authenticator& authenticator_;
   PeopleConfig config_;

@@ -69,12 +69,13 @@ int RunUserCommand(const std::vector<std::string>& words, std::map<std::string, 
   if (verb == "list") {
     std::vector<db::AuthStore::User> users;
     db.Read([&](db::ResourceStore& st) { users = db::AuthStore(st).ListUsers(); });
-    std::cout << "login\trole\tname\tsites\tlocal password\tprovider subject\tstate\tlast login\n";
+    std::cout << "login\trole\tname\tsites\tlocal password\tprovider subject\tstate\tlast login\tpractitioner\n";
     for (const auto& u : users) {
       std::string state = u.disabled ? "disabled" : u.locked_until_s > std::time(nullptr) ? "locked until " + Time(u.locked_until_s) : "active";
       std::cout << u.login << "\t" << u.role << "\t" << u.display_name << "\t" << (u.sites.empty() ? "-" : u.sites) << "\t"
                 << (u.password_hash.empty() ? "no" : "yes") << "\t" << (u.oidc_subject.empty() ? "-" : u.oidc_subject)
-                << "\t" << state << "\t" << Time(u.last_login_at_s) << "\n";
+                << "\t" << state << "\t" << Time(u.last_login_at_s) << "\t" << (u.practitioner.empty() ? "-" : u.practitioner)
+                << "\n";
     }
     return 0;
   }
@@ -104,6 +105,10 @@ int RunUserCommand(const std::vector<std::string>& words, std::map<std::string, 
     }
     u.sites = sites;
     if (*role == Role::kCoordinator && sites.empty()) std::cerr << "note: a coordinator without --sites works for no site\n";
+    u.practitioner = flags["practitioner"];
+    if (!u.practitioner.empty() && !IsPractitionerReference(u.practitioner)) {
+      throw std::invalid_argument("--practitioner: Practitioner/id, the Practitioner this person is (e.g. the nurse)");
+    }
     u.oidc_issuer = flags.count("oidc-subject") ? flags["oidc-issuer"] : "";
     u.oidc_subject = flags["oidc-subject"];
     if (!u.oidc_subject.empty() && u.oidc_issuer.empty()) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "server/auth.h"
@@ -121,8 +122,10 @@ std::string TokenFor(const std::string& client_id, const std::string& scope = ""
   return r.Json()["access_token"].GetString();
 }
 
-Response As(const std::string& token, const std::string& method, const std::string& path, const std::string& body = "") {
-  return Http(Port(), method, path, body, {{"Authorization", "Bearer " + token}});
+Response As(const std::string& token, const std::string& method, const std::string& path, const std::string& body = "",
+            std::map<std::string, std::string> headers = {}) {
+  headers["Authorization"] = "Bearer " + token;
+  return Http(Port(), method, path, body, headers);
 }
 
 class AuthEnv : public ::testing::Environment {
@@ -641,6 +644,58 @@ TEST(Roles, AConditionalReferenceIsASearchTheRoleMustBeAllowed) {
   // Its own MeasureReports it may save.
   Response ok = As(q, "POST", "/MeasureReport", R"({"resourceType":"MeasureReport","status":"complete","type":"summary","measure":"http://x/Measure/1","period":{"start":"2026-01-01","end":"2026-12-31"}})");
   EXPECT_EQ(ok.status, 201) << ok.body.substr(0, 300);
+}
+
+// A coordinator puts a nurse in charge of a case of its sites (EpisodeOfCare.careManager, by a
+// plain update with If-Match) and changes nothing else of a case that way: the rest moves through
+// the pathway. Another site's case stays unknown; no case is opened by update.
+TEST(Sites, ACoordinatorChangesOnlyWhoIsInChargeOfACase) {
+  SiteCase a = CaseAt("site-a"), b = CaseAt("site-b");
+  std::string coord = TokenFor("coord-a");
+  auto current = [&](const std::string& id) { return As(coord, "GET", "/EpisodeOfCare/" + id); };
+  Response seen = current(a.episode);
+  ASSERT_EQ(seen.status, 200);
+  std::string body = seen.body;
+  std::string assigned = body;
+  assigned.insert(assigned.rfind('}'), R"(,"careManager":{"reference":"Practitioner/nurse-1","display":"Claire Bernard"})");
+  Response stale = As(coord, "PUT", "/EpisodeOfCare/" + a.episode, assigned, {{"If-Match", "W/\"0\""}});
+  EXPECT_EQ(stale.status, 412) << stale.body;
+  Response ok = As(coord, "PUT", "/EpisodeOfCare/" + a.episode, assigned, {{"If-Match", seen.Header("etag")}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto j = current(a.episode).Json();
+  EXPECT_STREQ(j["careManager"]["reference"].GetString(), "Practitioner/nurse-1");
+  auto found = As(coord, "GET", "/EpisodeOfCare?care-manager=Practitioner/nurse-1&_id=" + a.episode).Json();
+  EXPECT_EQ(found["total"].GetInt(), 1);
+  // Anything else of the case by update: 403, nothing written.
+  const std::string now = current(a.episode).body;
+  std::string tagged = now;
+  const std::string moved = std::regex_replace(now, std::regex(R"("managingOrganization"\s*:\s*\{[^}]*\})"),
+                                               R"("managingOrganization":{"reference":"Organization/site-b"})");
+  const std::string closed = std::regex_replace(now, std::regex(R"("status"\s*:\s*"[a-z-]+")"), R"("status":"finished")",
+                                                std::regex_constants::format_first_only);
+  ASSERT_NE(moved, now);
+  ASSERT_NE(closed, now);
+  tagged.insert(tagged.rfind('}'), R"(,"identifier":[{"system":"urn:x","value":"x"}])");
+  for (const std::string& edited : {moved, tagged, closed}) {
+    Response r = As(coord, "PUT", "/EpisodeOfCare/" + a.episode, edited);
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_NE(r.body.find("only in who is in charge of it (careManager, team)"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(current(a.episode).Header("etag"), ok.Header("etag")) << "nothing written";
+  // Released: the case as it was, without the member.
+  ASSERT_EQ(As(coord, "PUT", "/EpisodeOfCare/" + a.episode, body).status, 200);
+  EXPECT_FALSE(current(a.episode).Json().HasMember("careManager"));
+  // Another site's case, and a case opened by update.
+  const std::string ehr = TokenFor("ehr-es");
+  std::string bb = As(ehr, "GET", "/EpisodeOfCare/" + b.episode).body;
+  EXPECT_EQ(As(coord, "PUT", "/EpisodeOfCare/" + b.episode, bb).status, 404);
+  std::string fresh = R"({"resourceType":"EpisodeOfCare","id":"by-put-)" + a.patient.substr(0, 8) +
+                      R"(","status":"planned","patient":{"reference":"Patient/)" + a.patient + R"("}})";
+  EXPECT_EQ(As(coord, "PUT", "/EpisodeOfCare/by-put-" + a.patient.substr(0, 8), fresh).status, 403);
+  // The EHR's updates are not limited so.
+  std::string by_ehr = As(ehr, "GET", "/EpisodeOfCare/" + a.episode).body;
+  by_ehr.insert(by_ehr.rfind('}'), R"(,"identifier":[{"system":"urn:ehr","value":"ep-1"}])");
+  EXPECT_EQ(As(ehr, "PUT", "/EpisodeOfCare/" + a.episode, by_ehr).status, 200);
 }
 
 // A coordinator's conditional create or update never reveals nor overwrites another site's resource.

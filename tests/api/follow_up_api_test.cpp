@@ -388,6 +388,40 @@ TEST(FollowUp, AccompanimentSixCallsThenTheSynthesis) {
   }
 }
 
+// One series per theme at a time: two nurses starting the same accompaniment make one series; a
+// stale If-Match is 412; another theme runs beside it; once its calls are done, the theme can start again.
+TEST(FollowUp, OneAccompanimentPerThemeAtATime) {
+  std::string ep = InFollowUp("M05BA04");
+  std::string patient = PatientOf(Port(), ep);
+  std::string doctor = Practitioner(Port());
+  auto body = [&](const std::string& theme) {
+    return R"({"resourceType":"Parameters","parameter":[{"name":"theme","valueCode":")" + theme +
+           R"("},{"name":"requester","valueReference":{"reference":"Practitioner/)" + doctor + R"("}}]})";
+  };
+  auto version = [&] {
+    return std::string("W/\"") + Get("/EpisodeOfCare/" + ep).Json()["meta"]["versionId"].GetString() + "\"";
+  };
+  const std::string seen = version();
+  EXPECT_EQ(Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$accompany", body("tobacco"), {{"If-Match", "W/\"1\""}}).status, 412);
+  EXPECT_EQ(FollowUpTasks(patient, "accompaniment-call").size(), 0u) << "nothing of the refused one is written";
+  ASSERT_EQ(Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$accompany", body("tobacco"), {{"If-Match", seen}}).status, 200);
+  Response twice = Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$accompany", body("tobacco"), {{"If-Match", seen}});
+  EXPECT_EQ(twice.status, 422) << twice.body;
+  EXPECT_NE(twice.body.find("already running"), std::string::npos) << twice.body;
+  EXPECT_EQ(FollowUpTasks(patient, "accompaniment-call").size(), 6u) << "one series, not two";
+  EXPECT_EQ(Post("/EpisodeOfCare/" + ep + "/$accompany", body("falls-nutrition")).status, 200);
+  EXPECT_EQ(Http(Port(), "POST", "/EpisodeOfCare/" + ep + "/$accompany", body("adherence"), {{"If-Match", "three"}}).status, 400);
+  auto calls = FollowUpTasks(patient, "accompaniment-call");
+  ASSERT_EQ(calls.size(), 12u);
+  for (const auto& c : calls) {
+    auto task = Get("/Task/" + c.id).Json();
+    if (std::string(task["description"].GetString()).find("(tobacco)") == std::string::npos) continue;
+    ASSERT_EQ(Post("/EpisodeOfCare/" + ep + "/$contact", ContactBody(true, R"(,{"name":"task","valueReference":{"reference":"Task/)" + c.id + R"("}})")).status, 200);
+  }
+  EXPECT_EQ(Post("/EpisodeOfCare/" + ep + "/$accompany", body("tobacco")).status, 200) << "the first series is over";
+  EXPECT_EQ(Post("/EpisodeOfCare/" + ep + "/$accompany", body("falls-nutrition")).status, 422) << "its calls are still open";
+}
+
 // Dispensing of the current drug is kept for adherence at 52 weeks (KPI 11); another drug's is
 // not, and a re-sent dispense is counted once.
 TEST(FollowUp, DispensingOfTheCurrentDrugIsKeptForAdherence) {

@@ -342,7 +342,8 @@ class People : public ::testing::Test {
       int rc = UserCli("add " + args, password, &out);
       ASSERT_EQ(rc, 0) << args << ": " << out;
     };
-    add("--login Nurse.A --name 'Infirmière A' --role coordinator --sites Organization/site-a", kPassword);
+    add("--login Nurse.A --name 'Infirmière A' --role coordinator --sites Organization/site-a "
+        "--practitioner Practitioner/nurse-a", kPassword);
     add("--login analyst --name 'Analyste' --role quality", kPassword);
     add("--login locky --name 'Locky' --role coordinator --sites Organization/site-a", kPassword);
     add("--login racer --name 'Racer' --role coordinator", kPassword);
@@ -364,10 +365,14 @@ TEST_F(People, TheUserCommandStoresArgon2idHashesAndRefusesWeakPasswords) {
   EXPECT_NE(out.find("must not contain the login"), std::string::npos) << out;
   EXPECT_EQ(UserCli("add --login 'bad login' --role coordinator", kPassword, &out), 2) << out;
   EXPECT_EQ(UserCli("add --login someone --role superuser", kPassword, &out), 2) << out;
+  EXPECT_EQ(UserCli("add --login someone --role coordinator --practitioner Patient/x", kPassword, &out), 2) << out;
+  EXPECT_NE(out.find("--practitioner: Practitioner/id"), std::string::npos) << out;
+  EXPECT_EQ(UserCli("add --login someone --role coordinator --practitioner 'Practitioner/a b'", kPassword, &out), 2) << out;
   EXPECT_EQ(Sql("SELECT count(*) FROM fls_user WHERE login IN ('weak', 'weak2', 'someone')"), "0");
   EXPECT_EQ(UserCli("list", "", &out), 0);
   EXPECT_NE(out.find("nurse.a\tcoordinator\tInfirmière A\tOrganization/site-a\tyes"), std::string::npos) << out;
   EXPECT_NE(out.find("dr.link\tcoordinator\tDr Linked\tOrganization/site-b\tno\tidp-sub-77"), std::string::npos) << out;
+  EXPECT_NE(out.find("\tPractitioner/nurse-a\n"), std::string::npos) << out;
 }
 
 TEST_F(People, TheLoginPageIsFrenchFirstWithItsProtections) {
@@ -411,6 +416,8 @@ TEST_F(People, AFormLoginOpensASessionInAHardenedCookie) {
   EXPECT_STREQ(j["subject"].GetString(), "nurse.a");
   EXPECT_STREQ(j["role"].GetString(), "coordinator");
   EXPECT_STREQ(j["client_id"].GetString(), "fls-web");
+  EXPECT_STREQ(j["name"].GetString(), "Infirmière A");
+  EXPECT_STREQ(j["fhirUser"].GetString(), "Practitioner/nurse-a") << "the Practitioner this person is (SMART's fhirUser)";
   ASSERT_EQ(j["sites"].Size(), 1u);
   EXPECT_STREQ(j["sites"][0].GetString(), "Organization/site-a");
   EXPECT_TRUE(j.HasMember("csrf"));
@@ -606,7 +613,7 @@ TEST_F(People, TheProvidersLoginUsesPkceStateAndNonce) {
   EXPECT_GE(f.authorize["state"].size(), 32u);
   EXPECT_GE(f.authorize["nonce"].size(), 32u);
   EXPECT_NE(f.authorize["scope"].find("openid"), std::string::npos);
-  std::string code = g_idp->Authorize(f.authorize, R"(,"sub":"idp-sub-1","preferred_username":"c.martin","name":"Claire Martin","fls_role":"coordinator","fls_sites":["Organization/site-a"])");
+  std::string code = g_idp->Authorize(f.authorize, R"(,"sub":"idp-sub-1","preferred_username":"c.martin","name":"Claire Martin","fls_role":"coordinator","fls_sites":["Organization/site-a"],"fhirUser":"Practitioner/c-martin")");
   Response cb = Callback(f, code);
   ASSERT_EQ(cb.status, 200) << cb.body << "\nprovider: " << g_idp->last_refusal();
   EXPECT_NE(cb.body.find("http-equiv=\"refresh\" content=\"0;url=/auth/session\""), std::string::npos) << cb.body;
@@ -619,6 +626,8 @@ TEST_F(People, TheProvidersLoginUsesPkceStateAndNonce) {
   EXPECT_EQ(std::string(j["issuer"].GetString()), g_idp->issuer());
   EXPECT_STREQ(j["role"].GetString(), "coordinator");
   EXPECT_STREQ(j["sites"][0].GetString(), "Organization/site-a");
+  EXPECT_STREQ(j["name"].GetString(), "Claire Martin");
+  EXPECT_STREQ(j["fhirUser"].GetString(), "Practitioner/c-martin") << "the provider's fhirUser claim";
   // The state works once.
   Response again = Callback(f, code);
   EXPECT_EQ(again.status, 401);
@@ -660,7 +669,7 @@ TEST_F(People, TheProvidersLoginRefusesWhatIsNotItsOwn) {
 
 TEST_F(People, AProviderAccountLinkedToALocalOneTakesItsRoleAndSites) {
   Flow f = StartFlow();
-  std::string code = g_idp->Authorize(f.authorize, R"(,"sub":"idp-sub-77","preferred_username":"jdupont","name":"J. Dupont")");
+  std::string code = g_idp->Authorize(f.authorize, R"(,"sub":"idp-sub-77","preferred_username":"jdupont","name":"J. Dupont","fhirUser":"https://ehr.example/fhir/Practitioner/9")");
   Response cb = Callback(f, code);
   ASSERT_EQ(cb.status, 200) << cb.body;
   Response who = Get("/auth/session", "fls-session=" + CookieValueOf(cb, "fls-session"));
@@ -669,6 +678,7 @@ TEST_F(People, AProviderAccountLinkedToALocalOneTakesItsRoleAndSites) {
   EXPECT_STREQ(j["subject"].GetString(), "dr.link");
   EXPECT_STREQ(j["role"].GetString(), "coordinator");
   EXPECT_STREQ(j["sites"][0].GetString(), "Organization/site-b");
+  EXPECT_FALSE(j.HasMember("fhirUser")) << "another server's Practitioner is not one of ours";
   // A local account without a password cannot log in with one.
   EXPECT_EQ(JsonLogin("dr.link", "").status, 401);
 }

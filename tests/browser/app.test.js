@@ -18,10 +18,21 @@ let browser;
 let nurse;
 let colleague;
 let doctor;
+let nursePractitioner;
+let siteNurse;
 
 before(async () => {
   await organization(SITE, null, 300);
-  nurse = addUser('coordinator', ['--sites', `Organization/${SITE}`]);
+  // The nurse's login is a Practitioner (her fhirUser); a colleague nurse of the site is declared
+  // by a PractitionerRole, as a hospital's directory feeds them.
+  nursePractitioner = await ok('POST', '/Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Bernard', given: ['Claire'] }] });
+  siteNurse = await ok('POST', '/Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Moreau', given: ['Léa'] }] });
+  await ok('POST', '/PractitionerRole', {
+    resourceType: 'PractitionerRole', active: true, practitioner: { reference: `Practitioner/${siteNurse.id}` },
+    organization: { reference: `Organization/${SITE}` },
+    code: [{ coding: [{ system: 'http://snomed.info/sct', code: '224535009', display: 'Registered nurse' }] }],
+  });
+  nurse = addUser('coordinator', ['--sites', `Organization/${SITE}`, '--practitioner', `Practitioner/${nursePractitioner.id}`]);
   colleague = addUser('coordinator', ['--sites', `Organization/${SITE}`]);
   doctor = await ok('POST', '/Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Lefèvre', given: ['Anne'] }] });
   browser = await launch();
@@ -266,4 +277,79 @@ test('the worklist and a case reflow on a tablet and at 200% zoom; the skip link
     assert.deepEqual(errors.filter((e) => !expected(e)), [], 'no console error');
     await context.close();
   }
+});
+
+test('a nurse follows a patient, a colleague is put in charge of another; "my patients" narrows the worklist and the day', async () => {
+  const inFollowUp = async () => {
+    const c = await fracture(SITE, day(-60));
+    await enrol(c, day(-55));
+    await waiveAll(c, day(-50));
+    await drug(c, 'decide-treatment', day(-45));
+    await drug(c, 'treatment-started', day(-40));
+    return c;
+  };
+  const mine = await inFollowUp();
+  const hers = await inFollowUp();
+  const { page, errors, context } = await newPage(browser);
+  await page.goto(`${BASE_URL}/login?next=${encodeURIComponent(`/app#/case/${mine.episode}`)}`);
+  await signIn(page, nurse);
+  await stageIs(page, 'follow-up', errors);
+  assert.match(spaces(await page.textContent('[data-testid="care-manager"] dt')), /Infirmière référente/);
+  assert.match(spaces(await page.textContent('[data-testid="care-manager"] dd')), /^Aucune/);
+  await page.click('[data-testid="take-case"]');
+  await waitFor(page, `[data-testid="care-manager"][data-nurse="Practitioner/${nursePractitioner.id}"]`, errors);
+  assert.match(await page.textContent('[data-testid="status"]'), /Vous suivez maintenant ce patient/);
+  assert.match(spaces(await page.textContent('[data-testid="care-manager"]')), /Claire BERNARD/);
+  const saved = await ok('GET', `/EpisodeOfCare/${mine.episode}`);
+  assert.equal(saved.careManager.reference, `Practitioner/${nursePractitioner.id}`, 'a plain FHIR update of the case');
+  assert.equal(saved.extension.find((e) => e.url.endsWith('/pathway-stage')).valueCode, 'follow-up', 'the stage unchanged');
+
+  // The other case: the site's nurses (PractitionerRole) to choose from.
+  await page.goto(`${BASE_URL}/app#/case/${hers.episode}`);
+  await stageIs(page, 'follow-up', errors);
+  await page.click('[data-testid="care-manager"] button[aria-expanded]');
+  await page.waitForSelector(`[data-testid="nurse-choice"] option[value="Practitioner/${siteNurse.id}"]`, { state: 'attached', timeout: 15000 });
+  const choices = await page.$$eval('[data-testid="nurse-choice"] option', (o) => o.map((x) => x.textContent));
+  assert.deepEqual(choices, ['Aucune', 'Claire BERNARD (moi)', 'Léa MOREAU']);
+  await noAccessibilityProblem(page, 'case, choosing the nurse');
+  await page.selectOption('[data-testid="nurse-choice"]', `Practitioner/${siteNurse.id}`);
+  await page.click('[data-testid="care-manager"] button[type=submit]');
+  await waitFor(page, `[data-testid="care-manager"][data-nurse="Practitioner/${siteNurse.id}"]`, errors);
+  assert.match(await page.textContent('[data-testid="status"]'), /Infirmière référente : Léa MOREAU/);
+  await shot(page, '10-case-nurse');
+
+  // The worklist: mine, hers, nobody's.
+  await page.goto(`${BASE_URL}/app#/`);
+  await waitFor(page, '[data-testid="worklist"][data-refreshed]:not([data-refreshed=""])', errors);
+  const cases = () => page.$$eval('[data-testid="task-row"]', (rows) => [...new Set(rows.map((r) => r.dataset.case))]);
+  const row = (c) => `[data-testid="task-row"][data-case="${c.episode}"]`;
+  await waitFor(page, row(mine), errors);
+  await waitFor(page, row(hers), errors);
+  assert.match(spaces(await page.textContent(row(hers))), /Léa MOREAU/);
+  await page.selectOption('[data-testid="nurse"]', 'mine');
+  assert.deepEqual(await cases(), [mine.episode], 'my patients only');
+  await shot(page, '11-worklist-mine');
+  await page.selectOption('[data-testid="nurse"]', `Practitioner/${siteNurse.id}`);
+  assert.deepEqual(await cases(), [hers.episode], 'her patients only');
+  await page.selectOption('[data-testid="nurse"]', 'none');
+  const nobodys = await cases();
+  assert.ok(!nobodys.includes(mine.episode) && !nobodys.includes(hers.episode), 'the cases nobody follows yet');
+  await noAccessibilityProblem(page, 'worklist, nurse filter');
+
+  // The day's calls: both patients have an overdue call; "my patients" keeps mine.
+  await page.goto(`${BASE_URL}/app#/day`);
+  await page.selectOption('[data-testid="day-nurse"]', '');
+  await waitFor(page, `[data-testid="call"][data-case="${mine.episode}"]`, errors);
+  await waitFor(page, `[data-testid="call"][data-case="${hers.episode}"]`, errors);
+  await page.selectOption('[data-testid="day-nurse"]', 'mine');
+  const called = await page.$$eval('[data-testid="call"]', (li) => [...new Set(li.map((x) => x.dataset.case))]);
+  assert.deepEqual(called, [mine.episode], 'my calls only');
+  // The choice is kept across a reload.
+  await page.reload();
+  await waitFor(page, `[data-testid="call"][data-case="${mine.episode}"]`, errors);
+  assert.equal(await page.inputValue('[data-testid="day-nurse"]'), 'mine');
+  assert.equal((await page.$$(`[data-testid="call"][data-case="${hers.episode}"]`)).length, 0);
+  await shot(page, '12-day-mine');
+  assert.deepEqual(errors.filter((e) => !expected(e)), [], 'no console error');
+  await context.close();
 });

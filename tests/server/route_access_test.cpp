@@ -44,7 +44,7 @@ const std::map<std::string, std::map<Role, std::string>>& Expected() {
       {"Observation", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "crus"}, {Role::kQuality, ""}, {Role::kAdmin, "cruds"}}},
       {"Condition", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "rs"}, {Role::kQuality, ""}, {Role::kAdmin, "cruds"}}},
       {"Task", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "crus"}, {Role::kQuality, ""}, {Role::kAdmin, "cruds"}}},
-      {"EpisodeOfCare", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "rs"}, {Role::kQuality, ""}, {Role::kAdmin, "cruds"}}},
+      {"EpisodeOfCare", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "rus"}, {Role::kQuality, ""}, {Role::kAdmin, "cruds"}}},
       {"Measure", {{Role::kEhr, "rs"}, {Role::kCoordinator, "rs"}, {Role::kQuality, "rs"}, {Role::kAdmin, "cruds"}}},
       {"MeasureReport", {{Role::kEhr, ""}, {Role::kCoordinator, "rs"}, {Role::kQuality, "crs"}, {Role::kAdmin, "cruds"}}},
       {"Organization", {{Role::kEhr, "cruds"}, {Role::kCoordinator, "rs"}, {Role::kQuality, "rs"}, {Role::kAdmin, "cruds"}}},

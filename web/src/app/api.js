@@ -16,6 +16,7 @@ const call = (method, path, { accept = 'application/fhir+json', ...opts } = {}) 
 export const get = (path, opts) => call('GET', path, opts).then((r) => r.body);
 export const read = (path, opts) => call('GET', path, opts);
 export const post = (path, body, opts = {}) => call('POST', path, { ...opts, body });
+export const put = (path, body, opts = {}) => call('PUT', path, { ...opts, body });
 
 // Every resource of a search, page after page (at most `pages` pages), with the included ones.
 export async function search(path, pages = 10) {

@@ -5,7 +5,7 @@
 // state, never overwritten.
 import { useEffect, useState } from 'preact/hooks';
 
-import { ApiError, ext, get, parameters, post, read, refId, search } from './api.js';
+import { ApiError, ext, get, parameters, post, put, read, refId, search } from './api.js';
 import {
   ErrorNote, OPEN_STAGES, OPEN_TASK, age, dateText, dateTimeText, errorText, label, patientName, today,
 } from './common.jsx';
@@ -535,7 +535,69 @@ function Timeline({ t, lang, data }) {
   );
 }
 
-export function CaseView({ t, lang, id }) {
+// The nurse in charge of the case (EpisodeOfCare.careManager): shown, and set by a PUT of the
+// case with If-Match (a plain FHIR update; status and stage unchanged, which the server allows).
+// The choices: the signed-in person's Practitioner (their fhirUser) and the Practitioners with a
+// PractitionerRole at the case's site.
+function CareManager({ t, data, session, save }) {
+  const current = data.episode.careManager?.reference || '';
+  const [nurses, setNurses] = useState(null);
+  const [chosen, setChosen] = useState(current);
+  const [open, setOpen] = useState(false);
+  const me = session?.fhirUser || '';
+  useEffect(() => { setChosen(current); }, [current]);
+  const choose = async () => {
+    setOpen(true);
+    if (nurses) return;
+    const site = data.episode.managingOrganization?.reference || '';
+    const found = site ? await search(`/PractitionerRole?organization=${encodeURIComponent(site)}&_include=PractitionerRole:practitioner&_count=200`, 2).catch(() => []) : [];
+    const active = new Set(found.filter((r) => r.resourceType === 'PractitionerRole' && r.active !== false).map((r) => r.practitioner?.reference));
+    const people = new Map(found.filter((r) => r.resourceType === 'Practitioner' && active.has(`Practitioner/${r.id}`)).map((x) => [`Practitioner/${x.id}`, x]));
+    if (me && !people.has(me)) {
+      const mine = await get(`/${me}`).catch(() => null);
+      if (mine) people.set(me, mine);
+    }
+    setNurses([...people.entries()].sort((a, b) => practitionerName(a[1]).localeCompare(practitionerName(b[1]))));
+  };
+  const assign = (ref) => {
+    const who = ref ? (nurses || []).find(([r]) => r === ref)?.[1] : null;
+    const episode = { ...data.episode };
+    if (ref) episode.careManager = { reference: ref, display: practitionerName(who) || undefined };
+    else delete episode.careManager;
+    save(episode, ref ? t('nurse.done.assigned', { who: practitionerName(who) || ref }) : t('nurse.done.released'));
+    setOpen(false);
+  };
+  const name = data.episode.careManager?.display || current.replace(/^Practitioner\//, '');
+  return (
+    <div data-testid="care-manager" data-nurse={current}>
+      <dt>{t('nurse.label')}</dt>
+      <dd>
+        {current ? name : t('nurse.none')}
+        {me && current !== me && <> <button type="button" class="link" data-testid="take-case" onClick={async () => {
+          const mine = await get(`/${me}`).catch(() => null);
+          const episode = { ...data.episode, careManager: { reference: me, display: practitionerName(mine) || undefined } };
+          save(episode, t('nurse.done.taken'));
+        }}>{t('nurse.take')}</button></>}
+        {' '}<button type="button" class="link" aria-expanded={open ? 'true' : 'false'} onClick={() => (open ? setOpen(false) : choose())}>{t('nurse.change')}</button>
+        {open && (
+          <form class="inline-form" onSubmit={(e) => { e.preventDefault(); assign(chosen); }}>
+            <Field id="nurse-choice" text={t('nurse.choose')}>
+              <select id="nurse-choice" value={chosen} onChange={(e) => setChosen(e.currentTarget.value)} data-testid="nurse-choice">
+                <option value="">{t('nurse.none')}</option>
+                {(nurses || []).map(([ref, x]) => <option key={ref} value={ref}>{practitionerName(x)}{ref === me ? ` (${t('nurse.me')})` : ''}</option>)}
+              </select>
+            </Field>
+            {nurses && nurses.length === 0 && !me && <p class="hint">{t('nurse.noneAtSite')}</p>}
+            <button type="submit">{t('nurse.save')}</button>
+            <button type="button" class="link" onClick={() => setOpen(false)}>{t('coord.cancel')}</button>
+          </form>
+        )}
+      </dd>
+    </div>
+  );
+}
+
+export function CaseView({ t, lang, session, id }) {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
   const [conflict, setConflict] = useState(false);
@@ -570,7 +632,8 @@ export function CaseView({ t, lang, id }) {
   };
   const act = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$event`, body, { ifMatch: data.etag }), message);
   const contact = (ifMatch, body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$contact`, body, { ifMatch }), message);
-  const accompany = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$accompany`, body), message);
+  const accompany = (body, message) => run(() => post(`/EpisodeOfCare/${encodeURIComponent(id)}/$accompany`, body, { ifMatch: data.etag }), message);
+  const saveEpisode = (episode, message) => run(() => put(`/EpisodeOfCare/${encodeURIComponent(id)}`, episode, { ifMatch: data.etag }), message);
   const postResult = (observation, message) => run(() => post('/Observation', observation), message);
 
   if (!data) {
@@ -593,6 +656,7 @@ export function CaseView({ t, lang, id }) {
           <div><dt>{t('case.gp')}</dt><dd>{gp ? practitionerName(gp) : t('case.unknown')}</dd></div>
           <div><dt>{t('case.stage')}</dt><dd><span class={`stage stage-${data.stage}`} data-testid="stage">{label(t, 'stage', data.stage)}</span></dd></div>
           <div><dt>{t('case.site')}</dt><dd>{refId(data.episode.managingOrganization)}</dd></div>
+          <CareManager t={t} data={data} session={session} save={saveEpisode} />
         </dl>
         <h3>{t('case.fractures')}</h3>
         <ul data-testid="fractures">

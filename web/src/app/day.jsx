@@ -1,10 +1,12 @@
 // A nurse's day: the calls due today or overdue (the FHIR twin of $call-list), each with what to
 // ask for the patient's drug and where they are in the programme, and the outcome recorded in
-// one click ($contact on the call's Task).
+// one click ($contact on the call's Task); "my patients" narrows them to the cases whose nurse in
+// charge (careManager) is the signed-in person.
 import { useEffect, useState } from 'preact/hooks';
 
 import { ext, parameters, post, refId, search } from './api.js';
 import { ErrorNote, OPEN_TASK, age, dateText, errorText, label, patientName, today } from './common.jsx';
+import { NurseFilter, nurseMatches, savedNurseFilter } from './worklist.jsx';
 
 const CALLS = 'follow-up-call,injection-reminder,infusion-reminder,denosumab-overdue,unreachable,accompaniment-call,relay';
 // The drug classes the scripts are written for (ATC prefixes; workflow/data/osteoporosis-drugs.json).
@@ -79,19 +81,28 @@ function Call({ t, lang, call, onDone }) {
   );
 }
 
-export function DayView({ t, lang }) {
+export function DayView({ t, lang, session }) {
   const [calls, setCalls] = useState(null);
   const [error, setError] = useState(null);
+  const [nurse, setNurse] = useState(savedNurseFilter);
+  const me = session?.fhirUser || '';
   const load = () => loadCalls().then((c) => { setCalls(c); setError(null); }).catch(setError);
   useEffect(() => { load(); }, []);
+  const nurseOf = (c) => c.episode?.careManager?.reference || '';
+  const nurses = [...new Map((calls || []).filter(nurseOf).map((c) => [nurseOf(c), c.episode.careManager.display || nurseOf(c)])).entries()]
+    .sort((a, b) => a[1].localeCompare(b[1]));
+  const shown = (calls || []).filter((c) => nurseMatches(nurse, nurseOf(c), me));
   return (
     <section aria-labelledby="day-title" data-testid="day">
       <h2 id="day-title">{t('app.page.day')}</h2>
       <p class="hint">{t('day.hint', { day: dateText(lang, today()) })}</p>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <NurseFilter t={t} id="day-nurse" value={nurse} me={me} nurses={nurses} onChange={setNurse} />
+      </form>
       <ErrorNote t={t} error={error} />
       {!calls && !error && <p class="loading" role="status">{t('app.loading')}</p>}
-      {calls && calls.length === 0 && <p data-testid="no-calls">{t('day.none')}</p>}
-      {calls && calls.length > 0 && <ol class="calls">{calls.map((c) => <Call key={c.task.id} t={t} lang={lang} call={c} onDone={load} />)}</ol>}
+      {calls && shown.length === 0 && <p data-testid="no-calls">{t('day.none')}</p>}
+      {calls && shown.length > 0 && <ol class="calls">{shown.map((c) => <Call key={c.task.id} t={t} lang={lang} call={c} onDone={load} />)}</ol>}
     </section>
   );
 }

@@ -1,5 +1,6 @@
 // The worklist: the open Tasks of my sites (the server narrows a coordinator's searches to its
 // sites), overdue first, then today's, then by due date; filters by stage, task kind and site;
+// the nurse in charge (the case's careManager: mine, nobody's, someone's);
 // counts per stage; a search by name, identifier or birth date; refreshed every 20 seconds and
 // when the window comes back, without a reload.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -41,6 +42,8 @@ async function loadRows() {
       stage: ext(episode, 'pathway-stage')?.valueCode || '',
       site: refId(task.owner) || refId(episode?.managingOrganization),
       siteName: byRef.get(task.owner?.reference || '')?.name || '',
+      nurse: episode?.careManager?.reference || '',
+      nurseName: episode?.careManager?.display || (episode?.careManager?.reference || '').replace(/^Practitioner\//, ''),
       patient,
     };
   });
@@ -68,11 +71,49 @@ function matches(row, q) {
   return words.every((w) => name.includes(w));
 }
 
-export function Worklist({ t, lang, navigate }) {
+// The nurse filter: '' every case, 'mine' the signed-in person's (their fhirUser is the case's
+// careManager), 'none' the cases nobody follows yet, else one careManager's reference.
+export function nurseMatches(filter, nurse, me) {
+  if (!filter) return true;
+  if (filter === 'mine') return Boolean(me) && nurse === me;
+  if (filter === 'none') return !nurse;
+  return nurse === filter;
+}
+export function savedNurseFilter() {
+  try {
+    return window.localStorage.getItem('fls-nurse-filter') || '';
+  } catch {
+    return '';
+  }
+}
+export function saveNurseFilter(value) {
+  try {
+    window.localStorage.setItem('fls-nurse-filter', value);
+  } catch {
+    // storage refused: the choice lasts the page
+  }
+}
+
+export function NurseFilter({ t, id, value, onChange, me, nurses }) {
+  return (
+    <div class="field">
+      <label for={id}>{t('nurse.filter')}</label>
+      <select id={id} value={value} data-testid={id} onChange={(e) => { saveNurseFilter(e.currentTarget.value); onChange(e.currentTarget.value); }}>
+        <option value="">{t('nurse.all')}</option>
+        {me && <option value="mine">{t('nurse.mine')}</option>}
+        <option value="none">{t('nurse.unassigned')}</option>
+        {nurses.filter(([ref]) => ref !== me).map(([ref, name]) => <option key={ref} value={ref}>{name}</option>)}
+      </select>
+    </div>
+  );
+}
+
+export function Worklist({ t, lang, session, navigate }) {
   const [rows, setRows] = useState(null);
   const [counts, setCounts] = useState({});
   const [error, setError] = useState(null);
-  const [filters, setFilters] = useState({ stage: '', kind: '', site: '', q: '' });
+  const [filters, setFilters] = useState({ stage: '', kind: '', site: '', q: '', nurse: savedNurseFilter() });
+  const me = session?.fhirUser || '';
   const [refreshed, setRefreshed] = useState('');
   const busy = useRef(false);
 
@@ -107,8 +148,10 @@ export function Worklist({ t, lang, navigate }) {
   const kinds = useMemo(() => [...new Map((rows || []).map((r) => [r.kind, r.kindText])).entries()].sort(), [rows]);
   const sites = useMemo(() => [...new Map((rows || []).filter((r) => r.site).map((r) => [r.site, r.siteName || r.site])).entries()]
     .sort((a, b) => a[1].localeCompare(b[1])), [rows]);
+  const nurses = useMemo(() => [...new Map((rows || []).filter((r) => r.nurse).map((r) => [r.nurse, r.nurseName])).entries()]
+    .sort((a, b) => a[1].localeCompare(b[1])), [rows]);
   const shown = (rows || []).filter((r) => (!filters.stage || r.stage === filters.stage) && (!filters.kind || r.kind === filters.kind)
-    && (!filters.site || r.site === filters.site) && matches(r, filters.q)).sort(order);
+    && (!filters.site || r.site === filters.site) && nurseMatches(filters.nurse, r.nurse, me) && matches(r, filters.q)).sort(order);
   const day = today();
   const groups = [
     ['overdue', shown.filter((r) => r.due && r.due < day)],
@@ -153,6 +196,7 @@ export function Worklist({ t, lang, navigate }) {
               {sites.map(([id, name]) => <option key={id} value={id}>{name}</option>)}
             </select>
           </div>
+          <NurseFilter t={t} id="nurse" value={filters.nurse} me={me} nurses={nurses} onChange={(v) => setFilters({ ...filters, nurse: v })} />
         </fieldset>
       </form>
       <ErrorNote t={t} error={error} />
@@ -170,6 +214,7 @@ export function Worklist({ t, lang, navigate }) {
                   <th scope="col">{t('coord.patient')}</th>
                   <th scope="col">{t('coord.stage')}</th>
                   <th scope="col">{t('coord.site')}</th>
+                  <th scope="col">{t('nurse.label')}</th>
                 </tr>
               </thead>
               <tbody>
@@ -185,6 +230,7 @@ export function Worklist({ t, lang, navigate }) {
                     </td>
                     <td>{r.stage && <span class={`stage stage-${r.stage}`}>{label(t, 'stage', r.stage)}</span>}</td>
                     <td>{r.siteName || r.site}</td>
+                    <td data-testid="row-nurse">{r.nurseName}</td>
                   </tr>
                 ))}
               </tbody>
