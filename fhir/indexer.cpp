@@ -74,12 +74,11 @@ void ExtractTokens(const JsonValue& v, const std::string& param, db::IndexRows& 
   }
 }
 
+// A string matches from the start of its whole value (R4 search.html#string, fhir-contract.md):
+// each name part is a value of its own, "Saint-Étienne" is found by "saint", not by "etienne".
 void AddString(db::IndexRows& rows, const std::string& param, std::string_view value) {
   if (value.empty()) return;
-  std::string norm = NormalizeForSearch(value);
-  for (auto& start : WordStarts(norm)) {
-    rows.strings.push_back({param, std::move(start), Utf8Prefix(value, kMaxIndexedToken)});
-  }
+  rows.strings.push_back({param, Utf8Prefix(NormalizeForSearch(value), kIndexedPrefix), Utf8Prefix(value, kMaxIndexedToken)});
 }
 
 void ExtractStrings(const JsonValue& v, const std::string& param, db::IndexRows& rows) {
@@ -225,7 +224,11 @@ db::IndexRows Indexer::Extract(std::string_view type, const JsonValue& resource)
       switch (def.type) {
         case ParamType::kToken:
         case ParamType::kUri:
-          ExtractTokens(*v, def.name, rows);
+          if (def.present_is_true && !v->IsBool()) {
+            if (!v->IsNull()) AddToken(rows, def.name, std::nullopt, "true");
+          } else {
+            ExtractTokens(*v, def.name, rows);
+          }
           break;
         case ParamType::kString:
           ExtractStrings(*v, def.name, rows);

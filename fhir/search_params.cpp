@@ -38,7 +38,7 @@ const std::vector<Row>& Table() {
       {"Patient", "telecom", P::kToken, {"telecom"}, {}},
       {"Patient", "phone", P::kToken, {"telecom"}, {}},
       {"Patient", "death-date", P::kDate, {"deceasedDateTime"}, {}},
-      {"Patient", "deceased", P::kToken, {"deceasedBoolean"}, {}},
+      {"Patient", "deceased", P::kToken, {"deceasedBoolean", "deceasedDateTime"}, {}},
       {"Patient", "general-practitioner", P::kReference, {"generalPractitioner"}, {}},
       {"Patient", "organization", P::kReference, {"managingOrganization"}, {"Organization"}},
       {"Patient", "link", P::kReference, {"link.other"}, {}},
@@ -100,7 +100,7 @@ const std::vector<Row>& Table() {
       {"Observation", "value-quantity", P::kQuantity, {"valueQuantity"}, {}},
       {"Observation", "value-concept", P::kToken, {"valueCodeableConcept"}, {}},
       {"Observation", "value-date", P::kDate, {"valueDateTime", "valuePeriod"}, {}},
-      {"Observation", "value-string", P::kString, {"valueString"}, {}},
+      {"Observation", "value-string", P::kString, {"valueString", "valueCodeableConcept.text"}, {}},
       {"Observation", "component-code", P::kToken, {"component.code"}, {}},
       {"Observation", "derived-from", P::kReference, {"derivedFrom"}, {}},
       {"Observation", "has-member", P::kReference, {"hasMember"}, {}},
@@ -352,6 +352,7 @@ SearchParamRegistry::SearchParamRegistry(const SchemaValidator& schema, const st
                          : d.resource_type + ".extension('" + d.extension_url + "').value";
     }
   }
+  for (auto& d : by_type_["Patient"]) d.present_is_true = d.present_is_true || d.name == "deceased";
   for (auto& [type, list] : by_type_) {
     std::sort(list.begin(), list.end(),
               [](const SearchParamDef& a, const SearchParamDef& b) { return a.name < b.name; });
@@ -388,10 +389,11 @@ std::vector<const SearchParamDef*> SearchParamRegistry::ServerDefined() const {
 std::string SearchParamRegistry::Fingerprint(std::string_view type) const {
   // Bump when fhir/indexer.cpp extracts different rows from the same definitions (normalisation,
   // date ranges...): the stored rows of every type are then rebuilt.
-  constexpr const char* kIndexerVersion = "indexer-1";
+  // indexer-2: a string is indexed by its whole value only (a prefix of any word matched before).
+  constexpr const char* kIndexerVersion = "indexer-2";
   std::string text = kIndexerVersion;
   for (const auto& d : ForType(type)) {
-    text += '\n' + d.name + '|' + ParamTypeName(d.type) + '|' + d.extension_url + '|';
+    text += '\n' + d.name + '|' + ParamTypeName(d.type) + '|' + d.extension_url + '|' + (d.present_is_true ? "present|" : "");
     for (const auto& p : d.paths) text += p + ',';
     text += '|';
     for (const auto& t : d.targets) text += t + ',';

@@ -33,6 +33,10 @@ struct SearchParamDef {
   // publishes ({cb}/SearchParameter/{Type}-{name}) and its FHIRPath expression.
   std::string definition = {};
   std::string expression = {};
+  // Token parameters over a choice with non-boolean kinds: `true` when a path holds any value
+  // other than false (Patient `deceased`: R4's "deceased.exists() and deceased != false", so a
+  // deceasedDateTime is true).
+  bool present_is_true = false;
 };
 
 class SearchParamRegistry {

@@ -42,11 +42,6 @@ int32_t DecodeUtf8(std::string_view s, size_t& i) {
   i += len;
   return cp;
 }
-
-bool IsWordChar(char c) {
-  auto u = static_cast<unsigned char>(c);
-  return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || u >= 0x80;
-}
 }  // namespace
 
 std::string NormalizeForSearch(std::string_view s) {
@@ -78,17 +73,6 @@ std::string Utf8Prefix(std::string_view s, size_t max_bytes) {
   size_t n = max_bytes;
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
   return std::string(s.substr(0, n));
-}
-
-std::vector<std::string> WordStarts(const std::string& normalized) {
-  std::vector<std::string> out;
-  out.push_back(Utf8Prefix(normalized, kIndexedPrefix));
-  for (size_t i = 1; i < normalized.size() && out.size() < kMaxWordStarts; ++i) {
-    if (IsWordChar(normalized[i]) && !IsWordChar(normalized[i - 1])) {
-      out.push_back(Utf8Prefix(std::string_view(normalized).substr(i), kIndexedPrefix));
-    }
-  }
-  return out;
 }
 
 bool IsValidUtf8(std::string_view s) {

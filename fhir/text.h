@@ -12,13 +12,9 @@ namespace fls::fhir {
 // Latin accents removed ("Hélène" -> "helene"), runs of whitespace and punctuation kept as is.
 std::string NormalizeForSearch(std::string_view utf8);
 
-// The normalised value and every suffix of it that starts a word, so that a prefix match on any
-// of them is "starts with, from the start of a word" ("jean-pierre" -> "jean-pierre", "pierre").
-// Bounded: at most kMaxWordStarts suffixes of at most kIndexedPrefix bytes each (cut on a UTF-8
-// boundary), so a long value costs linear, not quadratic, work and fits a btree row.
+// The indexed form of a string is its normalised value's first kIndexedPrefix bytes (cut on a
+// UTF-8 boundary): it fits a btree row, and a prefix search longer than that is rare.
 inline constexpr size_t kIndexedPrefix = 128;
-inline constexpr size_t kMaxWordStarts = 16;
-std::vector<std::string> WordStarts(const std::string& normalized);
 
 // The first `max_bytes` of a UTF-8 string, cut before a continuation byte.
 std::string Utf8Prefix(std::string_view s, size_t max_bytes);

@@ -274,6 +274,10 @@ class SearchFixture : public ::testing::Test {
                                 R"("}],"name":[{"family":"Lefèvre-Dupont","given":["Hélène","Marie"]}],"gender":"female","birthDate":"1948-02-29"})");
     p2_ = create("Patient", R"({"resourceType":"Patient","identifier":[{"system":"urn:ipp","value":"B)" + tag_ +
                                 R"("}],"name":[{"family":"Martin","given":["Jean"]}],"gender":"male","birthDate":"1975"})");
+    p3_ = create("Patient", R"({"resourceType":"Patient","identifier":[{"system":"urn:ipp","value":"C)" + tag_ +
+                                R"("}],"name":[{"family":"Zola-Abadie"}],"deceasedDateTime":"2024-01-05"})");
+    p4_ = create("Patient", R"({"resourceType":"Patient","identifier":[{"system":"urn:ipp","value":"D)" + tag_ +
+                                R"("}],"name":[{"family":"Abadie"}],"deceasedBoolean":false})");
     org_ = create("Organization", R"({"resourceType":"Organization","name":"CHU Saint-Étienne","identifier":[{"system":"urn:finess","value":"F)" + tag_ + R"("}]})");
     enc_ = create("Encounter", R"({"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},"subject":{"reference":"Patient/)" +
                                   p1_ + R"("},"serviceProvider":{"reference":"Organization/)" + org_ +
@@ -284,16 +288,19 @@ class SearchFixture : public ::testing::Test {
                                     R"("}]},"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"confirmed"}]},"onsetDateTime":"2024-03-01"})");
     obs_ = create("Observation", R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"62292-8"}]},"subject":{"reference":"Patient/)" +
                                      p1_ + R"("},"effectiveDateTime":"2024-03-02T08:30:00Z","valueQuantity":{"value":18.50,"unit":"ng/mL","system":"http://unitsofmeasure.org","code":"ng/mL"}})");
+    obs2_ = create("Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"spine X-ray"},"subject":{"reference":"Patient/)" +
+                                      p1_ + R"("},"valueCodeableConcept":{"text":"Tassement vertébral L1"}})");
     task_ = create("Task", R"({"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/task-code","code":"assess-)" + tag_ +
                                 R"("}]},"for":{"reference":"Patient/)" + p1_ + R"("},"owner":{"reference":"Organization/)" + org_ +
                                 R"("},"restriction":{"period":{"end":"2024-03-15"}}})");
     task2_ = create("Task", R"({"resourceType":"Task","status":"requested","intent":"order","code":{"coding":[{"system":"http://fls-server.org/fhir/CodeSystem/task-code","code":"assess-)" + tag_ +
                                  R"("}]},"for":{"reference":"Patient/)" + p2_ + R"("},"restriction":{"period":{"end":"2024-03-10"}}})");
   }
-  static std::string tag_, p1_, p2_, org_, enc_, cond_, obs_, task_, task2_;
+  static std::string tag_, p1_, p2_, p3_, p4_, org_, enc_, cond_, obs_, obs2_, task_, task2_;
 };
-std::string SearchFixture::tag_, SearchFixture::p1_, SearchFixture::p2_, SearchFixture::org_,
-    SearchFixture::enc_, SearchFixture::cond_, SearchFixture::obs_, SearchFixture::task_, SearchFixture::task2_;
+std::string SearchFixture::tag_, SearchFixture::p1_, SearchFixture::p2_, SearchFixture::p3_, SearchFixture::p4_,
+    SearchFixture::org_, SearchFixture::enc_, SearchFixture::cond_, SearchFixture::obs_, SearchFixture::obs2_,
+    SearchFixture::task_, SearchFixture::task2_;
 
 TEST_F(SearchFixture, TableOfQueries) {
   struct Row {
@@ -309,7 +316,9 @@ TEST_F(SearchFixture, TableOfQueries) {
       {"Patient?identifier=A{t},B{t}&_sort=-birthdate", {p2_, p1_}},
       {"Patient?identifier=A{t},B{t}&name=helene", {p1_}},
       {"Patient?identifier=A{t},B{t}&name=HELENE", {p1_}},
-      {"Patient?identifier=A{t},B{t}&family=dupont", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family=dupont", {}},  // from the start of the value, not of a word
+      {"Patient?identifier=A{t},B{t}&family=lefevre-d", {p1_}},
+      {"Patient?identifier=A{t},B{t}&family:contains=dupont", {p1_}},
       {"Patient?identifier=A{t},B{t}&family=lefevre", {p1_}},
       {"Patient?identifier=A{t},B{t}&family=efev", {}},
       {"Patient?identifier=A{t},B{t}&family:contains=efev", {p1_}},
@@ -328,7 +337,17 @@ TEST_F(SearchFixture, TableOfQueries) {
       {"Patient?identifier=A{t},B{t}&birthdate=ne1975", {p1_}},
       {"Patient?identifier=A{t},B{t}&_id={p2}", {p2_}},
       {"Patient?identifier=A{t},B{t}&birthdate:missing=true", {}},
-      {"Organization?name=saint-etienne&identifier=F{t}", {org_}},
+      // Patient.deceased is true for a deceasedDateTime too (R4: deceased.exists() and deceased != false).
+      {"Patient?identifier=A{t},C{t},D{t}&deceased=true", {p3_}},
+      {"Patient?identifier=A{t},C{t},D{t}&deceased=false", {p4_}},
+      {"Patient?identifier=A{t},C{t},D{t}&deceased:missing=true", {p1_}},
+      // A string sorts and matches by its whole value: Zola-Abadie after Martin, not found by "abadie".
+      {"Patient?identifier=B{t},C{t}&_sort=family", {p2_, p3_}},
+      {"Patient?identifier=B{t},C{t}&_sort=-family", {p3_, p2_}},
+      {"Patient?identifier=C{t},D{t}&family=abadie", {p4_}},
+      {"Patient?identifier=C{t},D{t}&name=zola-ab", {p3_}},
+      {"Organization?name=saint-etienne&identifier=F{t}", {}},
+      {"Organization?name=chu%20saint-e&identifier=F{t}", {org_}},
       {"Organization?name=chu&identifier=F{t}", {org_}},
       {"Encounter?patient={p1}", {enc_}},
       {"Encounter?patient=Patient/{p1}", {enc_}},
@@ -348,6 +367,10 @@ TEST_F(SearchFixture, TableOfQueries) {
       {"Condition?patient={p1}&verification-status=entered-in-error", {}},
       {"Observation?patient={p1}&code=http://loinc.org|62292-8&category=laboratory", {obs_}},
       {"Observation?patient={p1}&value-quantity=18.5", {obs_}},
+      // value-string covers valueCodeableConcept.text (R4's expression).
+      {"Observation?patient={p1}&value-string=tassement", {obs2_}},
+      {"Observation?patient={p1}&value-string=vertebral", {}},
+      {"Observation?patient={p1}&value-string:contains=VERTEBRAL", {obs2_}},
       {"Observation?patient={p1}&value-quantity=18.5|http://unitsofmeasure.org|ng/mL", {obs_}},
       {"Observation?patient={p1}&value-quantity=lt20", {obs_}},
       {"Observation?patient={p1}&value-quantity=gt18.5", {}},

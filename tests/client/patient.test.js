@@ -85,7 +85,7 @@ describe('Patient life cycle', () => {
     assert.deepEqual(searchMatches(bundle, 'Patient', 'POST Patient/_search').map((p) => p.id), [id]);
   });
 
-  // String search is case- and accent-insensitive, from the start of a word (contract + R4 search.html#string).
+  // String search is case- and accent-insensitive, from the start of the value: each name part is a value (contract + R4 search.html#string).
   // Each query is ANDed with the run's identifier so that earlier runs' Hélènes do not page ours out.
   for (const [param, value, expected] of [
     ['name', 'helene', true],

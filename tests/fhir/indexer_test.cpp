@@ -36,7 +36,16 @@ TEST(Indexer, PatientTokensStringsAndDates) {
   EXPECT_TRUE(Has(rows.tokens, [](auto& t) { return t.param == "gender" && !t.system && t.code == "female"; }));
   EXPECT_TRUE(Has(rows.tokens, [](auto& t) { return t.param == "active" && t.code == "true"; }));
   EXPECT_TRUE(Has(rows.tokens, [](auto& t) { return t.param == "_tag" && t.system == "s" && t.code == "t"; }));
-  EXPECT_TRUE(Has(rows.strings, [](auto& s) { return s.param == "family" && s.norm == "dupont" && s.exact == "Lefèvre-Dupont"; }));
+  EXPECT_TRUE(Has(rows.strings, [](auto& s) { return s.param == "family" && s.norm == "lefevre-dupont" && s.exact == "Lefèvre-Dupont"; }));
+  EXPECT_FALSE(Has(rows.strings, [](auto& s) { return s.norm == "dupont"; })) << "the whole value, not each word";
+  EXPECT_FALSE(Has(rows.tokens, [](auto& t) { return t.param == "deceased"; })) << "no deceased[x]: no token";
+  for (const auto& [deceased, token] : std::vector<std::pair<std::string, std::string>>{
+           {R"("deceasedBoolean":true)", "true"}, {R"("deceasedBoolean":false)", "false"},
+           {R"("deceasedDateTime":"2024-01-05")", "true"}, {R"("deceasedDateTime":"2024-01-05T10:00:00+01:00")", "true"}}) {
+    auto d = Extract("Patient", R"({"resourceType":"Patient",)" + deceased + "}");
+    EXPECT_TRUE(Has(d.tokens, [&](auto& t) { return t.param == "deceased" && t.code == token; })) << deceased;
+    EXPECT_EQ(std::count_if(d.tokens.begin(), d.tokens.end(), [](auto& t) { return t.param == "deceased"; }), 1) << deceased;
+  }
   EXPECT_TRUE(Has(rows.strings, [](auto& s) { return s.param == "name" && s.norm == "helene"; }));
   EXPECT_TRUE(Has(rows.strings, [](auto& s) { return s.param == "given" && s.norm == "helene"; }));
   EXPECT_TRUE(Has(rows.dates, [](auto& d) {

@@ -19,14 +19,6 @@ TEST(Text, NormalizeFoldsCaseAndLatinAccents) {
   for (const auto& r : rows) EXPECT_EQ(NormalizeForSearch(r.in), r.out) << r.in;
 }
 
-TEST(Text, WordStartsAreEverySuffixAtAWordBoundary) {
-  EXPECT_EQ(WordStarts("lefevre-dupont"), (std::vector<std::string>{"lefevre-dupont", "dupont"}));
-  EXPECT_EQ(WordStarts("chu saint-etienne"),
-            (std::vector<std::string>{"chu saint-etienne", "saint-etienne", "etienne"}));
-  EXPECT_EQ(WordStarts("o'brien"), (std::vector<std::string>{"o'brien", "brien"}));
-  EXPECT_EQ(WordStarts("x"), (std::vector<std::string>{"x"}));
-}
-
 TEST(Text, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("Hélène 日本 \xF0\x9F\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("\xC3"));
