@@ -205,6 +205,20 @@ std::string PredicateSql(const SearchPredicate& p, Params& params) {
     if (ors.empty()) ors = "false";
     return (p.negate ? "NOT (" : "(") + ors + ")";
   }
+  if (p.chain) {
+    // The references of `param` to a chain_type resource whose own index rows match.
+    const SearchPredicate& c = *p.chain;
+    std::string ors;
+    for (const auto& a : c.any_of) {
+      if (!ors.empty()) ors += " OR ";
+      ors += AlternativeSql(c, a, params);
+    }
+    if (ors.empty()) ors = "false";
+    return "EXISTS (SELECT 1 FROM idx_reference xr WHERE xr.res_type = r.res_type AND xr.res_id = r.res_id AND xr.param = " +
+           params.Add(p.param) + " AND xr.target_type = " + params.Add(p.chain_type) + " AND xr.target_id IN (SELECT x.res_id FROM " +
+           TableName(c.table) + " x WHERE x.res_type = " + params.Add(p.chain_type) + " AND x.param = " + params.Add(c.param) +
+           " AND (" + ors + ")))";
+  }
   std::string table = TableName(p.table);
   std::string base = "SELECT 1 FROM " + table +
                      " x WHERE x.res_type = r.res_type AND x.res_id = r.res_id AND x.param = " +

@@ -3,6 +3,7 @@
 // One ResourceStore lives for one transaction (Database::Transact) and is not thread-safe.
 // Values reach PostgreSQL only as bound parameters.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +87,10 @@ struct SearchPredicate {
   bool negate = false;                 // :not
   std::optional<bool> missing;         // :missing=true|false (alternatives unused)
   std::vector<Alternative> any_of;     // ORed
+  // A chained parameter (`subject:Patient.identifier=x`): this reference parameter `param` names
+  // a `chain_type` resource that matches `chain` (one level; no :not nor :missing inside).
+  std::shared_ptr<const SearchPredicate> chain;
+  std::string chain_type;
 };
 
 struct SearchSort {

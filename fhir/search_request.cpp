@@ -123,6 +123,10 @@ Alt ParseReferenceValue(const std::string& param, const SearchParamDef& def, con
   }
   auto parsed = ParseReference(value);
   if (!parsed) Bad(param, "'" + value + "' is not a reference");
+  // A relative value must be Type/id: "Patient/" or "Patient/a/b" would silently match nothing.
+  if (!parsed->type && value.rfind("urn:", 0) != 0 && value.find("://") == std::string::npos) {
+    Bad(param, "'" + value + "' is not a reference (Type/id, an id, or an absolute URL)");
+  }
   a.target_type = parsed->type;
   a.target_id = parsed->id;
   if (type_modifier && parsed->type && *parsed->type != *type_modifier) {
@@ -184,6 +188,95 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
   if (params.size() > 64) {
     throw FhirError(ErrorCode::kBadRequest, "a search takes at most 64 parameters");
   }
+  // One filter parameter (already looked up as `def`, of the searched type or a chain's target)
+  // into its predicate.
+  auto build = [&](const std::string& full, const std::string& name, const std::string& modifier,
+                   const SearchParamDef* def, const std::string& value) {
+    db::SearchPredicate pred;
+    pred.param = name;
+    if (modifier == "missing") {
+      if (value != "true" && value != "false") Bad(full, "expected true or false");
+      if (name == "_id" || name == "_lastUpdated") Bad(full, ":missing is not supported here");
+      pred.missing = value == "true";
+    }
+    std::optional<std::string> type_modifier;
+    switch (def->type) {
+      case ParamType::kToken:
+      case ParamType::kUri:
+        pred.table = name == "_id" ? Table::kId : Table::kToken;
+        if (modifier == "not") pred.negate = true;
+        else if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
+        break;
+      case ParamType::kString:
+        pred.table = Table::kString;
+        if (!modifier.empty() && modifier != "missing" && modifier != "exact" && modifier != "contains") {
+          Bad(full, "modifier :" + modifier + " is not supported");
+        }
+        break;
+      case ParamType::kDate:
+        pred.table = name == "_lastUpdated" ? Table::kLastUpdated : Table::kDate;
+        if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
+        break;
+      case ParamType::kReference:
+        pred.table = Table::kReference;
+        if (!modifier.empty() && modifier != "missing") {
+          if (modifier.empty() || modifier[0] < 'A' || modifier[0] > 'Z') {
+            Bad(full, "modifier :" + modifier + " is not supported");
+          }
+          type_modifier = modifier;
+          if (!registry_.Find(modifier, "_id")) Bad(full, "modifier :" + modifier + " is not a resource type");
+          if (!def->targets.empty() && std::find(def->targets.begin(), def->targets.end(), modifier) == def->targets.end()) {
+            Bad(full, "'" + name + "' never references a " + modifier);
+          }
+        }
+        break;
+      case ParamType::kQuantity:
+        pred.table = Table::kQuantity;
+        if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
+        break;
+      default:
+        Bad(full, "not supported");
+    }
+    if (!pred.missing) {
+      auto values = SplitEscaped(value, ',');
+      if (values.size() > 100) Bad(full, "at most 100 comma-separated values");
+      for (const auto& raw : values) {
+        Alt a;
+        switch (pred.table) {
+          case Table::kId:
+            a.code = Unescape(raw);
+            if (!IsValidId(a.code)) Bad(full, "'" + a.code + "' is not a valid id");
+            break;
+          case Table::kToken:
+            a = ParseTokenValue(full, raw);
+            break;
+          case Table::kString:
+            a.text = Unescape(raw);
+            if (modifier == "exact") {
+              a.string_mode = Alt::StringMode::kExact;
+            } else {
+              // Only the first kIndexedPrefix bytes of each value are indexed.
+              a.text = Utf8Prefix(NormalizeForSearch(a.text), kIndexedPrefix);
+              a.string_mode = modifier == "contains" ? Alt::StringMode::kContains : Alt::StringMode::kPrefix;
+            }
+            if (a.text.empty()) Bad(full, "empty value");
+            break;
+          case Table::kDate:
+          case Table::kLastUpdated:
+            a = ParseDateValue(full, Unescape(raw));
+            break;
+          case Table::kReference:
+            a = ParseReferenceValue(full, *def, raw, type_modifier);
+            break;
+          case Table::kQuantity:
+            a = ParseQuantityValue(full, raw);
+            break;
+        }
+        pred.any_of.push_back(std::move(a));
+      }
+    }
+    return pred;
+  };
   for (const auto& qp : params) {
     const std::string& full = qp.name;
     if (full.size() > 200 || qp.value.size() > 8192) Bad(full.substr(0, 64), "too long");
@@ -276,12 +369,51 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
       name = full.substr(0, colon);
       modifier = full.substr(colon + 1);
     }
-    if (name.find('.') != std::string::npos) {
-      if (lenient) {
-        req.warnings.push_back({"warning", "not-supported", "chained parameter '" + full + "' ignored", ""});
-        continue;
+    if (auto dot = full.find('.'); dot != std::string::npos) {
+      // A chain, one level: ref[:Type].param[:modifier]=value (R4 search.html#chaining).
+      std::string head = full.substr(0, dot), tail = full.substr(dot + 1);
+      std::string ref_name = head, ref_type;
+      if (auto c = head.find(':'); c != std::string::npos) {
+        ref_name = head.substr(0, c);
+        ref_type = head.substr(c + 1);
       }
-      Bad(full, "chained parameters are not supported");
+      const SearchParamDef* ref = registry_.Find(type, ref_name);
+      if (!ref) {
+        if (lenient) {
+          req.warnings.push_back({"warning", "not-supported", "unknown search parameter '" + full + "' ignored", ""});
+          continue;
+        }
+        Bad(full, "'" + ref_name + "' is unknown for " + std::string(type) + " (see GET /metadata for the supported ones)");
+      }
+      if (ref->type != ParamType::kReference) Bad(full, "'" + ref_name + "' is not a reference parameter: it cannot be chained");
+      if (tail.find('.') != std::string::npos) Bad(full, "one level of chaining is supported");
+      if (ref_type.empty()) {
+        if (ref->targets.size() != 1) Bad(full, "name the target type, e.g. " + ref_name + ":Patient." + tail);
+        ref_type = ref->targets[0];
+      } else if (!registry_.Find(ref_type, "_id")) {
+        Bad(full, "modifier :" + ref_type + " is not a resource type");
+      } else if (!ref->targets.empty() && std::find(ref->targets.begin(), ref->targets.end(), ref_type) == ref->targets.end()) {
+        Bad(full, "'" + ref_name + "' never references a " + ref_type);
+      }
+      std::string inner = tail, inner_modifier;
+      if (auto c = tail.find(':'); c != std::string::npos) {
+        inner = tail.substr(0, c);
+        inner_modifier = tail.substr(c + 1);
+      }
+      const SearchParamDef* inner_def = registry_.Find(ref_type, inner);
+      if (!inner_def) Bad(full, "'" + inner + "' is unknown for " + ref_type);
+      if (inner == "_id" || inner == "_lastUpdated" || inner_modifier == "missing" || inner_modifier == "not") {
+        Bad(full, "a chain ends in a parameter of the target's own index (not _id, _lastUpdated, :missing or :not)");
+      }
+      db::SearchPredicate chained = build(full, inner, inner_modifier, inner_def, qp.value);
+      db::SearchPredicate outer;
+      outer.table = Table::kReference;
+      outer.param = ref_name;
+      outer.chain_type = ref_type;
+      outer.chain = std::make_shared<const db::SearchPredicate>(std::move(chained));
+      canonical.emplace_back(full, qp.value);
+      req.spec.where.push_back(std::move(outer));
+      continue;
     }
     const SearchParamDef* def = registry_.Find(type, name);
     if (!def) {
@@ -294,86 +426,7 @@ SearchRequest SearchParser::Parse(std::string_view type, const std::vector<Query
     }
     canonical.emplace_back(full, qp.value);
 
-    db::SearchPredicate pred;
-    pred.param = name;
-    if (modifier == "missing") {
-      if (qp.value != "true" && qp.value != "false") Bad(full, "expected true or false");
-      if (name == "_id" || name == "_lastUpdated") Bad(full, ":missing is not supported here");
-      pred.missing = qp.value == "true";
-    }
-    std::optional<std::string> type_modifier;
-    switch (def->type) {
-      case ParamType::kToken:
-      case ParamType::kUri:
-        pred.table = name == "_id" ? Table::kId : Table::kToken;
-        if (modifier == "not") pred.negate = true;
-        else if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
-        break;
-      case ParamType::kString:
-        pred.table = Table::kString;
-        if (!modifier.empty() && modifier != "missing" && modifier != "exact" && modifier != "contains") {
-          Bad(full, "modifier :" + modifier + " is not supported");
-        }
-        break;
-      case ParamType::kDate:
-        pred.table = name == "_lastUpdated" ? Table::kLastUpdated : Table::kDate;
-        if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
-        break;
-      case ParamType::kReference:
-        pred.table = Table::kReference;
-        if (!modifier.empty() && modifier != "missing") {
-          if (modifier.empty() || modifier[0] < 'A' || modifier[0] > 'Z') {
-            Bad(full, "modifier :" + modifier + " is not supported");
-          }
-          type_modifier = modifier;
-        }
-        break;
-      case ParamType::kQuantity:
-        pred.table = Table::kQuantity;
-        if (!modifier.empty() && modifier != "missing") Bad(full, "modifier :" + modifier + " is not supported");
-        break;
-      default:
-        Bad(full, "not supported");
-    }
-    if (!pred.missing) {
-      auto values = SplitEscaped(qp.value, ',');
-      if (values.size() > 100) Bad(full, "at most 100 comma-separated values");
-      for (const auto& raw : values) {
-        Alt a;
-        switch (pred.table) {
-          case Table::kId:
-            a.code = Unescape(raw);
-            if (!IsValidId(a.code)) Bad(full, "'" + a.code + "' is not a valid id");
-            break;
-          case Table::kToken:
-            a = ParseTokenValue(full, raw);
-            break;
-          case Table::kString:
-            a.text = Unescape(raw);
-            if (modifier == "exact") {
-              a.string_mode = Alt::StringMode::kExact;
-            } else {
-              // Only the first kIndexedPrefix bytes of each value are indexed.
-              a.text = Utf8Prefix(NormalizeForSearch(a.text), kIndexedPrefix);
-              a.string_mode = modifier == "contains" ? Alt::StringMode::kContains : Alt::StringMode::kPrefix;
-            }
-            if (a.text.empty()) Bad(full, "empty value");
-            break;
-          case Table::kDate:
-          case Table::kLastUpdated:
-            a = ParseDateValue(full, Unescape(raw));
-            break;
-          case Table::kReference:
-            a = ParseReferenceValue(full, *def, raw, type_modifier);
-            break;
-          case Table::kQuantity:
-            a = ParseQuantityValue(full, raw);
-            break;
-        }
-        pred.any_of.push_back(std::move(a));
-      }
-    }
-    req.spec.where.push_back(std::move(pred));
+    req.spec.where.push_back(build(full, name, modifier, def, qp.value));
   }
   std::sort(canonical.begin(), canonical.end());
   for (const auto& [k, v] : canonical) {

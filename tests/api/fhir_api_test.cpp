@@ -352,6 +352,17 @@ TEST_F(SearchFixture, TableOfQueries) {
       {"Encounter?patient={p1}", {enc_}},
       {"Encounter?patient=Patient/{p1}", {enc_}},
       {"Encounter?subject:Patient={p1}", {enc_}},
+      // Chained, one level (R4 search.html#chaining), with and without the type modifier.
+      {"Encounter?subject:Patient.identifier=urn:oid:1.2.250.1.213.1.4.8|A{t}", {enc_}},
+      {"Encounter?patient.identifier=A{t}", {enc_}},
+      {"Encounter?patient.identifier=B{t}", {}},
+      {"Encounter?identifier=E{t}&patient.name=helene", {enc_}},
+      {"Encounter?identifier=E{t}&patient.family=martin", {}},
+      {"Encounter?identifier=E{t}&patient.family:exact=Lefèvre-Dupont", {enc_}},
+      {"Encounter?identifier=E{t}&service-provider.name=chu", {enc_}},
+      {"Condition?code=http://hl7.org/fhir/sid/icd-10|S72.0{t2}&patient.birthdate=1948-02-29", {cond_}},
+      {"Condition?code=http://hl7.org/fhir/sid/icd-10|S72.0{t2}&patient.birthdate=lt1948", {}},
+      {"Condition?code=http://hl7.org/fhir/sid/icd-10|S72.0{t2}&encounter.service-provider=Organization/{org}", {cond_}},
       {"Encounter?identifier=E{t}&date=2024-03-03", {}},
       {"Encounter?identifier=E{t}&date=ge2024-03-03", {enc_}},
       {"Encounter?identifier=E{t}&date=le2024-03-03", {enc_}},
@@ -452,7 +463,13 @@ TEST_F(SearchFixture, BadSearchParametersAre400UnlessLenient) {
   ExpectOutcome(Get("/Patient?_getpages=00000000-0000-4000-8000-000000000000&_getpagesoffset=20"), 410,
                 "expired page");
   ExpectOutcome(Get("/Observation?value-quantity=abc"), 400, "bad number");
-  ExpectOutcome(Get("/Patient?general-practitioner.name=x"), 400, "chained");
+  ExpectOutcome(Get("/Patient?general-practitioner.name=x"), 400, "a chain without its target type");
+  ExpectOutcome(Get("/Encounter?patient.name.family=x"), 400, "two levels of chaining");
+  ExpectOutcome(Get("/Encounter?patient.nonsense=x"), 400, "an unknown parameter of the chain's target");
+  ExpectOutcome(Get("/Encounter?status.name=x"), 400, "a chain on a token");
+  ExpectOutcome(Get("/Encounter?patient:Practitioner.name=x"), 400, "a type the parameter never targets");
+  ExpectOutcome(Get("/Encounter?subject=Patient/"), 400, "empty reference");
+  ExpectOutcome(Get("/Encounter?subject:Nonsense=1"), 400, "unknown type in a modifier");
   Response lenient = Get("/Patient?nonsense=1&identifier=A" + tag_, {{"Prefer", "handling=lenient"}});
   EXPECT_EQ(lenient.status, 200);
   EXPECT_EQ(EntryIds(lenient), std::vector<std::string>{p1_});

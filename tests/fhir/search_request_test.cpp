@@ -150,12 +150,44 @@ TEST(SearchRequest, CanonicalQueryIsOrderIndependent) {
             Parse("Patient", "identifier=x%7C1&name=a").canonical_query);
 }
 
+TEST(SearchRequest, OneLevelOfChaining) {
+  auto r = Parse("Encounter", "subject:Patient.identifier=urn:x|1&patient.name:exact=Dupré");
+  ASSERT_EQ(r.spec.where.size(), 2u);
+  const auto& a = r.spec.where[0];
+  EXPECT_EQ(a.table, Table::kReference);
+  EXPECT_EQ(a.param, "subject");
+  EXPECT_EQ(a.chain_type, "Patient");
+  ASSERT_TRUE(a.chain);
+  EXPECT_EQ(a.chain->table, Table::kToken);
+  EXPECT_EQ(a.chain->param, "identifier");
+  EXPECT_EQ(a.chain->any_of[0].code, "1");
+  const auto& b = r.spec.where[1];
+  EXPECT_EQ(b.chain_type, "Patient") << "patient has one target type";
+  EXPECT_EQ(b.chain->any_of[0].string_mode, db::SearchPredicate::Alternative::StringMode::kExact);
+  for (const char* bad : {"subject.name=x", "patient.name.family=x", "patient.nonsense=x", "status.name=x",
+                          "patient:Practitioner.name=x", "patient:Nonsense.name=x", "patient._id=1",
+                          "patient.name:missing=true", "patient.gender:not=male", "patient.birthdate=xx"}) {
+    EXPECT_THROW(Parse("Encounter", bad), FhirError) << bad;
+  }
+  EXPECT_EQ(Parse("Encounter", "nonsense.name=x", true).warnings.size(), 1u) << "lenient: ignored and named";
+}
+
 TEST(SearchRequest, BadParametersAre400AndLenientIgnoresUnknownOnes) {
   for (const char* bad : {"nonsense=1", "birthdate=19500304", "birthdate=xx1950", "_count=abc", "_count=-1",
                           "_sort=nonsense", "_sort=general-practitioner", "name:fuzzy=x", "gender:text=x",
                           "general-practitioner.name=x", "_total=some", "_getpages=../../etc",
                           "identifier=a|b|c", "name=", "_id=bad_id"}) {
     EXPECT_THROW(Parse("Patient", bad), FhirError) << bad;
+  }
+  // References: an empty or malformed relative one, an unknown type or one the parameter never
+  // targets are refused, never answered with an empty page.
+  for (const char* bad : {"subject=Patient/", "subject=Patient/a/b", "subject=/x", "subject:Nonsense=1",
+                          "patient:Practitioner=1", "subject:Patient=Practitioner/1", "subject:patient=1"}) {
+    EXPECT_THROW(Parse("Encounter", bad), FhirError) << bad;
+  }
+  for (const char* good : {"subject=Patient/1", "subject=1", "subject:Group=1", "subject=urn:uuid:0a1b",
+                           "subject=https://other.example/fhir/Patient/1", "patient:Patient=1"}) {
+    EXPECT_NO_THROW(Parse("Encounter", good)) << good;
   }
   EXPECT_THROW(Parse("Observation", "value-quantity=abc"), FhirError);
   EXPECT_THROW(ParseQueryString("name=%ZZ"), FhirError);
