@@ -29,8 +29,21 @@ const std::string& ClockFile() {
 }
 
 // The simulated now in `path`, `days` from the real one (a FHIR instant in UTC).
+// The server's clock `days` local calendar days from today. Moved days are pinned to local noon:
+// now's time of day plus whole days crosses a local midnight near the clock changes (a June
+// midnight in Paris is 22:00 UTC), which made a day-exact timer test fail between 22:00 and 23:00.
 void SetClockFile(const std::string& path, int days) {
-  time_t t = time(nullptr) + static_cast<time_t>(days) * 86400;
+  time_t t = time(nullptr);
+  if (days != 0) {
+    tm local;
+    localtime_r(&t, &local);
+    local.tm_mday += days;
+    local.tm_hour = 12;
+    local.tm_min = 0;
+    local.tm_sec = 0;
+    local.tm_isdst = -1;
+    t = mktime(&local);
+  }
   tm g;
   gmtime_r(&t, &g);
   char buf[32];

@@ -348,13 +348,14 @@ export function realClientScenario(client) {
 
     it('posts a transaction: Patient by urn:uuid and an Observation referencing it; the reference is rewritten', async () => {
       const patientUrn = `urn:uuid:${randomUUID()}`;
+      const txIns = randomIns();
       const bundle = {
         resourceType: 'Bundle',
         type: 'transaction',
         entry: [
           {
             fullUrl: patientUrn,
-            resource: makePatient(randomIns(), `${ipp}-TX`),
+            resource: makePatient(txIns, `${ipp}-TX`),
             request: { method: 'POST', url: 'Patient' },
           },
           {
@@ -399,6 +400,18 @@ export function realClientScenario(client) {
       expectOnWire(mark, 'GET', query);
       expectStatus(found, 200, `GET ${query}`);
       assert.deepEqual(searchMatches(found.body, 'Observation', `GET ${query}`).map((o) => o.id), [oid]);
+
+      // A feed that knows the patient by their INS only: a chained search, raw | and all.
+      const chained = `Observation?code=http://loinc.org|29463-7&subject:Patient.identifier=${INS_SYSTEM}|${txIns}`;
+      const chainMark = tap.mark();
+      const byChain = await client.get(chained);
+      expectOnWire(chainMark, 'GET', chained);
+      expectStatus(byChain, 200, `GET ${chained}`);
+      assert.deepEqual(searchMatches(byChain.body, 'Observation', `GET ${chained}`).map((o) => o.id), [oid]);
+      const nobody = `Observation?code=http://loinc.org|29463-7&subject:Patient.identifier=${INS_SYSTEM}|${randomIns()}`;
+      const none = await client.get(nobody);
+      expectStatus(none, 200, `GET ${nobody}`);
+      assert.deepEqual(searchMatches(none.body, 'Observation', `GET ${nobody}`), [], 'another INS: nothing');
     });
   });
 }
