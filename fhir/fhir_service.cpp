@@ -30,7 +30,6 @@ void CheckCaseEdit(const std::string& stored, const JsonDoc& sent, const std::ve
   }
 }
 
-
 std::string ETag(int version) { return "W/\"" + std::to_string(version) + "\""; }
 
 // Sets id and meta.versionId/lastUpdated, keeping the rest of meta (tags, profiles, source).
@@ -386,7 +385,7 @@ Outcome FhirService::DoUpdate(WriteContext& ctx, const std::string& type, const 
                         " but the current version of " + type + "/" + id + " is " +
                         std::to_string(current->version));
   }
-  if (type == "EpisodeOfCare" && !info.case_members_editable.empty() && !current->deleted) {
+  if (type == "EpisodeOfCare" && !info.case_members_editable.empty()) {
     auto stored = st.ReadCurrent(type, id);
     if (stored && !stored->deleted) CheckCaseEdit(stored->content, doc, info.case_members_editable);
   }

@@ -35,6 +35,22 @@ bool IsOpenTaskStatus(std::string_view s) {
          s == "in-progress" || s == "on-hold";
 }
 
+// The version an If-Match names (nullopt without one; 400 when it is no ETag).
+std::optional<int64_t> IfMatchVersion(const std::optional<std::string>& if_match) {
+  if (!if_match) return std::nullopt;
+  auto v = ParseETagVersion(*if_match);
+  if (!v) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
+  return *v;
+}
+
+// 412 when the caller saw another version of `ref` than its current one.
+void RequireVersion(std::optional<int64_t> wanted, const std::string& ref, int64_t version) {
+  if (wanted && *wanted != version) {
+    throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*wanted) + "\" is stale: " + ref +
+                                                        " is at version " + std::to_string(version));
+  }
+}
+
 // The valueString of a Task's input whose type.text is `name` (the engine writes them), or "".
 std::string TaskInput(const JsonValue& task, std::string_view name) {
   const JsonValue* inputs = Member(task, "input");
@@ -268,14 +284,7 @@ class PathwayRun {
     ctx_.store().LockCurrent("EpisodeOfCare", row_.episode_id);
     auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id);
     if (!current || current->deleted) throw FhirError(ErrorCode::kNotFound, ep_ref + " is not known");
-    if (if_match) {
-      auto v = ParseETagVersion(*if_match);
-      if (!v) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
-      if (*v != current->version) {
-        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*v) + "\" is stale: " +
-                                                            ep_ref + " is at version " + std::to_string(current->version));
-      }
-    }
+    RequireVersion(IfMatchVersion(if_match), ep_ref, current->version);
     auto stage = workflow::ParseStage(row_.stage);
     if (!stage) throw FhirError(ErrorCode::kInternal, "the case's stage is unknown: " + row_.stage);
     if (!row_.open && workflow::IsOpen(*stage)) {
@@ -1133,14 +1142,8 @@ class PathwayRun {
     now_us_ = NowMicros();
     today_ = LocalDay(now_us_ / 1000000);
     const std::string ep_ref = "EpisodeOfCare/" + row_.episode_id;
-    if (if_match) {
-      auto v = ParseETagVersion(*if_match);
-      if (!v) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
-      auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id);
-      if (current && *v != current->version) {
-        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*v) + "\" is stale: " + ep_ref +
-                                                            " is at version " + std::to_string(current->version));
-      }
+    if (auto wanted = IfMatchVersion(if_match)) {
+      if (auto current = ctx_.store().ReadCurrent("EpisodeOfCare", row_.episode_id)) RequireVersion(wanted, ep_ref, current->version);
     }
     if (!row_.open) {
       throw FhirError(ErrorCode::kUnprocessable, "the case is closed (stage " + row_.stage + "): no accompaniment");
@@ -1188,17 +1191,8 @@ class PathwayRun {
         throw Bad("injection-date " + DayText(d) + " is in the future or before the index fracture", "injection-date");
       }
     }
-    std::optional<int64_t> wanted;
-    if (c.if_match) {
-      wanted = ParseETagVersion(*c.if_match);
-      if (!wanted) throw FhirError(ErrorCode::kBadRequest, "If-Match must be an ETag such as W/\"3\"");
-    }
-    auto stale = [&](const std::string& ref, int64_t version) {
-      if (wanted && *wanted != version) {
-        throw FhirError(ErrorCode::kPreconditionFailed, "If-Match W/\"" + std::to_string(*wanted) + "\" is stale: " + ref +
-                                                            " is at version " + std::to_string(version));
-      }
-    };
+    const std::optional<int64_t> wanted = IfMatchVersion(c.if_match);
+    auto stale = [&](const std::string& ref, int64_t version) { RequireVersion(wanted, ref, version); };
     std::string task_id;
     if (!c.task.empty()) {
       task_id = c.task.substr(c.task.find('/') + 1);
